@@ -1,0 +1,50 @@
+"""gunicorn settings for the inference gateway (`gunicorn -c gunicorn.conf.py 'service:create_app()'`)."""
+
+import logging
+import os
+
+from service.settings import Settings
+
+_settings = Settings.from_env()
+_cores = os.cpu_count() or 1
+
+wsgi_app = "service:create_app()"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8098')}"
+
+# The work is waiting on the upstream, not computing: threads carry the concurrency,
+# one process per core keeps the GIL from being the limit.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", _cores))
+threads = int(os.environ.get("GUNICORN_THREADS", 32))
+
+# A worker must never be killed while a request is still inside its deadline, and a
+# graceful stop or reload must let in-flight requests finish.
+timeout = int(_settings.longest_deadline + 30)
+graceful_timeout = timeout
+keepalive = int(os.environ.get("KEEPALIVE_SECONDS", 75))  # above nginx's upstream keepalive_timeout
+
+# Recycle workers now and then (staggered), as insurance against slow leaks in libraries.
+max_requests = int(os.environ.get("MAX_REQUESTS", 20000))
+max_requests_jitter = max(1, max_requests // 10)
+
+# The service writes its own line per request (with request id and upstream attempts).
+accesslog = os.environ.get("ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Signals (TERM, HUP, TTIN/TTOU) manage the service; a shared control socket in $HOME
+# would collide between instances on one host.
+control_socket_disable = True
+
+
+def when_ready(server):
+    """Warn once, in the master, when no token is configured."""
+    if not _settings.hf_api_token:
+        server.log.warning(
+            "HF_API_TOKEN is not set: the service starts, but upstream calls will fail with "
+            "upstream_auth until you put HF_API_TOKEN=<token> in .env and restart"
+        )
+    logging.getLogger("gunicorn.error").info(
+        "gateway ready: %d workers x %d threads, timeout %ds", workers, threads, timeout
+    )

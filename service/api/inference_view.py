@@ -1,0 +1,31 @@
+"""The one flow every task endpoint follows: validate, route, run, answer."""
+
+from flask import current_app, g, request
+
+from service.api.body import json_body
+from service.hub.client import CallStats
+from service.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
+
+_QUERY_SCHEMA = QuerySchema()
+
+
+def serve_inference(task_type: str):
+    """Validate the request for `task_type`, run it upstream, and shape the answer."""
+    g.task_type = task_type
+    query = load_or_raise(_QUERY_SCHEMA, request.args)
+    body = load_or_raise(current_app.extensions["gateway.body_schema"], json_body())
+    args = load_or_raise(ARGS_SCHEMAS[task_type], body["args"], prefix="args")
+    gateway = current_app.extensions["gateway"]
+    route = gateway.catalog.route(task_type, query.get("model_name"), query.get("model_type"))
+    g.model = route.targets[0].id
+    g.call_stats = CallStats()
+    outcome = gateway.runner.run(route, body["inputs"], args, g.call_stats, g.request_id)
+    g.model = outcome.model
+    return {
+        "code": 0,
+        "message": "ok",
+        "task_type": task_type,
+        "model": outcome.model,
+        "request_id": g.request_id,
+        "result": outcome.results,
+    }

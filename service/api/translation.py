@@ -1,0 +1,13 @@
+"""POST /api/infer/text-translation: Translate text between the configured language pairs."""
+
+from flask import Blueprint
+
+from service.api.inference_view import serve_inference
+
+bp = Blueprint("translation", __name__)
+
+
+@bp.post("/api/infer/text-translation")
+def infer():
+    """Translate text between the configured language pairs."""
+    return serve_inference("text-translation")

@@ -1,0 +1,179 @@
+"""The model catalog: which models serve each task, read from config/models.toml."""
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.errors import InvalidRequest, UnknownTask
+
+TASK_TYPES = ("text-translation", "text-completion", "text-to-text", "text-to-image")
+PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat")
+
+# A Hub id is `name` or `org/name`. Anything that could change the host or the path
+# (a scheme, `..`, `@`, `%`, backslashes, spaces, non-ASCII look-alikes) fails here.
+_MODEL_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95})(?:/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95}))?")
+_PAIR = re.compile(r"([a-z]{2,3})2([a-z]{2,3})")
+MAX_MODEL_NAME_LENGTH = 128
+
+
+class CatalogError(ValueError):
+    """The model configuration file is invalid."""
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """One model the service can call, and how to speak to it."""
+
+    key: str
+    id: str
+    protocol: str = "hf-inference"
+    url: str | None = None
+    provider: str | None = None
+    input_template: str | None = None
+    lang_codes: dict = field(default_factory=dict)
+    send_lang_codes: bool = False
+    prompts: dict = field(default_factory=dict)
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+@dataclass(frozen=True)
+class LanguagePair:
+    """A translation direction such as zh2en."""
+
+    name: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """What one request resolved to: the models to try in order, and the pair if any."""
+
+    task_type: str
+    targets: tuple
+    pair: LanguagePair | None = None
+
+
+def is_valid_model_name(name: str) -> bool:
+    """Tell whether a caller-supplied model name is a safe Hub id or alias."""
+    return (
+        len(name) <= MAX_MODEL_NAME_LENGTH
+        and _MODEL_ID.fullmatch(name) is not None
+        and ".." not in name
+    )
+
+
+class Catalog:
+    """Tasks, translation pairs, languages and model entries from one TOML file."""
+
+    def __init__(self, document: dict, source: str = "<memory>"):
+        self.source = source
+        self.languages = dict(document.get("languages", {}))
+        self.models = {key: _model_entry(key, raw) for key, raw in document.get("models", {}).items()}
+        self.aliases = dict(document.get("aliases", {}))
+        tasks = document.get("tasks", {})
+        self.task_targets = {task: self._targets(tasks.get(task, {}).get("targets", []), task) for task in TASK_TYPES}
+        translation = tasks.get("text-translation", {})
+        self.default_pair = translation.get("default_pair", "zh2en")
+        self.pairs = {name: self._targets(chain, name) for name, chain in translation.get("pairs", {}).items()}
+        self._check()
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Catalog":
+        """Load and check the catalog from a TOML file."""
+        try:
+            with open(path, "rb") as handle:
+                return cls(tomllib.load(handle), source=str(path))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogError(f"cannot read model configuration {path}: {exc}") from exc
+
+    def route(self, task_type: str, model_name: str | None, model_type: str | None) -> Route:
+        """Resolve a request's task, model_name and model_type to the models to try."""
+        if task_type not in TASK_TYPES:
+            raise UnknownTask(task_type, TASK_TYPES)
+        pair = self.pair(model_type) if task_type == "text-translation" else None
+        if model_name:
+            return Route(task_type, (self.target(model_name),), pair)
+        targets = self.pairs[pair.name] if pair else self.task_targets[task_type]
+        return Route(task_type, targets, pair)
+
+    def pair(self, model_type: str | None) -> LanguagePair:
+        """Return the configured translation pair for a model_type such as zh2en."""
+        name = model_type or self.default_pair
+        if name not in self.pairs:
+            supported = ", ".join(sorted(self.pairs))
+            raise InvalidRequest(
+                f"model_type: unsupported translation direction {name!r}; supported: {supported}",
+                errors={"model_type": [f"Must be one of: {supported}."]},
+            )
+        source, target = _PAIR.fullmatch(name).groups()
+        return LanguagePair(name, source, target)
+
+    def target(self, model_name: str) -> ModelTarget:
+        """Return the model entry for a caller's model_name: a key, an alias or a Hub id."""
+        if not is_valid_model_name(model_name):
+            raise InvalidRequest(
+                "model_name: must be a Hugging Face model id (`name` or `org/name`) or a configured alias",
+                errors={"model_name": ["Not a valid model id."]},
+            )
+        key = self.aliases.get(model_name, model_name)
+        return self.models.get(key) or ModelTarget(key=key, id=key)
+
+    def language_name(self, code: str) -> str:
+        """Return the human name of a language code, for prompts."""
+        return self.languages.get(code, code)
+
+    def _targets(self, chain, owner: str) -> tuple:
+        """Turn a list of model keys, aliases or ids into model entries."""
+        if isinstance(chain, str):
+            chain = [chain]
+        targets = []
+        for name in chain:
+            if not isinstance(name, str) or not is_valid_model_name(name):
+                raise CatalogError(f"{owner}: {name!r} is not a model id or key")
+            key = self.aliases.get(name, name)
+            targets.append(self.models.get(key) or ModelTarget(key=key, id=key))
+        return tuple(targets)
+
+    def _check(self):
+        """Fail at start-up on a configuration that could only fail later."""
+        for task in TASK_TYPES:
+            if task != "text-translation" and not self.task_targets[task]:
+                raise CatalogError(f"tasks.{task}.targets must name at least one model")
+        if not self.pairs:
+            raise CatalogError("tasks.text-translation.pairs must define at least one pair")
+        for name in self.pairs:
+            if not _PAIR.fullmatch(name):
+                raise CatalogError(f"translation pair {name!r} must look like zh2en")
+        if self.default_pair not in self.pairs:
+            raise CatalogError(f"default_pair {self.default_pair!r} is not a configured pair")
+        for alias, key in self.aliases.items():
+            if not is_valid_model_name(alias) or not is_valid_model_name(key):
+                raise CatalogError(f"alias {alias!r} -> {key!r} is not a valid model name")
+
+
+def _model_entry(key: str, raw: dict) -> ModelTarget:
+    """Build one model entry from its TOML table."""
+    model_id = raw.get("id", key)
+    protocol = raw.get("protocol", "hf-inference")
+    if protocol not in PROTOCOLS:
+        raise CatalogError(f"models.{key}.protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if not is_valid_model_name(key) or not isinstance(model_id, str) or not model_id:
+        raise CatalogError(f"models.{key}: invalid key or id")
+    url = raw.get("url")
+    if url is not None and not str(url).startswith(("https://", "http://")):
+        raise CatalogError(f"models.{key}.url must be an http(s) URL")
+    return ModelTarget(
+        key=key,
+        id=model_id,
+        protocol=protocol,
+        url=url.rstrip("/") if url else None,
+        provider=raw.get("provider"),
+        input_template=raw.get("input_template"),
+        lang_codes=dict(raw.get("lang_codes", {})),
+        send_lang_codes=bool(raw.get("send_lang_codes", False)),
+        prompts=dict(raw.get("prompts", {})),
+    )

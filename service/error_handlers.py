@@ -1,0 +1,62 @@
+"""One JSON error shape for every error the service answers, 404/405/413/415/500 included."""
+
+import logging
+
+from flask import current_app, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from service.errors import GatewayError
+from service.redaction import redact, secrets_of
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's own HTTP errors, named in the service's vocabulary.
+_HTTP_ERROR_TYPES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, error_type: str, message: str, errors=None, headers=None):
+    """Build the documented error body and response."""
+    # An upstream may echo what it was sent; nothing secret passes through to a caller.
+    message = redact(message, secrets_of(current_app.extensions["gateway"].settings))
+    body = {"code": status, "error_type": error_type, "message": message}
+    if errors:
+        body["errors"] = errors
+    body["request_id"] = getattr(g, "request_id", None)
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def handle_gateway_error(exc: GatewayError):
+    """Answer one of the service's own errors."""
+    return error_response(exc.status_code, exc.error_type, exc.message, exc.errors, exc.headers())
+
+
+def handle_http_exception(exc: HTTPException):
+    """Answer Werkzeug's routing and limit errors in the same shape."""
+    status = exc.code or 500
+    message = exc.description or exc.name
+    if status == 413:
+        message = "the request body is larger than the service accepts (1 MiB)"
+    headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+    return error_response(status, _HTTP_ERROR_TYPES.get(status, "http_error"), message, headers=headers)
+
+
+def handle_unexpected(exc: Exception):
+    """Log a traceback and answer 500 without revealing anything of it."""
+    log.exception("unhandled error request_id=%s", getattr(g, "request_id", None))
+    return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")
+
+
+def register_error_handlers(app) -> None:
+    """Route every exception to the JSON error shape."""
+    app.register_error_handler(GatewayError, handle_gateway_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

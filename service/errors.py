@@ -1,0 +1,109 @@
+"""One exception hierarchy for every error the service can answer with."""
+
+import math
+
+
+class GatewayError(Exception):
+    """Root of the service's errors; each subclass knows its HTTP status and type."""
+
+    status_code = 500
+    error_type = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        errors: dict | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        wait_hint: float | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+        # What the caller is told to wait (Retry-After header)...
+        self.retry_after = retry_after
+        # ...and, for upstream failures, whether and how long the service itself may wait.
+        self.retryable = retryable
+        self.wait_hint = wait_hint
+
+    def headers(self) -> dict:
+        """Return the extra response headers this error calls for."""
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class InvalidRequest(GatewayError, ValueError):
+    """The caller's JSON, fields, args, model_name or model_type are invalid."""
+
+    status_code = 400
+    error_type = "invalid_request"
+
+
+class Unauthorized(GatewayError):
+    """The caller did not present a valid API key."""
+
+    status_code = 401
+    error_type = "unauthorized"
+
+
+class UnknownTask(GatewayError):
+    """The task_type in the path is not one the service serves."""
+
+    status_code = 404
+    error_type = "unknown_task"
+
+    def __init__(self, task_type: str, valid: tuple):
+        super().__init__(
+            f"unknown task_type {task_type!r}; valid task types: {', '.join(valid)}",
+            errors={"task_type": [f"Must be one of: {', '.join(valid)}."]},
+        )
+
+
+class ModelNotFound(GatewayError):
+    """The upstream says the model does not exist (or is gone)."""
+
+    status_code = 404
+    error_type = "model_not_found"
+
+
+class ModelRejectedInput(GatewayError, ValueError):
+    """The upstream rejected the caller's input or parameters (400/422)."""
+
+    status_code = 422
+    error_type = "model_rejected_input"
+
+
+class RateLimited(GatewayError):
+    """The upstream was still rate limiting when the deadline ran out."""
+
+    status_code = 429
+    error_type = "rate_limited"
+
+
+class UpstreamAuthError(GatewayError):
+    """The service's own token is missing or rejected (401/402/403 upstream)."""
+
+    status_code = 502
+    error_type = "upstream_auth"
+
+
+class UpstreamError(GatewayError):
+    """The upstream failed after retries, or sent an answer that cannot be parsed."""
+
+    status_code = 502
+    error_type = "upstream_error"
+
+
+class ModelUnavailable(GatewayError):
+    """The model was still loading or overloaded at the deadline."""
+
+    status_code = 503
+    error_type = "model_unavailable"
+
+
+class UpstreamTimeout(GatewayError, TimeoutError):
+    """The deadline passed while waiting for the upstream."""
+
+    status_code = 504
+    error_type = "upstream_timeout"

@@ -1,0 +1,88 @@
+"""The Hub client: sends upstream requests with auth, deadlines and retries."""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from service.hub import transport
+from service.hub.deadline import Deadline
+from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.retry import call_with_retries
+from service.hub.status import raise_for_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallStats:
+    """What one service request cost upstream; shared by its fan-out threads."""
+
+    attempts: int = 0
+    retries: dict = field(default_factory=dict)
+    upstream_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_attempt(self, seconds: float) -> None:
+        """Count one upstream attempt and the time it took."""
+        with self._lock:
+            self.attempts += 1
+            self.upstream_seconds += seconds
+
+    def record_retry(self, reason: str) -> None:
+        """Count one retry by its reason (the error type that caused it)."""
+        with self._lock:
+            self.retries[reason] = self.retries.get(reason, 0) + 1
+
+
+class HubClient:
+    """Speaks HTTP to the upstream; one instance per app, safe across threads and forks."""
+
+    def __init__(self, settings, sleep=None):
+        self.settings = settings
+        self.sessions = transport.SessionPool(settings.upstream_pool_size)
+        self._sleep = sleep
+
+    def call(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
+        """Send `request`, retrying transient failures until it succeeds or the deadline passes."""
+        request = self._with_service_headers(request, request_id)
+
+        def attempt() -> UpstreamReply:
+            return self._attempt(request, deadline, stats)
+
+        def on_retry(retry_state) -> None:
+            exc = retry_state.outcome.exception()
+            stats.record_retry(getattr(exc, "error_type", type(exc).__name__))
+            log.info(
+                "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
+                request_id,
+                retry_state.attempt_number,
+                getattr(exc, "error_type", type(exc).__name__),
+                retry_state.upcoming_sleep,
+            )
+
+        return call_with_retries(attempt, deadline, on_retry=on_retry, sleep=self._sleep)
+
+    def _attempt(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats) -> UpstreamReply:
+        """Make one HTTP exchange and raise for an error status."""
+        limit = self.settings.max_image_bytes if request.wants_image else transport.MAX_TEXT_ANSWER_BYTES
+        started = time.monotonic()
+        try:
+            reply = transport.send(self.sessions.get(), request, deadline, self.settings.connect_timeout, limit)
+        finally:
+            stats.record_attempt(time.monotonic() - started)
+        raise_for_status(reply, has_token=bool(self.settings.hf_api_token))
+        return reply
+
+    def _with_service_headers(self, request: UpstreamRequest, request_id: str) -> UpstreamRequest:
+        """Add the token and the request id; the caller's headers never reach the upstream."""
+        headers = {"Accept": "application/json", "X-Request-ID": request_id, **request.headers}
+        if self.settings.hf_api_token:
+            headers["Authorization"] = f"Bearer {self.settings.hf_api_token}"
+        return UpstreamRequest(
+            url=request.url,
+            payload=request.payload,
+            headers=headers,
+            method=request.method,
+            wants_image=request.wants_image,
+        )

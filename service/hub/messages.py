@@ -1,0 +1,87 @@
+"""Types exchanged with the upstream, and reading messages out of its error bodies."""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+_TAG = re.compile(r"<[^>]+>")
+_MAX_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    """One HTTP request to send upstream."""
+
+    url: str
+    payload: dict | None
+    headers: dict = field(default_factory=dict)
+    method: str = "POST"
+    wants_image: bool = False
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    """One HTTP answer read from upstream, body complete."""
+
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        """Return the media type without its parameters, lower case."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def json(self):
+        """Parse the body as JSON, or return None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def error_message(reply: UpstreamReply) -> str:
+    """Extract a readable message from any of the upstream's error shapes."""
+    document = reply.json()
+    message = _message_from_document(document) if document is not None else None
+    if not message:
+        message = reply.headers.get("x-error-message")
+    if not message:
+        text = reply.body[:2000].decode("utf-8", "replace")
+        if reply.content_type == "text/html" or text.lstrip().startswith("<"):
+            text = " ".join(_TAG.sub(" ", text).split())
+        message = text.strip() or f"HTTP {reply.status} with an empty body"
+    return _clip(message)
+
+
+def error_kind(reply: UpstreamReply) -> str | None:
+    """Return the upstream's error_type field, when it sent one."""
+    document = reply.json()
+    if isinstance(document, dict):
+        kind = document.get("error_type")
+        if isinstance(kind, str):
+            return kind
+        inner = document.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+            return inner["type"]
+    return None
+
+
+def _message_from_document(document) -> str | None:
+    """Read `error` (string, list or object) or `message` from a JSON error body."""
+    if not isinstance(document, dict):
+        return None
+    error = document.get("error", document.get("message"))
+    if isinstance(error, dict):
+        error = error.get("message")
+    if isinstance(error, list):
+        error = "; ".join(str(item) for item in error)
+    return str(error) if error else None
+
+
+def _clip(message: str) -> str:
+    """Keep messages to a size that fits a log line and a JSON error."""
+    message = " ".join(message.split())
+    if len(message) > _MAX_MESSAGE_CHARS:
+        return message[: _MAX_MESSAGE_CHARS - 1] + "…"
+    return message

@@ -1,0 +1,51 @@
+"""The OpenAI-style chat protocol (the router's /v1/chat/completions), with prompts from config."""
+
+import re
+
+from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.protocols.base import InferenceCall, require_text
+from service.hub.protocols.openai_style import choices, openai_base, sampling_parameters
+
+_FENCE = re.compile(r"^```[\w-]*\n(.*?)\n?```$", re.DOTALL)
+_QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "«": "»"}
+
+
+class OpenAIChatProtocol:
+    """Chat models serving any text task through a configured prompt."""
+
+    asks_for_n = True
+
+    def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
+        """Build one chat request asking for `n` answers."""
+        base = openai_base(call, settings.hf_router_base)
+        model = f"{call.target.id}:{call.target.provider}" if call.target.provider else call.target.id
+        payload = {"model": model, "messages": self.messages(call), **sampling_parameters(call, n, seed)}
+        return UpstreamRequest(url=f"{base}/chat/completions", payload=payload)
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
+        """Read `n` answers; strip the wrapping when the prompt asked for the bare result."""
+        contents = [require_text((choice.get("message") or {}).get("content"), "choices[].message.content") for choice in choices(reply, n)]
+        answers = [bare_answer(content) for content in contents]
+        if call.task_type == "text-completion" and call.args.get("return_full_text"):
+            return [call.inputs + answer for answer in answers]
+        return answers
+
+    def messages(self, call: InferenceCall) -> list:
+        """Fill the task's prompt templates from the model's configuration."""
+        prompt = call.target.prompts.get(call.task_type, {})
+        messages = []
+        if prompt.get("system"):
+            messages.append({"role": "system", "content": call.fill(prompt["system"])})
+        messages.append({"role": "user", "content": call.fill(prompt.get("user", "{text}"))})
+        return messages
+
+
+def bare_answer(content: str) -> str:
+    """Remove code fences and one pair of surrounding quotes a chat model may add."""
+    text = content.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text

@@ -1,0 +1,102 @@
+"""Turn an upstream HTTP status into the service's error, marked retryable or not."""
+
+import re
+
+from service.errors import (
+    GatewayError,
+    ModelNotFound,
+    ModelRejectedInput,
+    ModelUnavailable,
+    RateLimited,
+    UpstreamAuthError,
+    UpstreamError,
+)
+from service.hub.messages import UpstreamReply, error_kind, error_message
+
+# estimated_time is often stuck at 20 s while the model is nearly up: poll more often.
+MAX_LOADING_POLL_SECONDS = 5.0
+_RATELIMIT_RESET = re.compile(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)")
+_GENERATION_FAILURES = {"generation", "incomplete_generation"}
+MISSING_TOKEN_HINT = (
+    "No Hugging Face token is configured: put HF_API_TOKEN=<your token> in the service's .env "
+    "file (a token with the 'Make calls to Inference Providers' permission) and restart it."
+)
+
+
+def raise_for_status(reply: UpstreamReply, has_token: bool) -> None:
+    """Raise the service error that matches a non-2xx upstream answer."""
+    if 200 <= reply.status < 300:
+        return
+    raise classify(reply, has_token)
+
+
+def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
+    """Return the service error for an upstream error answer."""
+    status = reply.status
+    message = error_message(reply)
+    if status in (400, 422):
+        return ModelRejectedInput(f"the model rejected the input: {message}")
+    if status in (401, 402, 403):
+        return UpstreamAuthError(_auth_message(status, message, has_token))
+    if status in (404, 410):
+        return ModelNotFound(f"upstream HTTP {status}: {message}")
+    if status == 429:
+        wait = _retry_after(reply)
+        return RateLimited(f"rate limited upstream: {message}", retry_after=wait or 1, retryable=True, wait_hint=wait)
+    if status == 503:
+        return _unavailable(reply, message)
+    if status == 500 and error_kind(reply) in _GENERATION_FAILURES:
+        return UpstreamError(f"the model failed on this input: {message}")
+    if status >= 500:
+        return UpstreamError(f"upstream HTTP {status}: {message}", retryable=status != 501)
+    return UpstreamError(f"unexpected upstream HTTP {status}: {message}")
+
+
+def _unavailable(reply: UpstreamReply, message: str) -> ModelUnavailable:
+    """Describe a loading or overloaded model, with how long to wait."""
+    header_wait = _retry_after(reply)
+    estimated = _estimated_time(reply)
+    retry_after = header_wait or estimated or 5
+    wait_hint = header_wait if header_wait is not None else _loading_poll(estimated)
+    return ModelUnavailable(
+        f"the model is unavailable: {message}", retry_after=retry_after, retryable=True, wait_hint=wait_hint
+    )
+
+
+def _loading_poll(estimated: float | None) -> float | None:
+    """Turn estimated_time into a polling interval."""
+    if estimated is None:
+        return None
+    return min(estimated, MAX_LOADING_POLL_SECONDS)
+
+
+def _estimated_time(reply: UpstreamReply) -> float | None:
+    """Read estimated_time from a loading model's JSON body."""
+    document = reply.json()
+    value = document.get("estimated_time") if isinstance(document, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 86_400:
+        return float(value)
+    return None
+
+
+def _retry_after(reply: UpstreamReply) -> float | None:
+    """Read a wait from Retry-After (seconds) or the RateLimit header's t= field."""
+    for raw, pattern in ((reply.headers.get("retry-after"), None), (reply.headers.get("ratelimit"), _RATELIMIT_RESET)):
+        if not raw:
+            continue
+        match = pattern.search(raw) if pattern else re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*", raw)
+        if match and float(match.group(1)) < 86_400:
+            return float(match.group(1))
+    return None
+
+
+def _auth_message(status: int, message: str, has_token: bool) -> str:
+    """Explain an upstream auth failure as the operator's problem, with the fix."""
+    if not has_token:
+        return MISSING_TOKEN_HINT
+    if status == 402:
+        return f"the Hugging Face account behind HF_API_TOKEN is out of credits (upstream: {message})"
+    return (
+        f"the upstream rejected the service's token (HTTP {status}: {message}); set a valid HF_API_TOKEN "
+        "with the 'Make calls to Inference Providers' permission in .env and restart the service"
+    )

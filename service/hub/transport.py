@@ -1,0 +1,130 @@
+"""Send one request upstream and read its answer within the deadline and a size limit."""
+
+import os
+import socket
+import threading
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from service.errors import UpstreamError, UpstreamTimeout
+from service.hub.deadline import Deadline
+from service.hub.messages import UpstreamReply, UpstreamRequest
+
+READ_CHUNK_BYTES = 256 * 1024
+# Text answers are a few kilobytes; anything this large is a broken upstream.
+MAX_TEXT_ANSWER_BYTES = 8 * 1024 * 1024
+_READ_FAILURES = (
+    urllib3.exceptions.HTTPError,
+    requests.RequestException,
+    OSError,
+)
+
+
+class SessionPool:
+    """One requests.Session per process and thread, so gunicorn's forks never share sockets."""
+
+    def __init__(self, pool_size: int):
+        self._pool_size = pool_size
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        """Return this thread's session, made anew after a fork."""
+        session = getattr(self._local, "session", None)
+        if session is None or self._local.pid != os.getpid():
+            session = self._new_session()
+            self._local.session, self._local.pid = session, os.getpid()
+        return session
+
+    def _new_session(self) -> requests.Session:
+        """Build a keep-alive session; retries are the client's job, not urllib3's."""
+        session = requests.Session()
+        session.trust_env = False  # no proxy or netrc surprises from the environment
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+
+def send(
+    session: requests.Session,
+    request: UpstreamRequest,
+    deadline: Deadline,
+    connect_timeout: float,
+    max_bytes: int,
+) -> UpstreamReply:
+    """Send `request` and return the complete answer, or raise a retryable error."""
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
+    try:
+        response = session.request(
+            request.method,
+            request.url,
+            json=request.payload,
+            headers=request.headers,
+            timeout=(min(connect_timeout, remaining), remaining),
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.Timeout as exc:
+        raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
+    except requests.RequestException as exc:
+        raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
+    return _read_reply(response, deadline, max_bytes)
+
+
+def _read_reply(response: requests.Response, deadline: Deadline, max_bytes: int) -> UpstreamReply:
+    """Read the body in chunks, cutting it at the deadline or the size limit."""
+    try:
+        body = _read_body(response, deadline, max_bytes)
+    except BaseException:
+        response.close()  # the connection is in an unknown state: never reuse it
+        raise
+    response.raw.release_conn()
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    return UpstreamReply(status=response.status_code, headers=headers, body=body)
+
+
+def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) -> bytes:
+    """Collect the body; every read is bounded by the time left, not only per read."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    sock = _socket_of(response)
+    chunks, size = [], 0
+    while True:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True)
+        if sock is not None:
+            sock.settimeout(remaining)
+        chunk = _read_chunk(response)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+
+
+def _read_chunk(response: requests.Response) -> bytes:
+    """Read what has arrived (up to one chunk), translating transport failures."""
+    try:
+        return response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
+    except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+        raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True) from exc
+    except _READ_FAILURES as exc:
+        raise UpstreamError(f"the upstream connection broke mid-answer ({type(exc).__name__})", retryable=True) from exc
+
+
+def _socket_of(response: requests.Response):
+    """Return the socket under a streamed response, to bound each read by the deadline."""
+    connection = getattr(response.raw, "connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _too_large(max_bytes: int) -> UpstreamError:
+    """Describe an answer larger than the service accepts."""
+    return UpstreamError(f"the upstream answer is larger than the {max_bytes}-byte limit")

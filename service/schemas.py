@@ -1,0 +1,157 @@
+"""Marshmallow schemas for request bodies, args per task, and query strings."""
+
+import json
+
+import marshmallow as ma
+from marshmallow import validate
+
+from service.errors import InvalidRequest
+
+MAX_SEED = 2**63 - 1
+
+
+class ArgsField(ma.fields.Field):
+    """`args` as a JSON object, or as a string holding one ("" means {})."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value, parse_constant=_reject_constant)
+            except (ValueError, RecursionError):
+                raise ma.ValidationError("Must be a JSON object, or a string holding one.") from None
+        if not isinstance(value, dict):
+            raise ma.ValidationError("Must be a JSON object, or a string holding one.")
+        return value
+
+
+def _reject_constant(name: str):
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _int(default=None, low=None, high=None, **kwargs):
+    """An integer arg with bounds."""
+    options = {"load_default": default} if default is not None else {}
+    return ma.fields.Integer(strict=True, validate=validate.Range(min=low, max=high), **options, **kwargs)
+
+
+def _float(default=None, low=None, high=None, min_inclusive=True, **kwargs):
+    """A finite float arg with bounds."""
+    options = {"load_default": default} if default is not None else {}
+    return ma.fields.Float(
+        allow_nan=False,
+        validate=validate.Range(min=low, max=high, min_inclusive=min_inclusive),
+        **options,
+        **kwargs,
+    )
+
+
+class _Args(ma.Schema):
+    """Args every task takes; unknown keys are an error, never silently ignored."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    num_sentences = _int(1, 1, 10)
+    seed = _int(low=0, high=MAX_SEED)
+
+
+class _SamplingArgs(_Args):
+    """Sampling args of the text tasks."""
+
+    do_sample = ma.fields.Boolean(load_default=True)
+    top_k = _int(30, 1, 1_000_000)
+    top_p = _float(1.0, 0.0, 1.0, min_inclusive=False)
+    temperature = _float(low=0.0, high=100.0, min_inclusive=False)
+    max_new_tokens = _int(128, 1, 2048)
+
+
+class TranslationArgsSchema(_SamplingArgs):
+    """Args of text-translation."""
+
+
+class TextToTextArgsSchema(_SamplingArgs):
+    """Args of text-to-text."""
+
+
+class CompletionArgsSchema(_SamplingArgs):
+    """Args of text-completion."""
+
+    return_full_text = ma.fields.Boolean(load_default=False)
+
+
+class TextToImageArgsSchema(_Args):
+    """Args of text-to-image."""
+
+    num_sentences = _int(1, 1, 4)
+    negative_prompt = ma.fields.String(validate=validate.Length(max=2000))
+    guidance_scale = _float(low=0.0, high=50.0)
+    num_inference_steps = _int(low=1, high=150)
+    width = _int(low=64, high=2048)
+    height = _int(low=64, high=2048)
+
+
+ARGS_SCHEMAS = {
+    "text-translation": TranslationArgsSchema(),
+    "text-completion": CompletionArgsSchema(),
+    "text-to-text": TextToTextArgsSchema(),
+    "text-to-image": TextToImageArgsSchema(),
+}
+
+
+class InferRequestSchema(ma.Schema):
+    """The request body: `inputs` and optional `args`."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    inputs = ma.fields.String(required=True)
+    args = ArgsField(load_default=dict)
+
+    def __init__(self, max_input_chars: int, **kwargs):
+        super().__init__(**kwargs)
+        self.fields["inputs"].validators = [
+            _not_blank,
+            validate.Length(max=max_input_chars, error="Must be at most {max} characters."),
+        ]
+
+
+def _not_blank(value: str) -> None:
+    """Refuse empty inputs and inputs made only of whitespace."""
+    if not value.strip():
+        raise ma.ValidationError("Must be a non-empty string.")
+
+
+class QuerySchema(ma.Schema):
+    """The query string: model_name and model_type (both optional)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    model_name = ma.fields.String(validate=validate.Length(min=1, max=128))
+    model_type = ma.fields.String(validate=validate.Regexp(r"^[a-z]{2,3}2[a-z]{2,3}$", error="Must look like zh2en."))
+
+
+def load_or_raise(schema: ma.Schema, data, prefix: str = "") -> dict:
+    """Load `data` with `schema`, turning validation errors into one 400 with every field named."""
+    try:
+        return schema.load(data)
+    except ma.ValidationError as exc:
+        errors = {prefix: exc.messages} if prefix else exc.messages
+        raise InvalidRequest(_first_message(errors), errors=errors) from None
+
+
+def _first_message(errors, path: str = "") -> str:
+    """Render the first error as `field.sub: message` for the top-level message."""
+    if isinstance(errors, dict):
+        key = sorted(errors, key=str)[0]
+        return _first_message(errors[key], f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list) and errors:
+        first = errors[0]
+        if isinstance(first, (dict, list)):
+            return _first_message(first, path)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"{path}: {first}{more}"
+    return f"{path}: {errors}"

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Run the whole test suite from a fresh clone: virtualenv, packages, tools, then pytest.
+set -eu
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+if [ ! -f "$VENV/.test-requirements" ] || ! cat requirements.txt tests/requirements.txt | cmp -s - "$VENV/.test-requirements"; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+    cat requirements.txt tests/requirements.txt > "$VENV/.test-requirements"
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq curl >/dev/null
+fi
+exec "$VENV/bin/python" -m pytest -c tests/pytest.ini --rootdir=. "$@"

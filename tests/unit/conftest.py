@@ -1,0 +1,138 @@
+"""Fixtures for unit tests: an app wired to a fake upstream host mocked with `responses`."""
+
+import logging
+
+import pytest
+import responses
+
+from service import create_app
+from service.catalog import Catalog
+from service.hub import deadline as deadline_module
+from service.settings import Settings
+
+TOKEN = "hf_unitTestSecretToken0123456789abcdef"
+API = "https://hub.test/hf-inference/models"
+ROUTER = "https://hub.test/v1"
+
+TEST_CATALOG = """
+[languages]
+zh = "Simplified Chinese"
+en = "English"
+
+[aliases]
+opus = "Helsinki-NLP/opus-mt-zh-en"
+
+[tasks.text-translation]
+default_pair = "zh2en"
+[tasks.text-translation.pairs]
+zh2en = ["Helsinki-NLP/opus-mt-zh-en"]
+en2zh = ["madlad400"]
+zh2de = ["missing/model", "chat-model"]
+
+[tasks.text-completion]
+targets = ["openai-community/gpt2"]
+
+[tasks.text-to-text]
+targets = ["google/flan-t5-large"]
+
+[tasks.text-to-image]
+targets = ["missing/image-model", "CompVis/stable-diffusion-v1-4"]
+
+[models.madlad400]
+id = "google/madlad400-3b-mt"
+input_template = "<2{tgt}> {text}"
+
+[models.completions-model]
+id = "org/vllm-model"
+protocol = "openai-completions"
+
+[models.tgi-server]
+id = "my-tgi"
+url = "https://tgi.internal.test"
+
+[models.chat-model]
+id = "org/chat-model"
+protocol = "openai-chat"
+provider = "novita"
+[models.chat-model.prompts.text-translation]
+system = "Translate from {source_language} to {target_language}. Answer with the translation only."
+user = "{text}"
+"""
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_settings(**overrides) -> Settings:
+    """Settings pointing at the mocked upstream, short deadlines."""
+    values = dict(
+        hf_api_token=TOKEN,
+        hf_api_base=API,
+        hf_router_base=ROUTER,
+        text_deadline=30.0,
+        image_deadline=60.0,
+        max_image_bytes=1024 * 1024,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Replace the deadline clock and the retry sleep with a fake clock."""
+    fake = FakeClock()
+    monkeypatch.setattr(deadline_module, "_now", fake.monotonic)
+    return fake
+
+
+@pytest.fixture
+def settings():
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings, clock):
+    application = create_app(settings, Catalog(__import__("tomllib").loads(TEST_CATALOG)))
+    application.extensions["gateway"].client._sleep = clock.sleep
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def upstream():
+    """The mocked upstream; every request the service makes must be expected."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def captured_logs(caplog):
+    """Capture every log record of the service at DEBUG and above."""
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("service").propagate = True
+    yield caplog
+    logging.getLogger("service").propagate = False
+
+
+def post(client, task, body, query="", **kwargs):
+    """POST a JSON body to one task endpoint."""
+    import json
+
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(f"/api/infer/{task}{query}", data=data, **kwargs)

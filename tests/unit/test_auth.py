@@ -1,0 +1,42 @@
+"""Optional client API keys guard /api/; health checks stay open."""
+
+import pytest
+
+from service import create_app
+from tests.unit.conftest import API, make_settings, post
+from tests.unit.test_validation import assert_error_shape
+
+KEY = "client-key-7f3a"
+
+
+@pytest.fixture
+def guarded(clock):
+    return create_app(make_settings(api_keys=frozenset({KEY, "other-key"}))).test_client()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "client-key-7f3"}, {"Authorization": KEY}, {"Authorization": "Bearer "}],
+)
+def test_missing_or_wrong_key_is_401(guarded, upstream, headers):
+    response = post(guarded, "text-translation", {"inputs": "x"}, headers=headers)
+    assert_error_shape(response, 401, "unauthorized")
+    assert KEY not in response.get_data(as_text=True)
+    assert not upstream.calls
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY}, {"authorization": f"bearer {KEY}"}])
+def test_valid_key_is_served(guarded, upstream, headers):
+    upstream.post(f"{API}/google/madlad400-3b-mt", json=[{"translation_text": "Dress"}])
+    assert post(guarded, "text-translation", {"inputs": "连衣裙"}, headers=headers).status_code == 200
+    assert "Authorization" in upstream.calls[0].request.headers
+    assert KEY not in upstream.calls[0].request.headers["Authorization"]  # the caller's key never goes upstream
+
+
+def test_health_stays_open(guarded):
+    assert guarded.get("/healthz").status_code == 200
+
+
+def test_no_keys_configured_means_open(client, upstream):
+    upstream.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"translation_text": "Dress"}])
+    assert post(client, "text-translation", {"inputs": "连衣裙"}).status_code == 200

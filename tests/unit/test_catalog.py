@@ -1,0 +1,95 @@
+"""The model configuration: the shipped file loads, and broken files fail at start-up."""
+
+import tomllib
+
+import pytest
+
+from service.catalog import Catalog, CatalogError, is_valid_model_name
+from service.errors import InvalidRequest, UnknownTask
+from service.settings import DEFAULT_MODELS_CONFIG, Settings
+
+MINIMAL = """
+[tasks.text-translation]
+default_pair = "zh2en"
+[tasks.text-translation.pairs]
+zh2en = ["a/b"]
+[tasks.text-completion]
+targets = ["c"]
+[tasks.text-to-text]
+targets = ["d"]
+[tasks.text-to-image]
+targets = ["e"]
+"""
+
+
+def catalog(extra: str = "", base: str = MINIMAL) -> Catalog:
+    return Catalog(tomllib.loads(base + extra))
+
+
+def test_shipped_configuration_serves_every_task_and_both_directions():
+    shipped = Catalog.from_file(DEFAULT_MODELS_CONFIG)
+    for task in ("text-completion", "text-to-text", "text-to-image"):
+        assert shipped.route(task, None, None).targets
+    for pair in ("zh2en", "en2zh"):
+        assert shipped.route("text-translation", None, pair).targets
+    assert shipped.route("text-translation", None, None).pair.name == "zh2en"
+
+
+@pytest.mark.parametrize(
+    "extra, base",
+    [
+        ('[models.x]\nprotocol = "grpc"\n', MINIMAL),
+        ('[models.x]\nurl = "ftp://host"\n', MINIMAL),
+        ('[aliases]\n"bad alias" = "a/b"\n', MINIMAL),
+        ("", MINIMAL.replace('targets = ["c"]', "targets = []")),
+        ("", MINIMAL.replace('default_pair = "zh2en"', 'default_pair = "en2zh"')),
+        ("", MINIMAL.replace('zh2en = ["a/b"]', 'chinese = ["a/b"]')),
+        ("", MINIMAL.replace('targets = ["e"]', 'targets = ["http://evil/x"]')),
+    ],
+)
+def test_invalid_configuration_fails_at_start_up(extra, base):
+    with pytest.raises(CatalogError):
+        catalog(extra, base)
+
+
+def test_unreadable_file_is_a_catalog_error(tmp_path):
+    broken = tmp_path / "models.toml"
+    broken.write_text("[tasks\n")
+    with pytest.raises(CatalogError):
+        Catalog.from_file(broken)
+    with pytest.raises(CatalogError):
+        Catalog.from_file(tmp_path / "missing.toml")
+
+
+def test_unknown_hub_ids_use_hf_inference():
+    target = catalog().target("org/new-model")
+    assert (target.id, target.protocol, target.url) == ("org/new-model", "hf-inference", None)
+
+
+def test_route_errors():
+    with pytest.raises(UnknownTask):
+        catalog().route("summarize", None, None)
+    with pytest.raises(InvalidRequest):
+        catalog().route("text-translation", None, "en2zh")
+
+
+@pytest.mark.parametrize("name, valid", [("gpt2", True), ("org/name-1.5_b", True), ("a..b", False), ("org/", False), ("/x", False), ("a/b/c", False), ("x" * 97, False)])
+def test_model_name_rule(name, valid):
+    assert is_valid_model_name(name) is valid
+
+
+def test_settings_from_environment(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("# comment\nk2\n\n")
+    settings = Settings.from_env({"HF_API_TOKEN": " t ", "TEXT_DEADLINE_SECONDS": "12.5", "API_KEYS": "k1, ,", "API_KEYS_FILE": str(keys), "HF_API_BASE": "http://x/"})
+    assert settings.hf_api_token == "t"
+    assert settings.text_deadline == 12.5
+    assert settings.api_keys == frozenset({"k1", "k2"})
+    assert settings.hf_api_base == "http://x"
+    assert Settings.from_env({}).hf_api_token is None
+
+
+@pytest.mark.parametrize("name, value", [("TEXT_DEADLINE_SECONDS", "0"), ("MAX_INPUT_CHARS", "-3"), ("IMAGE_DEADLINE_SECONDS", "soon")])
+def test_bad_settings_fail_loudly(name, value):
+    with pytest.raises(ValueError):
+        Settings.from_env({name: value})

@@ -1,0 +1,181 @@
+"""Every bad input gets a 4xx in the documented shape, before any upstream call."""
+
+import json
+
+import pytest
+
+from tests.unit.conftest import API, post
+
+TRANSLATION_OK = [{"translation_text": "Dress"}]
+
+
+def assert_error_shape(response, status, error_type):
+    """Check the one error shape every failure shares."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["code"] == status
+    assert body["error_type"] == error_type
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('"text"', "must be a JSON object"),
+        ("{}", "inputs"),
+        ('{"inputs": ""}', "inputs"),
+        ('{"inputs": "   "}', "inputs"),
+        ('{"inputs": 5}', "inputs"),
+        ('{"inputs": ["a"]}', "inputs"),
+        ('{"inputs": "a", "extra": 1}', "extra"),
+        ('{"inputs": "a", "args": 3}', "args"),
+        ('{"inputs": "a", "args": "[1]"}', "args"),
+        ('{"inputs": "a", "args": "{broken"}', "args"),
+        ('{"inputs": "a", "args": {"top_p": NaN}}', "NaN"),
+        ('{"inputs": "a", "args": "{\\"top_p\\": Infinity}"}', "args"),
+        ("[" * 100_000 + "]" * 100_000, "nested"),
+    ],
+)
+def test_bad_bodies_are_400(client, upstream, data, fragment):
+    body = assert_error_shape(post(client, "text-translation", data), 400, "invalid_request")
+    assert fragment in body["message"]
+    assert not upstream.calls
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400"])
+def test_overflowing_floats_are_400(client, upstream, literal):
+    for args in (f'{{"guidance_scale": {literal}}}', json.dumps(f'{{"guidance_scale": {literal}}}')):
+        response = post(client, "text-to-image", f'{{"inputs": "a", "args": {args}}}')
+        assert "guidance_scale" in assert_error_shape(response, 400, "invalid_request")["errors"]["args"]
+
+
+def test_invalid_utf8_is_400(client, upstream):
+    response = post(client, "text-completion", b'{"inputs": "\xff\xfe"}')
+    assert "UTF-8" in assert_error_shape(response, 400, "invalid_request")["message"]
+
+
+def test_inputs_longer_than_limit_are_400(client, upstream):
+    response = post(client, "text-completion", {"inputs": "x" * 10_001})
+    assert "10000" in assert_error_shape(response, 400, "invalid_request")["message"]
+
+
+@pytest.mark.parametrize(
+    "task, args, field",
+    [
+        ("text-translation", {"num_sentences": 0}, "num_sentences"),
+        ("text-translation", {"num_sentences": 11}, "num_sentences"),
+        ("text-translation", {"num_sentences": 2.5}, "num_sentences"),
+        ("text-translation", {"num_sentences": "3"}, "num_sentences"),
+        ("text-translation", {"num_sentences": True}, "num_sentences"),
+        ("text-to-image", {"num_sentences": 5}, "num_sentences"),
+        ("text-completion", {"top_k": 0}, "top_k"),
+        ("text-completion", {"top_p": 0}, "top_p"),
+        ("text-completion", {"top_p": 1.01}, "top_p"),
+        ("text-completion", {"temperature": 0}, "temperature"),
+        ("text-completion", {"temperature": -1}, "temperature"),
+        ("text-completion", {"max_new_tokens": 0}, "max_new_tokens"),
+        ("text-completion", {"max_new_tokens": 2049}, "max_new_tokens"),
+        ("text-completion", {"max_new_tokens": 10**30}, "max_new_tokens"),
+        ("text-completion", {"do_sample": "maybe"}, "do_sample"),
+        ("text-completion", {"seed": -1}, "seed"),
+        ("text-to-text", {"return_full_text": True}, "return_full_text"),
+        ("text-translation", {"num_sentence": 3}, "num_sentence"),
+        ("text-to-image", {"top_k": 3}, "top_k"),
+        ("text-to-image", {"width": 32}, "width"),
+        ("text-to-image", {"num_inference_steps": 0}, "num_inference_steps"),
+    ],
+)
+def test_bad_args_are_400_naming_the_arg(client, upstream, task, args, field):
+    for form in (args, json.dumps(args)):
+        body = assert_error_shape(post(client, task, {"inputs": "a", "args": form}), 400, "invalid_request")
+        assert field in body["errors"]["args"]
+        assert body["message"].startswith(f"args.{field}")
+    assert not upstream.calls
+
+
+@pytest.mark.parametrize(
+    "model_name",
+    [
+        "http://evil.test/x",
+        "https:",
+        "../etc/passwd",
+        "org/../x",
+        "org/name/extra",
+        "a b",
+        "user@host",
+        "org%2Fname",
+        "org\\name",
+        "оrg/model",  # Cyrillic o
+        "x" * 200,
+        "-leading-dash",
+    ],
+)
+def test_unsafe_model_names_never_reach_upstream(client, upstream, model_name):
+    response = client.post("/api/infer/text-completion", query_string={"model_name": model_name}, data='{"inputs":"a"}')
+    assert "model_name" in assert_error_shape(response, 400, "invalid_request")["errors"]
+    assert not upstream.calls
+
+
+def test_unknown_model_type_lists_supported_pairs(client, upstream):
+    response = post(client, "text-translation", {"inputs": "a"}, query="?model_type=fr2ja")
+    body = assert_error_shape(response, 400, "invalid_request")
+    assert "zh2en" in body["message"] and "en2zh" in body["message"]
+
+
+def test_malformed_model_type_is_400(client, upstream):
+    response = post(client, "text-translation", {"inputs": "a"}, query="?model_type=../x")
+    assert_error_shape(response, 400, "invalid_request")
+
+
+def test_unknown_task_is_404_listing_valid_tasks(client):
+    body = assert_error_shape(post(client, "summarize", {"inputs": "a"}), 404, "unknown_task")
+    assert "text-to-image" in body["message"]
+
+
+def test_unknown_route_is_404_json(client):
+    assert_error_shape(client.get("/nowhere"), 404, "not_found")
+
+
+def test_wrong_method_is_405_json(client):
+    response = client.get("/api/infer/text-translation")
+    assert_error_shape(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_body_over_one_mebibyte_is_413(client, upstream):
+    response = post(client, "text-completion", '{"inputs": "' + "x" * (1024 * 1024) + '"}')
+    assert_error_shape(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/xml", "image/png"])
+def test_non_json_media_types_are_415(client, upstream, content_type):
+    response = post(client, "text-completion", {"inputs": "a"}, content_type=content_type)
+    assert_error_shape(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json", "application/x-www-form-urlencoded", "text/plain", "application/vnd.x+json"]
+)
+def test_json_body_accepted_whatever_curl_sent(client, upstream, content_type):
+    upstream.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=TRANSLATION_OK)
+    kwargs = {"content_type": content_type} if content_type else {}
+    response = post(client, "text-translation", {"inputs": "连衣裙"}, **kwargs)
+    assert response.status_code == 200
+    assert response.get_json()["result"] == ["Dress"]
+
+
+def test_request_id_taken_from_nginx_when_sane(client, upstream):
+    response = client.get("/healthz", headers={"X-Request-ID": "nginx-abc.123"})
+    assert response.headers["X-Request-ID"] == "nginx-abc.123"
+    unsafe = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
+    assert unsafe.headers["X-Request-ID"] != "bad id <script>"
+    assert len(unsafe.headers["X-Request-ID"]) == 32
+
+
+def test_healthz_never_calls_upstream(client, upstream):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert not upstream.calls
