@@ -1,0 +1,90 @@
+"""The README's curl commands, run with the real curl against the real gunicorn process."""
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.upstream import Step
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
+
+
+def readme_curl_commands() -> list:
+    """Return the curl lines of the README's 'Calling it' section."""
+    return [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("curl ")]
+
+
+def run_curl(command: str, port: int, cwd: Path) -> dict:
+    """Run one README command against the test port; return the JSON it wrote."""
+    command = command.replace("127.0.0.1:8098", f"127.0.0.1:{port}")
+    output = re.search(r"-o (\S+)", command).group(1)
+    subprocess.run(["sh", "-c", command + " --silent --show-error --max-time 20"], cwd=cwd, check=True, timeout=30)
+    return json.loads((cwd / output).read_text(encoding="utf-8"))
+
+
+def recorded_jpeg() -> bytes:
+    for entry in json.loads(RECORDINGS.read_text()):
+        if entry["request"]["uri"].endswith("CompVis/stable-diffusion-v1-4") and entry["response"].get("body_base64"):
+            return base64.b64decode(entry["response"]["body_base64"])
+    raise AssertionError("the recorded JPEG is missing")
+
+
+def test_readme_has_the_four_original_commands():
+    outputs = [re.search(r"-o (\S+)", line).group(1) for line in readme_curl_commands()]
+    assert outputs == ["out.translation.json", "out.completion.json", "out.t2t.json", "out.t2i.json"]
+
+
+@pytest.mark.parametrize(
+    "index, task, model, count",
+    [
+        (0, "text-translation", "google/madlad400-3b-mt", 3),
+        (1, "text-completion", "meta-llama/Llama-3.1-8B-Instruct", 3),
+        (2, "text-to-text", "meta-llama/Llama-3.1-8B-Instruct", 3),
+        (3, "text-to-image", "stabilityai/stable-diffusion-3-medium-diffusers", 1),
+    ],
+)
+def test_readme_curl_writes_the_documented_json(service, fresh_upstream, tmp_path, index, task, model, count):
+    body = run_curl(readme_curl_commands()[index], service.port, tmp_path)
+    assert set(body) == {"code", "message", "task_type", "model", "request_id", "result"}
+    assert (body["code"], body["message"], body["task_type"], body["model"]) == (0, "ok", task, model)
+    assert len(body["result"]) == count
+    if task != "text-to-image":
+        assert all(isinstance(text, str) and text for text in body["result"])
+
+
+def test_translation_reaches_upstream_with_the_model_prefix(service, fresh_upstream, tmp_path):
+    body = run_curl(readme_curl_commands()[0], service.port, tmp_path)
+    assert body["result"] == ["Mein Name ist Wolfgang und ich lebe in Berlin"] * 3  # the recorded answer
+    sent = fresh_upstream.requests_for("/hf-inference/models/google/madlad400-3b-mt")
+    assert [request.json["inputs"] for request in sent] == ["<2en> 连衣裙"] * 3
+    assert all(request.headers["Authorization"].startswith("Bearer hf_") for request in sent)
+
+
+def test_image_decodes_to_the_recorded_jpeg(service, fresh_upstream, tmp_path):
+    body = run_curl(readme_curl_commands()[3], service.port, tmp_path)
+    image = body["result"][0]
+    assert image["content_type"] == "image/jpeg"
+    assert base64.b64decode(image["image_base64"]) == recorded_jpeg()
+    decoded = subprocess.run(
+        ["sh", "-c", "python3 -c \"import json,sys; print(json.load(open('out.t2i.json'))['result'][0]['image_base64'])\" | base64 -d > x.jpg"],
+        cwd=tmp_path,
+        check=True,
+    )
+    assert decoded.returncode == 0 and (tmp_path / "x.jpg").read_bytes() == recorded_jpeg()
+
+
+def test_three_sentences_are_three_overlapping_upstream_calls(service, fresh_upstream, tmp_path):
+    path = "/hf-inference/models/google/madlad400-3b-mt"
+    fresh_upstream.script(path, Step(replay=True, delay=0.5, repeat=3))
+    run_curl(readme_curl_commands()[0], service.port, tmp_path)
+    fresh_upstream.wait_idle()
+    calls = fresh_upstream.requests_for(path)
+    assert len(calls) == 3
+    assert fresh_upstream.max_in_flight == 3
+    assert max(call.started for call in calls) < min(call.ended for call in calls)
+    assert all(call.headers["x-use-cache"] == "false" for call in calls)
