@@ -12,6 +12,7 @@ from service.catalog import Catalog
 from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
 from service.inference import InferenceRunner
+from service.liveness import LivenessChecker
 from service.logs import configure_logging, log_request, start_request_timer
 from service.request_id import assign_request_id, send_request_id
 from service.schemas import InferRequestSchema
@@ -28,6 +29,7 @@ class Gateway:
     catalog: Catalog
     client: HubClient
     runner: InferenceRunner
+    liveness: LivenessChecker
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # keep Chinese results readable in out.*.json
     app.json.sort_keys = False
-    app.extensions["gateway"] = Gateway(settings, catalog, client, InferenceRunner(client, catalog, settings))
+    runner = InferenceRunner(client, catalog, settings)
+    app.extensions["gateway"] = Gateway(settings, catalog, client, runner, LivenessChecker(settings, catalog, client))
     app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
 
     app.before_request(assign_request_id)

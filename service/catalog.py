@@ -8,7 +8,7 @@ from pathlib import Path
 from service.errors import InvalidRequest, UnknownTask
 
 TASK_TYPES = ("text-translation", "text-completion", "text-to-text", "text-to-image")
-PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat")
+PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat", "fal-ai", "replicate", "openai-images")
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
 # (a scheme, `..`, `@`, `%`, backslashes, spaces, non-ASCII look-alikes) fails here.
@@ -30,6 +30,7 @@ class ModelTarget:
     protocol: str = "hf-inference"
     url: str | None = None
     provider: str | None = None
+    provider_model: str | None = None
     input_template: str | None = None
     lang_codes: dict = field(default_factory=dict)
     send_lang_codes: bool = False
@@ -74,6 +75,9 @@ class Catalog:
         self.languages = dict(document.get("languages", {}))
         self.models = {key: _model_entry(key, raw) for key, raw in document.get("models", {}).items()}
         self.aliases = dict(document.get("aliases", {}))
+        self.download_hosts = {
+            name: tuple(table.get("download_hosts", ())) for name, table in document.get("providers", {}).items()
+        }
         tasks = document.get("tasks", {})
         self.task_targets = {task: self._targets(tasks.get(task, {}).get("targets", []), task) for task in TASK_TYPES}
         translation = tasks.get("text-translation", {})
@@ -122,6 +126,15 @@ class Catalog:
         key = self.aliases.get(model_name, model_name)
         return self.models.get(key) or ModelTarget(key=key, id=key)
 
+    def all_routes(self):
+        """Yield (label, targets) for every task and translation pair, for listings."""
+        for task in TASK_TYPES:
+            if task == "text-translation":
+                for name, targets in sorted(self.pairs.items()):
+                    yield f"{task}:{name}", targets
+            else:
+                yield task, self.task_targets[task]
+
     def language_name(self, code: str) -> str:
         """Return the human name of a language code, for prompts."""
         return self.languages.get(code, code)
@@ -163,6 +176,10 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
         raise CatalogError(f"models.{key}.protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if not is_valid_model_name(key) or not isinstance(model_id, str) or not model_id:
         raise CatalogError(f"models.{key}: invalid key or id")
+    if protocol in ("fal-ai", "replicate", "openai-images") and not raw.get("provider_model"):
+        raise CatalogError(f"models.{key}: protocol {protocol} needs provider_model (the provider's own model id)")
+    if protocol == "openai-images" and raw.get("provider") not in ("together", "nscale"):
+        raise CatalogError(f"models.{key}: openai-images needs provider = \"together\" or \"nscale\"")
     url = raw.get("url")
     if url is not None and not str(url).startswith(("https://", "http://")):
         raise CatalogError(f"models.{key}.url must be an http(s) URL")
@@ -172,6 +189,7 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
         protocol=protocol,
         url=url.rstrip("/") if url else None,
         provider=raw.get("provider"),
+        provider_model=raw.get("provider_model"),
         input_template=raw.get("input_template"),
         lang_codes=dict(raw.get("lang_codes", {})),
         send_lang_codes=bool(raw.get("send_lang_codes", False)),

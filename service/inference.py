@@ -11,6 +11,7 @@ from service.catalog import ModelTarget, Route
 from service.errors import ModelNotFound, ModelUnavailable, UpstreamTimeout
 from service.hub.client import CallStats, HubClient
 from service.hub.deadline import Deadline
+from service.hub.downloads import ImageLink
 from service.hub.protocols import PROTOCOLS
 from service.hub.protocols.base import InferenceCall
 
@@ -102,7 +103,15 @@ class InferenceRunner:
         """Make one (retried) upstream call and parse its results."""
         request = protocol.build(call, self.settings, seed, n)
         reply = self.client.call(request, deadline, stats, request_id)
-        return protocol.parse(call, reply, n)
+        results = protocol.parse(call, reply, n)
+        return [self._fetch(result, deadline, stats, request_id) for result in results]
+
+    def _fetch(self, result, deadline, stats, request_id):
+        """Download an image a provider answered with a link; pass other results through."""
+        if not isinstance(result, ImageLink):
+            return result
+        allowed = self.catalog.download_hosts.get(result.provider, ())
+        return self.client.download_image(result, allowed, deadline, stats, request_id)
 
     def _fan_out(self, protocol, call, seeds, deadline, stats, request_id) -> list:
         """Make one call per seed concurrently, at most FANOUT_CONCURRENCY at a time."""

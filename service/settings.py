@@ -44,6 +44,9 @@ class Settings:
     hf_api_token: str | None = None
     hf_api_base: str = "https://router.huggingface.co/hf-inference/models"
     hf_router_base: str = "https://router.huggingface.co/v1"
+    hf_providers_base: str = "https://router.huggingface.co"
+    hf_hub_api_base: str = "https://huggingface.co/api"
+    liveness_cache_seconds: float = 300.0
     models_config: Path = DEFAULT_MODELS_CONFIG
     text_deadline: float = 30.0
     image_deadline: float = 90.0
@@ -79,6 +82,9 @@ class Settings:
             hf_api_token=environ.get("HF_API_TOKEN", "").strip() or None,
             hf_api_base=_text(environ, "HF_API_BASE", cls.hf_api_base).rstrip("/"),
             hf_router_base=_text(environ, "HF_ROUTER_BASE", cls.hf_router_base).rstrip("/"),
+            hf_providers_base=_text(environ, "HF_PROVIDERS_BASE", cls.hf_providers_base).rstrip("/"),
+            hf_hub_api_base=_text(environ, "HF_HUB_API_BASE", cls.hf_hub_api_base).rstrip("/"),
+            liveness_cache_seconds=_float(environ, "LIVENESS_CACHE_SECONDS", cls.liveness_cache_seconds),
             models_config=Path(_text(environ, "MODELS_CONFIG", str(DEFAULT_MODELS_CONFIG))),
             text_deadline=_float(environ, "TEXT_DEADLINE_SECONDS", cls.text_deadline),
             image_deadline=_float(environ, "IMAGE_DEADLINE_SECONDS", cls.image_deadline),

@@ -3,11 +3,13 @@
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from service.hub import transport
 from service.hub.deadline import Deadline
+from service.hub.downloads import ImageLink, check_download_url
 from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.protocols.images import image_from_reply
 from service.hub.retry import call_with_retries
 from service.hub.status import raise_for_status
 
@@ -76,13 +78,15 @@ class HubClient:
 
     def _with_service_headers(self, request: UpstreamRequest, request_id: str) -> UpstreamRequest:
         """Add the token and the request id; the caller's headers never reach the upstream."""
+        if not request.to_hub:
+            return request
         headers = {"Accept": "application/json", "X-Request-ID": request_id, **request.headers}
         if self.settings.hf_api_token:
             headers["Authorization"] = f"Bearer {self.settings.hf_api_token}"
-        return UpstreamRequest(
-            url=request.url,
-            payload=request.payload,
-            headers=headers,
-            method=request.method,
-            wants_image=request.wants_image,
-        )
+        return replace(request, headers=headers)
+
+    def download_image(self, link: ImageLink, allowed_hosts: tuple, deadline: Deadline, stats: CallStats, request_id: str) -> dict:
+        """Fetch an image a provider left at a URL: allowed https hosts only, within deadline and size."""
+        check_download_url(link.url, allowed_hosts)
+        request = UpstreamRequest(url=link.url, payload=None, method="GET", headers={"Accept": "image/*"}, wants_image=True, to_hub=False)
+        return image_from_reply(self.call(request, deadline, stats, request_id))

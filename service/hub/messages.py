@@ -17,6 +17,8 @@ class UpstreamRequest:
     headers: dict = field(default_factory=dict)
     method: str = "POST"
     wants_image: bool = False
+    # Result downloads go to a provider's CDN: the Hub token must never travel there.
+    to_hub: bool = True
 
 
 @dataclass(frozen=True)

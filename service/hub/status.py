@@ -17,6 +17,11 @@ from service.hub.messages import UpstreamReply, error_kind, error_message
 MAX_LOADING_POLL_SECONDS = 5.0
 _RATELIMIT_RESET = re.compile(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)")
 _GENERATION_FAILURES = {"generation", "incomplete_generation"}
+# The router's ways of saying "this provider does not serve this model (any more)".
+_NOT_SERVED = re.compile(
+    r"not supported by (the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
+    re.IGNORECASE,
+)
 MISSING_TOKEN_HINT = (
     "No Hugging Face token is configured: put HF_API_TOKEN=<your token> in the service's .env "
     "file (a token with the 'Make calls to Inference Providers' permission) and restart it."
@@ -34,6 +39,8 @@ def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
     """Return the service error for an upstream error answer."""
     status = reply.status
     message = error_message(reply)
+    if status in (400, 422) and _NOT_SERVED.search(message):
+        return ModelNotFound(f"the model is not served there: {message}")
     if status in (400, 422):
         return ModelRejectedInput(f"the model rejected the input: {message}")
     if status in (401, 402, 403):

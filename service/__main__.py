@@ -1,0 +1,37 @@
+"""`python -m service models`: print the configured routes and their live status."""
+
+import sys
+
+from service.catalog import Catalog
+from service.hub.client import HubClient
+from service.liveness import LivenessChecker
+from service.settings import Settings
+
+
+def print_models_table(out=None) -> None:
+    """Print one row per target: route, order, model, protocol, provider, status."""
+    out = out or sys.stdout
+    settings = Settings.from_env()
+    catalog = Catalog.from_file(settings.models_config)
+    report = LivenessChecker(settings, catalog, HubClient(settings)).report()
+    rows = [("ROUTE", "#", "MODEL", "PROTOCOL", "PROVIDER", "STATUS")]
+    for route in report:
+        for order, target in enumerate(route["targets"], start=1):
+            rows.append((route["route"], str(order), target["model"], target["protocol"], target["provider"], target["status"]))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+
+
+def main(argv=None) -> int:
+    """Dispatch the operator sub-command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["models"]:
+        sys.stderr.write("usage: python -m service models\n")
+        return 2
+    print_models_table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

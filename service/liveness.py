@@ -1,0 +1,117 @@
+"""Model liveness: which providers serve each configured model, from the Hub's model API.
+
+Looked up for `GET /api/models` and the operator command only, with a short cache; the
+inference path never waits on it.
+"""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from service.catalog import Catalog, ModelTarget
+from service.errors import GatewayError, ModelNotFound
+from service.hub.client import CallStats, HubClient
+from service.hub.deadline import Deadline
+from service.hub.messages import UpstreamRequest
+
+LOOKUP_SECONDS = 5.0
+_LOOKUP_THREADS = 8
+_PROVIDER_OF_PROTOCOL = {"hf-inference": "hf-inference", "fal-ai": "fal-ai", "replicate": "replicate"}
+
+
+@dataclass(frozen=True)
+class ModelProviders:
+    """What the Hub said about one model: provider -> status, or why it could not say."""
+
+    providers: dict
+    error: str | None = None
+
+
+class LivenessChecker:
+    """Looks up and caches each model's inference providers."""
+
+    def __init__(self, settings, catalog: Catalog, client: HubClient):
+        self.settings = settings
+        self.catalog = catalog
+        self.client = client
+        self._cache = {}
+        self._lock = threading.Lock()
+
+    def report(self) -> list:
+        """Describe every task and pair with its targets and their live status."""
+        lookups = self._lookup_all(self._looked_up_ids())
+        return [
+            {"route": label, "targets": [self._describe(target, lookups.get(target.id)) for target in targets]}
+            for label, targets in self.catalog.all_routes()
+        ]
+
+    def _looked_up_ids(self) -> set:
+        """Return the Hub ids worth asking about (self-hosted models are not on the Hub's providers)."""
+        return {target.id for _, targets in self.catalog.all_routes() for target in targets if not target.url}
+
+    def _lookup_all(self, model_ids: set) -> dict:
+        """Look up every stale model concurrently; serve the rest from the cache."""
+        now = time.monotonic()
+        with self._lock:
+            fresh = {mid: entry for mid, (expires, entry) in self._cache.items() if expires > now and mid in model_ids}
+        stale = sorted(model_ids - set(fresh))
+        if stale:
+            with ThreadPoolExecutor(min(_LOOKUP_THREADS, len(stale))) as pool:
+                found = dict(zip(stale, pool.map(self._lookup, stale)))
+            with self._lock:
+                for model_id, entry in found.items():
+                    self._cache[model_id] = (now + self.settings.liveness_cache_seconds, entry)
+            fresh.update(found)
+        return fresh
+
+    def _lookup(self, model_id: str) -> ModelProviders:
+        """Ask the Hub which providers serve one model."""
+        url = f"{self.settings.hf_hub_api_base}/models/{model_id}?expand[]=inferenceProviderMapping"
+        request = UpstreamRequest(url=url, payload=None, method="GET")
+        try:
+            reply = self.client.call(request, Deadline(LOOKUP_SECONDS), CallStats(), "liveness")
+        except ModelNotFound:
+            return ModelProviders({}, error="not_found")
+        except GatewayError as exc:
+            return ModelProviders({}, error=exc.error_type)
+        document = reply.json()
+        mapping = document.get("inferenceProviderMapping") if isinstance(document, dict) else None
+        return ModelProviders(parse_provider_mapping(mapping))
+
+    def _describe(self, target: ModelTarget, lookup: ModelProviders | None) -> dict:
+        """Describe one target and its status."""
+        provider = provider_of(target)
+        entry = {"key": target.key, "model": target.id, "protocol": target.protocol, "provider": provider or "auto"}
+        if target.url:
+            return {**entry, "status": "self-hosted", "url": target.url}
+        if lookup is None or lookup.error:
+            return {**entry, "status": (lookup.error if lookup else None) or "unknown", "providers": {}}
+        return {**entry, "status": target_status(provider, lookup.providers), "providers": lookup.providers}
+
+
+def provider_of(target: ModelTarget) -> str | None:
+    """Return the provider a target is served by, or None when the router chooses."""
+    if target.protocol in _PROVIDER_OF_PROTOCOL:
+        return _PROVIDER_OF_PROTOCOL[target.protocol]
+    if target.protocol == "openai-completions":
+        return target.provider or "hf-inference"
+    return target.provider
+
+
+def target_status(provider: str | None, providers: dict) -> str:
+    """Return live/staging/error for the target's provider, or not_served."""
+    if provider is None:
+        return "live" if "live" in providers.values() else "not_served"
+    return providers.get(provider, "not_served")
+
+
+def parse_provider_mapping(mapping) -> dict:
+    """Read provider -> status from either form the Hub has used (object or list)."""
+    if isinstance(mapping, dict):
+        items = [{"provider": name, **(value if isinstance(value, dict) else {})} for name, value in mapping.items()]
+    elif isinstance(mapping, list):
+        items = [item for item in mapping if isinstance(item, dict)]
+    else:
+        return {}
+    return {str(item.get("provider")): str(item.get("status", "unknown")) for item in items if item.get("provider")}
