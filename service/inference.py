@@ -93,7 +93,12 @@ class InferenceRunner:
             # Greedy decoding gives the same answer every time: ask once, repeat it.
             return self._ask(protocol, call, None, 1, deadline, stats, request_id) * count
         if protocol.asks_for_n:
-            return self._ask(protocol, call, call.args.get("seed"), count, deadline, stats, request_id)
+            results = self._ask(protocol, call, call.args.get("seed"), count, deadline, stats, request_id)
+            if len(results) < count:
+                # Some servers ignore `n`: fill in with one call per missing result.
+                seeds = _seeds(None, count - len(results))
+                results += self._fan_out(protocol, call, seeds, deadline, stats, request_id)
+            return results
         if count == 1:
             return self._ask(protocol, call, call.args.get("seed"), 1, deadline, stats, request_id)
         seeds = _seeds(call.args.get("seed"), count)

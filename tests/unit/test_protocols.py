@@ -162,9 +162,18 @@ def test_openai_completions_asks_once_with_n(client, upstream):
     assert sent(upstream.calls[0]) == {"model": "org/vllm-model", "prompt": "hi", "max_tokens": 128, "n": 3, "top_p": 0.5, "seed": 1, "top_k": 30}
 
 
-def test_openai_completions_with_too_few_choices_is_502(client, upstream):
+def test_server_ignoring_n_is_topped_up_with_single_calls(client, upstream):
     upstream.post(f"{API}/org/vllm-model/v1/completions", json={"choices": [{"text": "a"}]})
-    response = post(client, "text-completion", {"inputs": "hi", "args": {"num_sentences": 2}}, query="?model_name=completions-model")
+    response = post(client, "text-completion", {"inputs": "hi", "args": {"num_sentences": 3}}, query="?model_name=completions-model")
+    assert response.get_json()["result"] == ["a", "a", "a"]
+    asked = [json.loads(call.request.body)["n"] for call in upstream.calls]
+    assert asked == [3, 1, 1]
+
+
+@pytest.mark.parametrize("answer", [{"choices": []}, {"choices": ["x"]}, {"nothing": 1}, [1]])
+def test_openai_answers_without_choices_are_502(client, upstream, answer):
+    upstream.post(f"{API}/org/vllm-model/v1/completions", json=answer)
+    response = post(client, "text-completion", {"inputs": "hi"}, query="?model_name=completions-model")
     assert_error_shape(response, 502, "upstream_error")
 
 
