@@ -104,7 +104,10 @@ def load_items(path: str, input_format: str, defaults: dict) -> list[BatchItem]:
 
 def plan_run(items: list[BatchItem], output: str) -> BatchPlan:
     """Leave out the items whose ids OUTPUT already holds."""
-    finished = read_finished(Path(output)) if output != STDIO else FinishedLines()
+    try:
+        finished = read_finished(Path(output)) if output != STDIO else FinishedLines()
+    except OSError as exc:
+        raise InputError(f"cannot read {output}: {exc.strerror}") from None
     todo = [item for item in items if id_key(item.id) not in finished.ids]
     skipped_failed = sum(id_key(item.id) in finished.failed_ids for item in items)
     return BatchPlan(todo, len(items) - len(todo), skipped_failed)
@@ -113,16 +116,20 @@ def plan_run(items: list[BatchItem], output: str) -> BatchPlan:
 @contextmanager
 def open_output(path: str) -> Iterator[TextIO]:
     """Open OUTPUT for appending (stdout for -), always as UTF-8."""
-    if path == STDIO:
-        stream = open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
-    else:
-        stream = open(path, "a", encoding="utf-8")
+    try:
+        if path == STDIO:
+            stream = open(sys.stdout.fileno(), "w", encoding="utf-8", closefd=False)
+        else:
+            stream = open(path, "a", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
     with stream:
         yield stream
 
 
-def stop_on_signals(stop: threading.Event) -> list[int]:
-    """Turn SIGINT/SIGTERM into a graceful stop; a second one ends the process at once."""
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a graceful stop (a second one ends the process at once), then restore the handlers."""
     received: list[int] = []
 
     def handle(signal_number, frame):
@@ -130,9 +137,12 @@ def stop_on_signals(stop: threading.Event) -> list[int]:
         stop.set()
         signal.signal(signal_number, signal.SIG_DFL)
 
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signal_number, handle)
-    return received
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def prepare_images_dir(options: argparse.Namespace, items: list[BatchItem]) -> None:
@@ -142,7 +152,10 @@ def prepare_images_dir(options: argparse.Namespace, items: list[BatchItem]) -> N
     if options.task != "text-to-image":
         raise InputError("--images-dir only applies to --task text-to-image")
     ensure_ids_are_file_names(items)
-    options.images_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        options.images_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {options.images_dir}: {exc.strerror}") from None
 
 
 def make_client(options: argparse.Namespace, stop: threading.Event) -> GatewayClient:
@@ -182,40 +195,40 @@ class Progress:
         self.bar.update()
 
 
-def summary(writer: OrderedWriter, plan: BatchPlan, elapsed: float, complete: bool) -> str:
+def summary(writer: OrderedWriter, plan: BatchPlan, elapsed: float, complete: bool, resumable: bool) -> str:
     """Describe the run in one or two lines."""
     text = f"hf-infer: {writer.succeeded} done, {writer.failed} failed, {plan.skipped} skipped, {elapsed:.1f} s"
     if plan.skipped_failed:
         text += f" ({plan.skipped_failed} skipped lines are errors from an earlier run)"
     if not complete:
-        text += f"\nhf-infer: interrupted with {len(plan.todo) - writer.written} lines not written; run the same command again to resume"
+        text += f"\nhf-infer: interrupted with {len(plan.todo) - writer.written} lines not written"
+        text += "; run the same command again to resume" if resumable else ""
     return text
 
 
-def run_batch_command(options: argparse.Namespace) -> int:
-    """Run `hf-infer batch` and return its exit code."""
+def run_batch_command(options: argparse.Namespace, stop: threading.Event) -> int:
+    """Run `hf-infer batch` until done or `stop` is set, and return its exit code."""
     started = time.monotonic()
     items = load_items(options.input, options.format, parse_args_value(options.args, "--args"))
     prepare_images_dir(options, items)
     plan = plan_run(items, options.output)
-    stop = threading.Event()
-    signals = stop_on_signals(stop)
-    client = make_client(options, stop)
-    pool = WorkerPool(partial(result_record, client, images_dir=options.images_dir), options.concurrency)
     with open_output(options.output) as stream, Progress(len(plan.todo)) as progress:
+        handle = partial(result_record, make_client(options, stop), images_dir=options.images_dir)
+        pool = WorkerPool(handle, options.concurrency)
         writer = OrderedWriter(stream)
         complete = run_batch(plan.todo, pool, writer, stop, on_done=progress.line_done)
-    print(summary(writer, plan, time.monotonic() - started, complete), file=sys.stderr)
-    if signals:
-        return 128 + signals[0]
+    print(summary(writer, plan, time.monotonic() - started, complete, resumable=options.output != STDIO), file=sys.stderr)
     return EXIT_FAILED_LINES if writer.failed or plan.skipped_failed or not complete else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run it; usage errors exit with 2."""
     options = build_parser().parse_args(argv)
-    try:
-        return run_batch_command(options)
-    except InputError as exc:
-        print(f"hf-infer: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    stop = threading.Event()
+    with stop_on_signals(stop) as signals:
+        try:
+            exit_code = run_batch_command(options, stop)
+        except InputError as exc:
+            print(f"hf-infer: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return 128 + signals[0] if signals else exit_code
