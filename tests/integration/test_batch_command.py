@@ -239,3 +239,25 @@ def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, fresh_upstre
         process.kill()
     assert re.search(r"3/3 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+line/s, failed=1\]", shown), shown
     assert "hf-infer: 2 done, 1 failed, 0 skipped" in shown
+
+
+def readme_batch_script(command: str) -> str:
+    """Return the shell blocks of the README's 'Batch jobs' section, calling `command`."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Batch jobs", 1)[1]
+    script = "\n".join(re.findall(r"```sh\n(.*?)```", section, re.S)).replace(".venv/bin/hf-infer", command)
+    if not shutil.which("jq"):
+        script = "\n".join(line for line in script.splitlines() if "| jq" not in line)
+    return script
+
+
+def test_the_readme_batch_examples_run_as_written(service, fresh_upstream, tmp_path):
+    script = readme_batch_script(installed_command())
+    run = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=dict(os.environ, HF_GATEWAY_URL=service.url),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert output_lines(tmp_path / "translations.jsonl") == [
+        {"id": number, "result": [RECORDED_TRANSLATION] * 2} for number in (1, 2, 3)]
+    assert [line["id"] for line in output_lines(tmp_path / "images.jsonl")] == ["dress", "coat"]
+    images = sorted((tmp_path / "images").iterdir())
+    assert [path.name for path in images] == ["coat-1.jpg", "dress-1.jpg", "dress-2.jpg"]
+    assert all(path.read_bytes() == recorded_jpeg() for path in images)
