@@ -7,8 +7,10 @@ VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if [ ! -f "$VENV/.requirements" ] || ! cmp -s requirements.txt "$VENV/.requirements"; then
+if [ ! -f "$VENV/.requirements" ] || ! cat requirements.txt pyproject.toml | cmp -s - "$VENV/.requirements"; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
-    cp requirements.txt "$VENV/.requirements"
+    # The project itself, for its `hf-infer` command; the pins above stay the source of truth.
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
+    cat requirements.txt pyproject.toml > "$VENV/.requirements"
 fi
 exec "$VENV/bin/gunicorn" -c gunicorn.conf.py

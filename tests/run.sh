@@ -7,9 +7,10 @@ VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if [ ! -f "$VENV/.test-requirements" ] || ! cat requirements.txt tests/requirements.txt | cmp -s - "$VENV/.test-requirements"; then
+if [ ! -f "$VENV/.test-requirements" ] || ! cat requirements.txt tests/requirements.txt pyproject.toml | cmp -s - "$VENV/.test-requirements"; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-    cat requirements.txt tests/requirements.txt > "$VENV/.test-requirements"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
+    cat requirements.txt tests/requirements.txt pyproject.toml > "$VENV/.test-requirements"
 fi
 if ! command -v curl >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq curl >/dev/null
