@@ -137,13 +137,15 @@ def test_unknown_task_is_counted_without_its_name(client):
     assert "made-up-task" not in client.get("/metrics").get_data(as_text=True)
 
 
+def all_requests_counted() -> float:
+    return sum(s.value for family in REGISTRY.collect() for s in family.samples if s.name == "hf_gateway_requests_total")
+
+
 def test_health_and_scrapes_are_not_inference_requests(client):
-    total = lambda: sum(s.value for f in REGISTRY.collect() if f.name == "hf_gateway_requests" for s in f.samples
-                        if s.name == "hf_gateway_requests_total")  # noqa: E731
-    before = total()
-    client.get("/healthz")
-    client.get("/metrics")
-    assert total() == before
+    delta = Delta(requests=all_requests_counted)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert delta() == {"requests": 0}
 
 
 def test_in_flight_is_one_during_a_request_and_zero_after(client, upstream):
