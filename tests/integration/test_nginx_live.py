@@ -30,7 +30,7 @@ def assert_one_id_end_to_end(nginx, upstream, response, path=MADLAD) -> str:
     """Check the response's id is the one nginx logged and the upstream received; return it."""
     request_id = response.headers["X-Request-ID"]
     assert response.json()["request_id"] == request_id
-    assert f"request_id={request_id} " in nginx.access_log_text()
+    assert nginx.access_logged(f"request_id={request_id} ")
     sent = upstream.requests_for(path)
     assert sent and all(call.headers["X-Request-ID"] == request_id for call in sent)
     return request_id
@@ -52,7 +52,7 @@ def test_readme_curl_through_nginx_writes_the_documented_json(nginx, fresh_upstr
     assert len(body["result"]) == count
     # curl sent no id: the one nginx made up is the one the service answered with and sent upstream.
     assert NGINX_ID.fullmatch(body["request_id"])
-    assert f"request_id={body['request_id']} " in nginx.access_log_text()
+    assert nginx.access_logged(f"request_id={body['request_id']} ")
     fresh_upstream.wait_idle()
     assert fresh_upstream.requests
     assert {call.headers["X-Request-ID"] for call in fresh_upstream.requests} == {body["request_id"]}

@@ -148,3 +148,12 @@ class NginxServer:
     def access_log_text(self) -> str:
         """Return the site's access log so far."""
         return self.access_log.read_text() if self.access_log.exists() else ""
+
+    def access_logged(self, text: str, timeout: float = 5.0) -> bool:
+        """Tell whether `text` reaches the access log; nginx writes it just after answering."""
+        deadline = time.monotonic() + timeout
+        while text not in self.access_log_text():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
