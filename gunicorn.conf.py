@@ -2,7 +2,9 @@
 
 import logging
 import os
+import shutil
 
+from service import metrics as gateway_metrics
 from service.settings import Settings
 
 _settings = Settings.from_env()
@@ -48,3 +50,23 @@ def when_ready(server):
     logging.getLogger("gunicorn.error").info(
         "gateway ready: %d workers x %d threads, timeout %ds", workers, threads, timeout
     )
+
+
+def on_starting(server):
+    """Give the workers one empty directory to share their metrics through."""
+    directory, created = gateway_metrics.prepare_multiprocess_directory()
+    # On the arbiter, not in this module: a reload (HUP) runs this file again.
+    server.gateway_metrics_dir_created = directory if created else None
+    server.log.info("metrics directory %s", directory)
+
+
+def child_exit(server, worker):
+    """Forget a dead worker's in-flight requests; what it counted stays in the totals."""
+    gateway_metrics.mark_worker_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory made at start (an operator's own directory stays)."""
+    directory = getattr(server, "gateway_metrics_dir_created", None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -15,4 +15,8 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq curl >/dev/null
 fi
+# The nginx tests run Debian's nginx in front of gunicorn (it lives in sbin, often off PATH).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    apt-get update -qq && apt-get install -y -qq nginx >/dev/null
+fi
 exec "$VENV/bin/python" -m pytest -c tests/pytest.ini --rootdir=. "$@"

@@ -5,6 +5,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
+from service import metrics
 from service.hub import transport
 from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink, check_download_url
@@ -55,6 +56,7 @@ class HubClient:
         def on_retry(retry_state) -> None:
             exc = retry_state.outcome.exception()
             stats.record_retry(getattr(exc, "error_type", type(exc).__name__))
+            metrics.count_upstream_outcome(metrics.RETRY, metrics.upstream_failure_reason(exc))
             log.info(
                 "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
                 request_id,
@@ -63,7 +65,13 @@ class HubClient:
                 retry_state.upcoming_sleep,
             )
 
-        return call_with_retries(attempt, deadline, on_retry=on_retry, sleep=self._sleep)
+        try:
+            reply = call_with_retries(attempt, deadline, on_retry=on_retry, sleep=self._sleep)
+        except Exception as exc:
+            metrics.count_upstream_outcome(metrics.GIVE_UP, metrics.upstream_failure_reason(exc))
+            raise
+        metrics.count_upstream_outcome(metrics.SUCCESS)
+        return reply
 
     def _attempt(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats) -> UpstreamReply:
         """Make one HTTP exchange and raise for an error status."""
@@ -72,7 +80,9 @@ class HubClient:
         try:
             reply = transport.send(self.sessions.get(), request, deadline, self.settings.connect_timeout, limit)
         finally:
-            stats.record_attempt(time.monotonic() - started)
+            seconds = time.monotonic() - started
+            stats.record_attempt(seconds)
+            metrics.record_upstream_attempt(seconds)
         raise_for_status(reply, has_token=bool(self.settings.hf_api_token))
         return reply
 

@@ -16,7 +16,8 @@ RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
 
 def readme_curl_commands() -> list:
     """Return the curl lines of the README's 'Calling it' section."""
-    return [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("curl ")]
+    section = (REPO / "README.md").read_text().partition("\n## Calling it\n")[2].partition("\n## ")[0]
+    return [line for line in section.splitlines() if line.startswith("curl ")]
 
 
 def run_curl(command: str, port: int, cwd: Path) -> dict:

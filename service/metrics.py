@@ -1,0 +1,150 @@
+"""Prometheus metrics: what is measured, how it is recorded, and how every worker's share is exposed.
+
+Under gunicorn the workers are separate processes: prometheus_client's multiprocess mode
+makes each write its values to files in PROMETHEUS_MULTIPROC_DIR, and a scrape of any worker
+adds them all up. gunicorn.conf.py prepares that directory before the first worker forks.
+"""
+
+import glob
+import os
+import tempfile
+import threading
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from prometheus_client.exposition import choose_encoder
+
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+NO_LABEL = "none"
+
+SUCCESS = "success"
+RETRY = "retry"
+GIVE_UP = "give_up"
+
+# From a rejected body (milliseconds) to an image at the end of its 90 s deadline.
+REQUEST_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120)
+UPSTREAM_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90)
+
+
+class GatewayMetrics:
+    """The service's metric families."""
+
+    def __init__(self, registry=REGISTRY):
+        self.requests = Counter(
+            "hf_gateway_requests", "Inference requests answered, by task, model and status.",
+            ["task", "model", "status"], registry=registry,
+        )
+        self.request_duration = Histogram(
+            "hf_gateway_request_duration_seconds", "Time to answer an inference request, by task.",
+            ["task"], buckets=REQUEST_BUCKETS, registry=registry,
+        )
+        self.requests_in_flight = Gauge(
+            "hf_gateway_requests_in_flight", "Inference requests being handled now, across live workers.",
+            multiprocess_mode="livesum", registry=registry,
+        )
+        self.upstream_attempts = Counter(
+            "hf_gateway_upstream_attempts",
+            "Upstream HTTP attempts, by outcome (success, retry, give_up) and the error that caused a retry or give-up.",
+            ["outcome", "reason"], registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "hf_gateway_upstream_attempt_duration_seconds", "Time one upstream HTTP attempt took, body included.",
+            buckets=UPSTREAM_BUCKETS, registry=registry,
+        )
+
+
+_lock = threading.Lock()
+_families = None
+
+
+def families() -> GatewayMetrics:
+    """Return this process's metric families, built on first use.
+
+    Not at import: gunicorn's master imports the service before its hooks switch on
+    multiprocess mode, and a value created then would stay private to one process.
+    """
+    global _families
+    if _families is None:
+        with _lock:
+            if _families is None:
+                _families = GatewayMetrics()
+    return _families
+
+
+def request_started() -> None:
+    """Count one more inference request in flight."""
+    families().requests_in_flight.inc()
+
+
+def request_finished() -> None:
+    """Count one inference request fewer in flight."""
+    families().requests_in_flight.dec()
+
+
+def record_request(task: str | None, model: str | None, status: int, seconds: float) -> None:
+    """Count one answered inference request and observe how long it took."""
+    task = task or NO_LABEL
+    families().requests.labels(task=task, model=model or NO_LABEL, status=str(status)).inc()
+    families().request_duration.labels(task=task).observe(seconds)
+
+
+def record_upstream_attempt(seconds: float) -> None:
+    """Observe how long one upstream attempt took, whatever its outcome."""
+    families().upstream_duration.observe(seconds)
+
+
+def count_upstream_outcome(outcome: str, reason: str = "") -> None:
+    """Count how one upstream attempt ended: success, retry or give_up, with the error's type."""
+    families().upstream_attempts.labels(outcome=outcome, reason=reason).inc()
+
+
+def upstream_failure_reason(exc: BaseException) -> str:
+    """Name an upstream failure by the service's error type (the class name for anything else)."""
+    return getattr(exc, "error_type", type(exc).__name__)
+
+
+def multiprocess_directory() -> str | None:
+    """Return the directory the workers share their metrics through, None in a single process."""
+    return os.environ.get(MULTIPROC_DIR_VARIABLE) or None
+
+
+def enable_multiprocess(directory: str) -> None:
+    """Make this process, and every process it forks, write its metrics to `directory`."""
+    os.environ[MULTIPROC_DIR_VARIABLE] = directory
+    # prometheus_client picks its value store once, when imported; gunicorn's master has
+    # imported it (through gunicorn.conf.py) before any hook could set the variable.
+    values.ValueClass = values.get_value_class()
+
+
+def prepare_multiprocess_directory() -> tuple[str, bool]:
+    """Enable multiprocess mode in an empty directory; tell whether it was created here.
+
+    The operator's PROMETHEUS_MULTIPROC_DIR is used when set, emptied of a previous run's
+    files (they would be added to this run's totals); otherwise a fresh temporary one.
+    """
+    directory = multiprocess_directory()
+    created = directory is None
+    if created:
+        directory = tempfile.mkdtemp(prefix="hf-gateway-metrics-")
+    else:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    enable_multiprocess(directory)
+    return directory, created
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's in-flight gauge; its counters and histograms stay in the totals."""
+    if multiprocess_directory():
+        multiprocess.mark_process_dead(pid)
+
+
+def render(accept_header: str | None) -> tuple[bytes, str]:
+    """Return the exposition of every live and dead worker's metrics, and its content type."""
+    families()
+    registry = REGISTRY
+    if multiprocess_directory():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(registry), content_type
