@@ -3,6 +3,7 @@
 from flask import Blueprint
 
 from service.api import completion, health, text_to_image, text_to_text, translation
+from service.api import docs, readiness
 from service.catalog import TASK_TYPES
 from service.errors import UnknownTask
 
@@ -19,4 +20,6 @@ def register_blueprints(app) -> None:
     """Attach every endpoint to the app."""
     for module in (translation, completion, text_to_text, text_to_image, health):
         app.register_blueprint(module.bp)
+    app.register_blueprint(readiness.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(unknown_task)
