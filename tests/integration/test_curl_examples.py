@@ -16,7 +16,8 @@ RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
 
 def readme_curl_commands() -> list:
     """Return the curl lines of the README's 'Calling it' section."""
-    return [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("curl ")]
+    section = (REPO / "README.md").read_text().split("\n## Calling it\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("curl ")]
 
 
 def run_curl(command: str, port: int, cwd: Path) -> dict:
