@@ -20,9 +20,9 @@ def models_needing_token(catalog) -> list:
     A model with its own `url` (a self-hosted TGI, or an endpoint that takes no token) is
     left out: whether that server wants the token is only known by calling it.
     """
-    targets = [*catalog.models.values(), *catalog.task_targets.values(), *catalog.pairs.values()]
-    flat = [target for entry in targets for target in (entry if isinstance(entry, tuple) else (entry,))]
-    return sorted({target.id for target in flat if not target.url})
+    chains = [*catalog.task_targets.values(), *catalog.pairs.values()]
+    targets = [*catalog.models.values(), *(target for chain in chains for target in chain)]
+    return sorted({target.id for target in targets if not target.url})
 
 
 @bp.get("/readyz")
