@@ -5,6 +5,7 @@ import os
 import shutil
 
 from service import metrics as gateway_metrics
+from service.json_logs import gunicorn_logconfig, log_format_from_env
 from service.settings import Settings
 
 _settings = Settings.from_env()
@@ -33,6 +34,10 @@ max_requests_jitter = max(1, max_requests // 10)
 accesslog = os.environ.get("ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+if log_format_from_env(os.environ) == "json":
+    # gunicorn's own lines (and its access log when ACCESS_LOG is set) as JSON, redacted too.
+    logconfig_dict = gunicorn_logconfig(loglevel, accesslog)
+    logging.captureWarnings(True)  # library warnings as JSON lines, not plain text between them
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Signals (TERM, HUP, TTIN/TTOU) manage the service; a shared control socket in $HOME

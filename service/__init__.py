@@ -13,6 +13,7 @@ from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
 from service.inference import InferenceRunner
 from service.liveness import LivenessChecker
+from service.json_logs import log_format_from_env
 from service.logs import configure_logging, log_request, start_request_timer
 from service.request_id import assign_request_id, send_request_id
 from service.schemas import InferRequestSchema
@@ -35,7 +36,7 @@ class Gateway:
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers."""
     settings = settings or Settings.from_env()
-    configure_logging(settings, os.environ.get("LOG_LEVEL", "INFO").upper())
+    configure_logging(settings, os.environ.get("LOG_LEVEL", "INFO").upper(), log_format_from_env(os.environ))
     catalog = catalog or Catalog.from_file(settings.models_config)
     client = HubClient(settings)
 

@@ -15,6 +15,8 @@ PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat", "fal-ai", "rep
 _MODEL_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95})(?:/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95}))?")
 _PAIR = re.compile(r"([a-z]{2,3})2([a-z]{2,3})")
 MAX_MODEL_NAME_LENGTH = 128
+# The same rule for documents (OpenAPI): anchored, and without `..` anywhere.
+MODEL_NAME_PATTERN = rf"^(?!.*\.\.){_MODEL_ID.pattern}$"
 
 
 class CatalogError(ValueError):

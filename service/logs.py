@@ -6,9 +6,14 @@ import time
 
 from flask import g, request
 
+from service.json_logs import json_formatter
 from service.redaction import redact, secrets_of
+from service.settings import Settings
 
 log = logging.getLogger("service.access")
+
+# Attributes every record has; anything else was passed with `extra=` and may need redacting.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 class RedactSecrets(logging.Filter):
@@ -27,22 +32,38 @@ class RedactSecrets(logging.Filter):
         record.msg, record.args = redact(text, self.secrets), None
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, redact(value, self.secrets))
         return True
 
 
-def configure_logging(settings, level: str = "INFO") -> None:
-    """Send the service's logs to stderr, with secrets redacted (idempotent)."""
+def redaction_filter_from_env() -> RedactSecrets:
+    """Return the redaction filter with the secrets of the environment (for gunicorn's logconfig_dict)."""
+    return RedactSecrets(secrets_of(Settings.from_env()))
+
+
+def configure_logging(settings, level: str = "INFO", log_format: str = "text") -> None:
+    """Send the service's logs to stderr, as text or JSON lines, with secrets redacted (idempotent)."""
     root = logging.getLogger("service")
     root.setLevel(level)
     if not any(getattr(handler, "_gateway", False) for handler in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         handler._gateway = True
         root.addHandler(handler)
         root.propagate = False
     for handler in root.handlers:
+        if getattr(handler, "_gateway", False):
+            handler.setFormatter(_formatter(log_format))
         handler.filters = [f for f in handler.filters if not isinstance(f, RedactSecrets)]
         handler.addFilter(RedactSecrets(secrets_of(settings)))
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    """Return the formatter of the service's own lines."""
+    if log_format == "json":
+        return json_formatter()
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def start_request_timer() -> None:
@@ -54,15 +75,16 @@ def log_request(response):
     """Write the one line per request: id, task, model, status, attempts, duration."""
     stats = getattr(g, "call_stats", None)
     duration_ms = (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000
-    log.info(
-        "request request_id=%s method=%s path=%s task=%s model=%s status=%d upstream_attempts=%d duration_ms=%.1f",
-        getattr(g, "request_id", "-"),
-        request.method,
-        request.path,
-        getattr(g, "task_type", "-"),
-        getattr(g, "model", "-"),
-        response.status_code,
-        stats.attempts if stats else 0,
-        duration_ms,
-    )
+    fields = {
+        "request_id": getattr(g, "request_id", "-"),
+        "method": request.method,
+        "path": request.path,
+        "task": getattr(g, "task_type", "-"),
+        "model": getattr(g, "model", "-"),
+        "status": response.status_code,
+        "upstream_attempts": stats.attempts if stats else 0,
+        "duration_ms": round(duration_ms, 1),
+    }
+    # The same line as text, and as fields for LOG_FORMAT=json.
+    log.info("request " + " ".join(f"{name}=%s" for name in fields), *fields.values(), extra=fields)
     return response

@@ -54,18 +54,18 @@ class _Args(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    num_sentences = _int(1, 1, 10)
-    seed = _int(low=0, high=MAX_SEED)
+    num_sentences = _int(1, 1, 10, metadata={"description": "How many results to return."})
+    seed = _int(low=0, high=MAX_SEED, metadata={"description": "Seed of the first result; the next ones use seed+1, seed+2..."})
 
 
 class _SamplingArgs(_Args):
     """Sampling args of the text tasks."""
 
-    do_sample = ma.fields.Boolean(load_default=True)
+    do_sample = ma.fields.Boolean(load_default=True, metadata={"description": "Sample; false gives the same answer every time."})
     top_k = _int(30, 1, 1_000_000)
     top_p = _float(1.0, 0.0, 1.0, min_inclusive=False)
     temperature = _float(low=0.0, high=100.0, min_inclusive=False)
-    max_new_tokens = _int(128, 1, 2048)
+    max_new_tokens = _int(128, 1, 2048, metadata={"description": "Longest answer, in tokens."})
 
 
 class TranslationArgsSchema(_SamplingArgs):
@@ -79,13 +79,13 @@ class TextToTextArgsSchema(_SamplingArgs):
 class CompletionArgsSchema(_SamplingArgs):
     """Args of text-completion."""
 
-    return_full_text = ma.fields.Boolean(load_default=False)
+    return_full_text = ma.fields.Boolean(load_default=False, metadata={"description": "Start each result with the prompt."})
 
 
 class TextToImageArgsSchema(_Args):
     """Args of text-to-image."""
 
-    num_sentences = _int(1, 1, 4)
+    num_sentences = _int(1, 1, 4, metadata={"description": "How many images to return."})
     negative_prompt = ma.fields.String(validate=validate.Length(max=2000))
     guidance_scale = _float(low=0.0, high=50.0)
     num_inference_steps = _int(low=1, high=150)
@@ -107,8 +107,8 @@ class InferRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    inputs = ma.fields.String(required=True)
-    args = ArgsField(load_default=dict)
+    inputs = ma.fields.String(required=True, metadata={"description": "The text to work on (a prompt for images)."})
+    args = ArgsField(load_default=dict, metadata={"description": "Task arguments: a JSON object, or a string holding one (\"\" means {})."})
 
     def __init__(self, max_input_chars: int, **kwargs):
         super().__init__(**kwargs)
@@ -130,8 +130,14 @@ class QuerySchema(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
 
-    model_name = ma.fields.String(validate=validate.Length(min=1, max=128))
-    model_type = ma.fields.String(validate=validate.Regexp(r"^[a-z]{2,3}2[a-z]{2,3}$", error="Must look like zh2en."))
+    model_name = ma.fields.String(
+        validate=validate.Length(min=1, max=128),
+        metadata={"description": "A Hub model id (`name` or `org/name`) or a configured key or alias; bypasses the fallback chain."},
+    )
+    model_type = ma.fields.String(
+        validate=validate.Regexp(r"^[a-z]{2,3}2[a-z]{2,3}$", error="Must look like zh2en."),
+        metadata={"description": "Translation only: the direction `<src>2<tgt>`, default zh2en."},
+    )
 
 
 def load_or_raise(schema: ma.Schema, data, prefix: str = "") -> dict:

@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from service.api import completion, health, metrics, models, text_to_image, text_to_text, translation
+from service.api import completion, docs, health, metrics, models, readiness, text_to_image, text_to_text, translation
 from service.catalog import TASK_TYPES
 from service.errors import UnknownTask
 
@@ -17,6 +17,6 @@ def infer_unknown_task(task_type):
 
 def register_blueprints(app) -> None:
     """Attach every endpoint to the app."""
-    for module in (translation, completion, text_to_text, text_to_image, health, models, metrics):
+    for module in (translation, completion, text_to_text, text_to_image, health, readiness, models, metrics, docs):
         app.register_blueprint(module.bp)
     app.register_blueprint(unknown_task)

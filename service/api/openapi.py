@@ -1,0 +1,214 @@
+"""The OpenAPI document, generated once per app from the schemas the service validates with."""
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from service.api import completion, text_to_image, text_to_text, translation
+from service.api.responses import ErrorSchema, ImageResultSchema, success_schema
+from service.catalog import MODEL_NAME_PATTERN, TASK_TYPES
+from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema
+
+# Swagger UI 4, the version served at /docs, renders OpenAPI 3.0 (not 3.1).
+OPENAPI_VERSION = "3.0.3"
+API_VERSION = "1.0"
+
+TASK_VIEWS = {
+    "text-translation": translation.infer,
+    "text-completion": completion.infer,
+    "text-to-text": text_to_text.infer,
+    "text-to-image": text_to_image.infer,
+}
+
+# Every status of the README's error table an inference call can answer, and why.
+INFERENCE_ERRORS = {
+    400: "`invalid_request`: bad JSON, bad field, unknown arg, bad `model_name` or `model_type`.",
+    401: "`unauthorized`: `API_KEYS` is configured and the call has no valid key.",
+    404: "`model_not_found`: the upstream says the model does not exist or is gone "
+    "(`unknown_task` and `not_found` answer other paths).",
+    405: "`method_not_allowed`: another method than POST; the `Allow` header says which.",
+    413: "`payload_too_large`: body over 1 MiB.",
+    415: "`unsupported_media_type`: a body type that cannot be JSON.",
+    422: "`model_rejected_input`: the upstream rejected the input or parameters; its message is passed on.",
+    429: "`rate_limited`: still rate limited when the deadline ran out.",
+    500: "`internal_error`: anything unexpected; quote the request_id when reporting it.",
+    502: "`upstream_auth` (the service's own token is missing or rejected) or `upstream_error` "
+    "(upstream 5xx after retries, a broken connection, an unusable answer).",
+    503: "`model_unavailable`: the model was still loading or overloaded at the deadline.",
+    504: "`upstream_timeout`: the deadline passed while waiting for the upstream.",
+}
+RETRY_AFTER_STATUSES = (429, 503)
+
+HEADERS = {
+    "RequestId": {
+        "description": "The request id: the caller's X-Request-ID when sane, else a new one. Also sent upstream.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "RetryAfter": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}},
+    "Allow": {"description": "The methods the path accepts.", "schema": {"type": "string"}},
+}
+
+
+def build_openapi(settings, catalog) -> dict:
+    """Return the OpenAPI document of the service as configured (limits, translation pairs, keys)."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="hf-gateway",
+        version=API_VERSION,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
+        info={"description": "Hugging Face models behind one stable HTTP API."},
+    )
+    plugin.converter.add_attribute_function(_exclusive_bounds)
+    spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("ImageResult", schema=ImageResultSchema)
+    _add_security_schemes(spec)
+    for name, header in HEADERS.items():
+        spec.components.header(name, header)
+    for status, why in INFERENCE_ERRORS.items():
+        spec.components.response(f"Error{status}", _error_response(status, why))
+    for task_type in TASK_TYPES:
+        _add_task(spec, plugin, settings, catalog, task_type)
+    _add_probes(spec)
+    return spec.to_dict()
+
+
+def _exclusive_bounds(self, field, ret, **kwargs) -> dict:
+    """Mark exclusive Range bounds (top_p > 0), which apispec leaves out, in OpenAPI 3.0's form."""
+    bounds = {}
+    for validator in field.validators:
+        if getattr(validator, "min", None) is not None and getattr(validator, "min_inclusive", True) is False:
+            bounds["exclusiveMinimum"] = True
+        if getattr(validator, "max", None) is not None and getattr(validator, "max_inclusive", True) is False:
+            bounds["exclusiveMaximum"] = True
+    return bounds
+
+
+def _add_security_schemes(spec) -> None:
+    """Declare the two ways to present a client key."""
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+
+
+def _add_task(spec, plugin, settings, catalog, task_type: str) -> None:
+    """Add POST /api/infer/<task_type>: its query, body, answer and errors."""
+    name = "".join(part.capitalize() for part in task_type.split("-"))
+    spec.components.schema(f"{name}Args", schema=ARGS_SCHEMAS[task_type])
+    spec.components.schema(f"{name}Request", component=_request_body(plugin, settings, f"{name}Args"))
+    max_results = ARGS_SCHEMAS[task_type].fields["num_sentences"].validators[0].max
+    spec.components.schema(f"{name}Answer", schema=success_schema(task_type, max_results))
+    summary, _, description = (TASK_VIEWS[task_type].__doc__ or task_type).partition("\n")
+    operation = {
+        "operationId": task_type.replace("-", "_"),
+        "tags": ["inference"],
+        "summary": summary.strip(),
+        "description": description.strip() or summary.strip(),
+        "parameters": _query_parameters(plugin, catalog, task_type),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}Request"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "The results.",
+                "headers": {"X-Request-ID": "RequestId"},
+                "content": {"application/json": {"schema": f"{name}Answer"}},
+            },
+            **{str(status): f"Error{status}" for status in INFERENCE_ERRORS},
+        },
+    }
+    if settings.api_keys:  # keys are asked for only when API_KEYS is configured
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    spec.path(path=f"/api/infer/{task_type}", operations={"post": operation})
+
+
+def _request_body(plugin, settings, args_component: str) -> dict:
+    """Return the body schema: `inputs`, and `args` as the task's object or a string holding one."""
+    body = plugin.converter.schema2jsonschema(InferRequestSchema(settings.max_input_chars))
+    # The schema refuses blank inputs with a function, which apispec cannot see.
+    body["properties"]["inputs"].update(minLength=1, pattern=r"\S")
+    args = body["properties"]["args"]
+    body["properties"]["args"] = {
+        "description": args.get("description", ""),
+        "oneOf": [
+            {"$ref": f"#/components/schemas/{args_component}"},
+            {"type": "string", "description": "The same object as a JSON string.", "example": '{"num_sentences": 3}'},
+        ],
+    }
+    return body
+
+
+def _query_parameters(plugin, catalog, task_type: str) -> list:
+    """Return model_name, and model_type (with the configured pairs) for translation."""
+    fields = ("model_name", "model_type") if task_type == "text-translation" else ("model_name",)
+    parameters = plugin.converter.schema2parameters(QuerySchema(only=fields), location="query")
+    for parameter in parameters:
+        if parameter["name"] == "model_name":  # the catalog's rule, stricter than the schema's length
+            parameter["schema"]["pattern"] = MODEL_NAME_PATTERN
+        if parameter["name"] == "model_type":
+            parameter["schema"]["enum"] = sorted(catalog.pairs)
+            parameter["schema"]["default"] = catalog.default_pair
+    return parameters
+
+
+def _error_response(status: int, why: str) -> dict:
+    """Return one documented error status, in the one error shape."""
+    headers = {"X-Request-ID": "RequestId"}
+    if status in RETRY_AFTER_STATUSES:
+        headers["Retry-After"] = "RetryAfter"
+    if status == 405:
+        headers["Allow"] = "Allow"
+    return {"description": why, "headers": headers, "content": {"application/json": {"schema": "Error"}}}
+
+
+def _add_probes(spec) -> None:
+    """Add GET /healthz and GET /readyz."""
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "operationId": "healthz",
+                "tags": ["probes"],
+                "summary": "Say the worker is alive; never calls the upstream.",
+                "responses": {"200": _probe_answer("Alive.", {"status": {"type": "string", "enum": ["ok"]}})},
+            }
+        },
+    )
+    spec.path(
+        path="/readyz",
+        operations={
+            "get": {
+                "operationId": "readyz",
+                "tags": ["probes"],
+                "summary": "Say whether the service can serve: configuration loaded, token set when needed.",
+                "description": "Never calls the upstream.",
+                "responses": {
+                    "200": _probe_answer(
+                        "Ready.",
+                        {
+                            "status": {"type": "string", "enum": ["ready"]},
+                            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                    ),
+                    "503": {
+                        "description": "`not_ready`: the message says what is missing and how to fix it.",
+                        "headers": {"X-Request-ID": "RequestId"},
+                        "content": {"application/json": {"schema": "Error"}},
+                    },
+                },
+            }
+        },
+    )
+
+
+def _probe_answer(description: str, properties: dict) -> dict:
+    """Return a probe's 200 answer."""
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": "RequestId"},
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": sorted(properties), "properties": properties}
+            }
+        },
+    }

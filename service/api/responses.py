@@ -1,0 +1,63 @@
+"""Marshmallow schemas of the service's answers, for the OpenAPI document."""
+
+import marshmallow as ma
+from marshmallow import validate
+
+from service.errors import GatewayError
+from service.error_handlers import _HTTP_ERROR_TYPES
+
+# What error_handlers answers for an HTTP error it has no name for (416 on a static file...).
+FALLBACK_ERROR_TYPE = "http_error"
+
+
+class ImageResultSchema(ma.Schema):
+    """One image of a text-to-image answer."""
+
+    image_base64 = ma.fields.String(required=True, metadata={"format": "byte", "description": "The image bytes, base64."})
+    content_type = ma.fields.String(
+        required=True, metadata={"example": "image/jpeg", "description": "The type the upstream sent."}
+    )
+
+
+def success_schema(task_type: str, max_results: int) -> ma.Schema:
+    """Return the schema of one task's 200 answer: strings, or images for text-to-image."""
+    item = ma.fields.Nested(ImageResultSchema) if task_type == "text-to-image" else ma.fields.String()
+    fields = {
+        "code": ma.fields.Integer(required=True, validate=validate.OneOf([0])),
+        "message": ma.fields.String(required=True, validate=validate.OneOf(["ok"])),
+        "task_type": ma.fields.String(required=True, validate=validate.OneOf([task_type])),
+        "model": ma.fields.String(required=True, metadata={"description": "The model that served the request."}),
+        "request_id": ma.fields.String(required=True),
+        "result": ma.fields.List(
+            item,
+            required=True,
+            validate=validate.Length(min=1, max=max_results),
+            metadata={"description": "Exactly `num_sentences` results."},
+        ),
+    }
+    return ma.Schema.from_dict(fields, name=f"{task_type}-answer")()
+
+
+def error_types() -> list:
+    """Name every error_type the service can answer with, from its exception classes."""
+    names, pending = set(), [GatewayError]
+    while pending:
+        error_class = pending.pop()
+        names.add(error_class.error_type)
+        pending.extend(error_class.__subclasses__())
+    return sorted(names | set(_HTTP_ERROR_TYPES.values()) | {FALLBACK_ERROR_TYPE})
+
+
+class ErrorSchema(ma.Schema):
+    """The one shape of every error."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "The HTTP status, repeated."})
+    error_type = ma.fields.String(required=True)
+    message = ma.fields.String(required=True, metadata={"description": "What went wrong, for a human."})
+    errors = ma.fields.Dict(metadata={"description": "Field by field messages, for invalid requests."})
+    request_id = ma.fields.String(required=True, metadata={"description": "Equal to the X-Request-ID header."})
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Built per instance: error classes defined in other modules are known by now.
+        self.fields["error_type"].validators = [validate.OneOf(error_types())]

@@ -1,0 +1,86 @@
+"""The OpenAPI document, /docs and /readyz through the real gunicorn process; a bounded schemathesis run."""
+
+import re
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+
+import requests
+
+# The checks that an answer is no server error and agrees with the document. Left out:
+# positive_data_acceptance, since `args` as a string must hold a JSON object, which a
+# schema cannot say, so random strings are rightly refused.
+SCHEMATHESIS_CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+    "response_schema_conformance,unsupported_method,allow_header_conformance"
+)
+SCHEMATHESIS_MAX_EXAMPLES = 15
+SCHEMATHESIS_SEED = 20240601  # fixed, so that CI runs the same cases every time
+SCHEMATHESIS_TIMEOUT_SECONDS = 120
+EXTERNAL_URL = re.compile(r"https?://", re.I)
+
+
+class AssetReferences(HTMLParser):
+    """Collect every src and href of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.references = []
+
+    def handle_starttag(self, tag, attrs):
+        self.references.extend(value for name, value in attrs if name in ("src", "href", "data-openapi-url") and value)
+
+
+def test_openapi_document_is_served(service):
+    response = requests.get(f"{service.url}/openapi.json", timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
+    assert {f"/api/infer/{task}" for task in ("text-translation", "text-completion", "text-to-text", "text-to-image")} <= set(
+        response.json()["paths"]
+    )
+
+
+def test_docs_page_and_every_asset_come_from_the_service(service):
+    page = requests.get(f"{service.url}/docs", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    parser = AssetReferences()
+    parser.feed(page.text)
+    assert len(parser.references) >= 4
+    assert not EXTERNAL_URL.search(page.text)
+    for reference in parser.references:
+        assert reference.startswith("/") and not reference.startswith("//"), reference
+        asset = requests.get(service.url + reference, timeout=10)
+        assert asset.status_code == 200 and asset.content, reference
+        if reference.endswith(".css"):
+            for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", asset.text):
+                assert url.startswith("data:") or not EXTERNAL_URL.match(url), url
+        if reference.endswith("initializer.js"):
+            assert not EXTERNAL_URL.search(asset.text)
+            assert "validatorUrl: null" in asset.text  # no badge fetched from validator.swagger.io
+
+
+def test_readyz_answers_without_calling_the_upstream(service, fresh_upstream):
+    response = requests.get(f"{service.url}/readyz", timeout=5)
+    assert response.status_code == 200 and response.json()["status"] == "ready"
+    assert not fresh_upstream.requests
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(service, fresh_upstream, tmp_path):
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json",
+        "--checks", SCHEMATHESIS_CHECKS,
+        "--max-examples", str(SCHEMATHESIS_MAX_EXAMPLES),
+        "--seed", str(SCHEMATHESIS_SEED),
+        "--request-timeout", "15",
+        "--generation-database", "none",
+        "--no-color",
+    ]
+    started = time.monotonic()
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_SECONDS)
+    print(f"schemathesis: {time.monotonic() - started:.1f} s, {len(fresh_upstream.requests)} upstream requests")
+    report = run.stdout[-8000:] + run.stderr[-2000:]
+    assert run.returncode == 0, report
+    assert re.search(r"No issues found", run.stdout), report
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested and int(tested.group(1)) == 6, report  # four tasks, /healthz and /readyz
+    assert fresh_upstream.requests  # valid cases did reach the (replaying) upstream

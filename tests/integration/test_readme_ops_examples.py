@@ -1,0 +1,51 @@
+"""The curl examples of the README's 'OpenAPI and docs' and 'Logs and readiness' sections, run live."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SECTIONS = ("OpenAPI and docs", "Logs and readiness")
+
+
+def section_curl_commands(title: str) -> list:
+    """Return the curl lines of one README section."""
+    section = (REPO / "README.md").read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("curl ")]
+
+
+def run(command: str, port: int, cwd: Path) -> str:
+    """Run one README command against the test port; return what it printed."""
+    command = command.replace("127.0.0.1:8098", f"127.0.0.1:{port}")
+    done = subprocess.run(["sh", "-c", command + " --show-error --max-time 20"], cwd=cwd, check=True,
+                          capture_output=True, text=True, timeout=30)
+    return done.stdout
+
+
+@pytest.mark.parametrize("title", SECTIONS)
+def test_each_section_has_examples(title):
+    assert section_curl_commands(title)
+
+
+def test_openapi_example_writes_the_document(service, tmp_path):
+    (command,) = section_curl_commands("OpenAPI and docs")
+    run(command, service.port, tmp_path)
+    document = json.loads((tmp_path / "openapi.json").read_text())
+    assert document["openapi"].startswith("3.0") and "/api/infer/text-to-image" in document["paths"]
+
+
+def test_request_id_example_reaches_the_upstream(service, fresh_upstream, tmp_path):
+    command = next(line for line in section_curl_commands("Logs and readiness") if "X-Request-ID" in line)
+    sent_id = re.search(r"X-Request-ID: ([^\"']+)", command).group(1)
+    headers = run(command, service.port, tmp_path)
+    assert re.search(rf"^HTTP/1\.1 200", headers) and f"X-Request-ID: {sent_id}" in headers
+    assert fresh_upstream.requests and all(entry.headers["X-Request-ID"] == sent_id for entry in fresh_upstream.requests)
+
+
+def test_readyz_example(service, fresh_upstream, tmp_path):
+    command = next(line for line in section_curl_commands("Logs and readiness") if "/readyz" in line)
+    assert json.loads(run(command, service.port, tmp_path)) == {"status": "ready", "checks": {"configuration": "loaded", "token": "set"}}
+    assert not fresh_upstream.requests
