@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.upstream import Step
+from tests.support.readme import shell_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
@@ -243,8 +244,7 @@ def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, fresh_upstre
 
 def readme_batch_script(command: str) -> str:
     """Return the shell blocks of the README's 'Batch jobs' section, calling `command`."""
-    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Batch jobs", 1)[1]
-    script = "\n".join(re.findall(r"```sh\n(.*?)```", section, re.S)).replace(".venv/bin/hf-infer", command)
+    script = "\n".join(shell_blocks("Batch jobs")).replace(".venv/bin/hf-infer", command)
     if not shutil.which("jq"):
         script = "\n".join(line for line in script.splitlines() if "| jq" not in line)
     return script

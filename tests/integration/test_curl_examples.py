@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.readme import curl_lines
 from tests.support.upstream import Step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,8 +17,7 @@ RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
 
 def readme_curl_commands() -> list:
     """Return the curl lines of the README's 'Calling it' section."""
-    section = (REPO / "README.md").read_text().partition("\n## Calling it\n")[2].partition("\n## ")[0]
-    return [line for line in section.splitlines() if line.startswith("curl ")]
+    return curl_lines("Calling it")
 
 
 def run_curl(command: str, port: int, cwd: Path) -> dict:

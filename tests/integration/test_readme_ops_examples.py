@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.readme import curl_lines
+
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("OpenAPI and docs", "Logs and readiness")
 
 
 def section_curl_commands(title: str) -> list:
     """Return the curl lines of one README section."""
-    section = (REPO / "README.md").read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
-    return [line for line in section.splitlines() if line.startswith("curl ")]
+    return curl_lines(title)
 
 
 def run(command: str, port: int, cwd: Path) -> str:
@@ -41,7 +42,7 @@ def test_request_id_example_reaches_the_upstream(service, fresh_upstream, tmp_pa
     command = next(line for line in section_curl_commands("Logs and readiness") if "X-Request-ID" in line)
     sent_id = re.search(r"X-Request-ID: ([^\"']+)", command).group(1)
     headers = run(command, service.port, tmp_path)
-    assert re.search(rf"^HTTP/1\.1 200", headers) and f"X-Request-ID: {sent_id}" in headers
+    assert re.search(r"^HTTP/1\.1 200", headers) and f"X-Request-ID: {sent_id}" in headers
     assert fresh_upstream.requests and all(entry.headers["X-Request-ID"] == sent_id for entry in fresh_upstream.requests)
 
 

@@ -1,7 +1,6 @@
 """Provider shapes from the recordings, result downloads, not-served fallbacks, and liveness."""
 
 import base64
-import io
 import json
 import re
 import tomllib

@@ -2,7 +2,6 @@
 
 import pytest
 import requests
-import responses
 
 from service.settings import Settings
 from tests.unit.conftest import API, TOKEN, make_settings, post
