@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-from tests.integration.test_curl_examples import readme_curl_commands, run_curl
+from tests.integration.test_curl_examples import README_EXAMPLES, assert_documented_success, readme_curl_commands, run_curl
 from tests.support.nginx_server import NginxServer
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
@@ -36,20 +36,10 @@ def assert_one_id_end_to_end(nginx, upstream, response, path=MADLAD) -> str:
     return request_id
 
 
-@pytest.mark.parametrize(
-    "index, task, model, count",
-    [
-        (0, "text-translation", "google/madlad400-3b-mt", 3),
-        (1, "text-completion", "meta-llama/Llama-3.1-8B-Instruct", 3),
-        (2, "text-to-text", "meta-llama/Llama-3.1-8B-Instruct", 3),
-        (3, "text-to-image", "stabilityai/stable-diffusion-3-medium-diffusers", 1),
-    ],
-)
+@pytest.mark.parametrize("index, task, model, count", README_EXAMPLES)
 def test_readme_curl_through_nginx_writes_the_documented_json(nginx, fresh_upstream, tmp_path, index, task, model, count):
     body = run_curl(readme_curl_commands()[index], nginx.port, tmp_path)
-    assert set(body) == {"code", "message", "task_type", "model", "request_id", "result"}
-    assert (body["code"], body["message"], body["task_type"], body["model"]) == (0, "ok", task, model)
-    assert len(body["result"]) == count
+    assert_documented_success(body, task, model, count)
     # curl sent no id: the one nginx made up is the one the service answered with and sent upstream.
     assert NGINX_ID.fullmatch(body["request_id"])
     assert nginx.access_logged(f"request_id={body['request_id']} ")
