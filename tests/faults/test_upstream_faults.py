@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import (
+from tests.support.fault_service import (
     IMAGE_DEADLINE,
     IMAGE_PATH,
     MAX_IMAGE_BYTES,
