@@ -39,13 +39,13 @@ def captured():
     return CapturedCalls()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_upstream():
     with LoopbackUpstream() as loopback:
         yield loopback
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_service(fault_upstream, models_config, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("gunicorn-faults") / "service.log"
     with GunicornServer(env=fault_env(fault_upstream, models_config), log_path=log_path) as server:
@@ -55,7 +55,7 @@ def fault_service(fault_upstream, models_config, tmp_path_factory):
 
 @pytest.fixture
 def upstream(fault_upstream):
-    """The module's upstream with no scripts and an empty request log."""
+    """The shared upstream with no scripts and an empty request log."""
     fault_upstream.wait_idle()
     fault_upstream.clear_scripts()
     fault_upstream.reset_log()
