@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from tests.support.fault_service import WORKERS, booted_workers, fault_env, write_models_config
+from tests.support.fault_service import TOKEN, WORKERS, booted_workers, fault_env, write_models_config
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.upstream import LoopbackUpstream
 
@@ -46,11 +46,14 @@ def fault_upstream():
 
 
 @pytest.fixture(scope="session")
-def fault_service(fault_upstream, models_config, tmp_path_factory):
+def fault_service(fault_upstream, models_config, captured, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("gunicorn-faults") / "service.log"
     with GunicornServer(env=fault_env(fault_upstream, models_config), log_path=log_path) as server:
         server.initial_workers = booted_workers(server, WORKERS)
         yield server
+    # Over everything captured in every scenario, shutdown included.
+    assert TOKEN not in server.log_text()
+    assert not captured.leaks(TOKEN)
 
 
 @pytest.fixture

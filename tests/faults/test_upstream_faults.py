@@ -87,10 +87,6 @@ def retry_after_seconds(response) -> int:
 FAILING_SCENARIOS = {
     "still loading, estimate beyond the deadline": (
         Step(status=503, json=loading(20.0), repeat=50), 503, "model_unavailable"),
-    "429 Retry-After at the deadline": (
-        Step(status=429, json=RATE_LIMITED, headers={"Retry-After": "60"}, repeat=50), 429, "rate_limited"),
-    "429 RateLimit header at the deadline": (
-        Step(status=429, json=RATE_LIMITED, headers={"RateLimit": '"api";r=0;t=60'}, repeat=50), 429, "rate_limited"),
     "502 until the deadline": (
         Step(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html", repeat=200),
         502, "upstream_error"),
@@ -114,6 +110,8 @@ FAILING_SCENARIOS = {
         Step(body="<!DOCTYPE html><html><body><h1>Service Unavailable</h1></body></html>",
              content_type="text/html"),
         502, "upstream_error"),
+    "image bytes to a text task": (
+        Step(body=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, content_type="image/png"), 502, "upstream_error"),
     "JSON of the wrong shape": (Step(json={"unexpected": True}), 502, "upstream_error"),
 }
 
@@ -124,7 +122,7 @@ def test_fault_answers_the_documented_error(fault_service, upstream, captured, s
     response, seconds = infer(captured, fault_service)
     assert_error(response, status, error_type)
     assert seconds < TEXT_DEADLINE + 1
-    if status in (429, 503):
+    if status == 503:
         assert retry_after_seconds(response) >= 1
     assert_unharmed(fault_service, upstream, captured)
 
