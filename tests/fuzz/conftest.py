@@ -52,9 +52,9 @@ def upstream_answer(request):
     return 200, {"Content-Type": "application/json"}, json.dumps([{"translation_text": "ok", "generated_text": "ok"}])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mocked_upstream():
-    """Every request to the upstream host answered well, and recorded."""
+    """Every request to the upstream host answered well, and recorded (this module's requests only)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         for method in (responses.POST, responses.GET):
             mock.add_callback(method, re.compile(rf"https?://{re.escape(UPSTREAM_HOST)}/.*"), callback=upstream_answer)
@@ -68,12 +68,12 @@ def build_app(**overrides):
     return app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(mocked_upstream):
     return build_app().test_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def keyed_client(mocked_upstream):
     """An app that requires a client API key."""
     return build_app(api_keys=frozenset({API_KEY})).test_client()
