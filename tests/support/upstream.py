@@ -276,6 +276,11 @@ class RecordingIndex:
             wants_stream(r.request_body) != wanted_stream,
         ))
 
+    def find_any_method(self, path: str, request_body: Any) -> Recording | None:
+        """Pick the best recording of a path whatever its method (POST first, then GET...)."""
+        methods = sorted({method for method, recorded_path in self._by_route if recorded_path == path}, reverse=True)
+        return self.find(methods[0], path, request_body) if methods else None
+
     def chat_completion(self, model: Any) -> dict | None:
         """Return a recorded chat completion, preferably one from the requested model."""
         wanted = str(model or "").partition(":")[0].lower()
@@ -728,10 +733,14 @@ class LoopbackUpstream:
 
     def replay_answer(self, method: str, path: str, request_body: Any) -> Answer:
         """Answer from the recordings, synthesizing OpenAI-style routes that were not recorded."""
+        aliased = path in self._aliases
         path = self._aliases.get(path, path)
         if method == "POST" and path.endswith(COMPLETIONS_SUFFIX):
             return self._completion_answer(request_body)
         recording = self.recordings.find(method, path, request_body)
+        if recording is None and aliased:
+            # An alias may name a recording made with another method, e.g. an image a provider serves by GET.
+            recording = self.recordings.find_any_method(path, request_body)
         if recording is not None:
             return recording.answer()
         if method == "POST" and path.endswith(CHAT_SUFFIX):
