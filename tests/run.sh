@@ -14,4 +14,7 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq curl >/dev/null
 fi
+if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
 exec "$VENV/bin/python" -m pytest -c tests/pytest.ini --rootdir=. "$@"
