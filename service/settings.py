@@ -51,7 +51,7 @@ class Settings:
     max_input_chars: int = 10_000
     max_body_bytes: int = 1024 * 1024
     max_image_bytes: int = 20 * 1024 * 1024
-    fanout_concurrency: int = 4
+    fanout_concurrency: int = 10  # the most num_sentences allows: every call at once
     upstream_pool_size: int = 64
     api_keys: frozenset = frozenset()
 
