@@ -59,20 +59,26 @@ def send(
     if remaining <= 0:
         raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
     try:
-        response = session.request(
-            request.method,
-            request.url,
-            json=request.payload,
-            headers=request.headers,
-            timeout=(min(connect_timeout, remaining), remaining),
-            stream=True,
-            allow_redirects=False,
-        )
+        prepared = _prepare(session, request)
+        response = session.get_adapter(prepared.url).send(
+            prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
     except requests.Timeout as exc:
         raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
     except requests.RequestException as exc:
         raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
     return _read_reply(response, deadline, max_bytes)
+
+
+def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.PreparedRequest:
+    """Build the HTTP request directly, sent by the adapter without Session.request.
+
+    Session.request merges cookies, hooks, auth and environment settings the service
+    never uses: a third of the worker's CPU per request went there.
+    """
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method=request.method, url=request.url, headers={**session.headers, **request.headers},
+                     json=request.payload)
+    return prepared
 
 
 def _read_reply(response: requests.Response, deadline: Deadline, max_bytes: int) -> UpstreamReply:
