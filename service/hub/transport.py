@@ -23,19 +23,23 @@ _READ_FAILURES = (
 
 
 class SessionPool:
-    """One requests.Session per process and thread, so gunicorn's forks never share sockets."""
+    """One requests.Session per process, its keep-alive connections shared by every thread.
+
+    Rebuilt after a fork, so gunicorn's workers never share sockets. Requests go through
+    the adapter (thread-safe urllib3 pools), never through Session.request.
+    """
 
     def __init__(self, pool_size: int):
         self._pool_size = pool_size
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._session, self._pid = None, None
 
     def get(self) -> requests.Session:
-        """Return this thread's session, made anew after a fork."""
-        session = getattr(self._local, "session", None)
-        if session is None or self._local.pid != os.getpid():
-            session = self._new_session()
-            self._local.session, self._local.pid = session, os.getpid()
-        return session
+        """Return this process's session, made anew after a fork."""
+        with self._lock:
+            if self._session is None or self._pid != os.getpid():
+                self._session, self._pid = self._new_session(), os.getpid()
+            return self._session
 
     def _new_session(self) -> requests.Session:
         """Build a keep-alive session; retries are the client's job, not urllib3's."""
