@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     ensure_wrk()
     started = time.monotonic()
-    context = {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    context = {"command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
                "quick": arguments.quick, "repeats": arguments.repeats,
                "upstream_latency_seconds": arguments.latency, "load_latency_seconds": LOAD_LATENCY_SECONDS,
                "machine": machine()}
