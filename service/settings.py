@@ -54,8 +54,8 @@ class Settings:
     max_input_chars: int = 10_000
     max_body_bytes: int = 1024 * 1024
     max_image_bytes: int = 20 * 1024 * 1024
-    fanout_concurrency: int = 4
-    upstream_pool_size: int = 64
+    fanout_concurrency: int = 10  # the most num_sentences allows: every call at once
+    upstream_pool_size: int = 128  # the worker's 64 threads plus as many fan-out calls
     api_keys: frozenset = frozenset()
 
     @property

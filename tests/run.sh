@@ -19,4 +19,7 @@ fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     apt-get update -qq && apt-get install -y -qq nginx >/dev/null
 fi
+if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
 exec "$VENV/bin/python" -m pytest -c tests/pytest.ini --rootdir=. "$@"

@@ -2,6 +2,7 @@
 
 from flask import current_app, g, request
 
+from service.api.answer import json_answer
 from service.api.body import json_body
 from service.hub.client import CallStats
 from service.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
@@ -21,11 +22,11 @@ def serve_inference(task_type: str):
     g.call_stats = CallStats()
     outcome = gateway.runner.run(route, body["inputs"], args, g.call_stats, g.request_id)
     g.model = outcome.model
-    return {
+    return json_answer({
         "code": 0,
         "message": "ok",
         "task_type": task_type,
         "model": outcome.model,
         "request_id": g.request_id,
         "result": outcome.results,
-    }
+    })

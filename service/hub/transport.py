@@ -23,19 +23,23 @@ _READ_FAILURES = (
 
 
 class SessionPool:
-    """One requests.Session per process and thread, so gunicorn's forks never share sockets."""
+    """One requests.Session per process, its keep-alive connections shared by every thread.
+
+    Rebuilt after a fork, so gunicorn's workers never share sockets. Requests go through
+    the adapter (thread-safe urllib3 pools), never through Session.request.
+    """
 
     def __init__(self, pool_size: int):
         self._pool_size = pool_size
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._session, self._pid = None, None
 
     def get(self) -> requests.Session:
-        """Return this thread's session, made anew after a fork."""
-        session = getattr(self._local, "session", None)
-        if session is None or self._local.pid != os.getpid():
-            session = self._new_session()
-            self._local.session, self._local.pid = session, os.getpid()
-        return session
+        """Return this process's session, made anew after a fork."""
+        with self._lock:
+            if self._session is None or self._pid != os.getpid():
+                self._session, self._pid = self._new_session(), os.getpid()
+            return self._session
 
     def _new_session(self) -> requests.Session:
         """Build a keep-alive session; retries are the client's job, not urllib3's."""
@@ -59,20 +63,26 @@ def send(
     if remaining <= 0:
         raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
     try:
-        response = session.request(
-            request.method,
-            request.url,
-            json=request.payload,
-            headers=request.headers,
-            timeout=(min(connect_timeout, remaining), remaining),
-            stream=True,
-            allow_redirects=False,
-        )
+        prepared = _prepare(session, request)
+        response = session.get_adapter(prepared.url).send(
+            prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
     except requests.Timeout as exc:
         raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
     except requests.RequestException as exc:
         raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
     return _read_reply(response, deadline, max_bytes)
+
+
+def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.PreparedRequest:
+    """Build the HTTP request directly, sent by the adapter without Session.request.
+
+    Session.request merges cookies, hooks, auth and environment settings the service
+    never uses: about a sixth of a worker's time per request went there (py-spy).
+    """
+    prepared = requests.PreparedRequest()
+    prepared.prepare(method=request.method, url=request.url, headers={**session.headers, **request.headers},
+                     json=request.payload)
+    return prepared
 
 
 def _read_reply(response: requests.Response, deadline: Deadline, max_bytes: int) -> UpstreamReply:

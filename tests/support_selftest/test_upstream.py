@@ -75,6 +75,26 @@ def test_alias_answers_like_the_recorded_path(upstream):
     assert "translation_text" in response.json()[0]
 
 
+def test_alias_to_a_recorded_get_answers_a_post(upstream):
+    recorded = base64.b64decode(recorded_entry("/out-0.png")["response"]["body_base64"])
+    recorded_path = "/" + recorded_entry("/out-0.png")["request"]["uri"].split("/", 3)[3]
+    upstream.alias("/hf-inference/models/large/png", recorded_path)
+
+    response = requests.post(upstream.url + "/hf-inference/models/large/png", json={"inputs": "a koala"}, timeout=5)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.content == recorded
+
+
+def test_a_post_to_a_recorded_get_path_without_alias_is_404(upstream):
+    recorded_path = "/" + recorded_entry("/out-0.png")["request"]["uri"].split("/", 3)[3]
+
+    response = requests.post(upstream.url + recorded_path, json={"inputs": "a koala"}, timeout=5)
+
+    assert response.status_code == 404
+
+
 def test_chat_completion_repeats_a_recorded_choice_n_times(upstream):
     recorded = json.loads(recorded_entry(
         "/meta-llama/Llama-3.1-8B-Instruct/v1/chat/completions")["response"]["body_text"])

@@ -8,8 +8,8 @@ from service.hub.messages import UpstreamReply
 
 
 def image_result(data: bytes, content_type: str) -> dict:
-    """Shape one image as the API returns it."""
-    return {"image_base64": base64.b64encode(data).decode("ascii"), "content_type": content_type}
+    """Shape one image as the API returns it; the base64 stays bytes (ASCII) until it is sent."""
+    return {"image_base64": base64.b64encode(data), "content_type": content_type}
 
 
 def image_from_reply(reply: UpstreamReply) -> dict:

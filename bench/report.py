@@ -1,0 +1,111 @@
+"""The result: figures beside their targets, as a printed table and as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported figure: its key in the measurements, how to show it, and its target if any."""
+
+    key: str
+    label: str
+    unit: str
+    target: float | None = None
+    at_least: bool = False  # the target is a floor, not a ceiling
+
+    def target_text(self) -> str:
+        """Show the target, e.g. '<= 1.0 ms'."""
+        if self.target is None:
+            return ""
+        return f"{'>=' if self.at_least else '<='} {self.target:g} {self.unit}".rstrip()
+
+    def met(self, value: float) -> bool | None:
+        """Tell whether a value reaches the target (None without a target)."""
+        if self.target is None:
+            return None
+        return value >= self.target if self.at_least else value <= self.target
+
+
+FIGURES = (
+    Figure("added_p50_ms.translation", "added latency p50, c=1, translation", "ms", 1.0),
+    Figure("added_p99_ms.translation", "added latency p99, c=1, translation", "ms", 3.0),
+    Figure("added_p50_ms.text_to_image", "added latency p50, c=1, text-to-image (25 KB)", "ms"),
+    Figure("added_p99_ms.text_to_image", "added latency p99, c=1, text-to-image (25 KB)", "ms"),
+    Figure("direct_p50_ms.translation", "upstream alone p50, c=1, translation", "ms"),
+    Figure("added_p99_ms.c16", "added p99, c=16, upstream 100 ms", "ms", 10.0),
+    Figure("added_p99_ms.c64", "added p99, c=64, upstream 100 ms", "ms", 30.0),
+    Figure("throughput_efficiency.c32", "throughput / ideal 320/s, c=32, upstream 100 ms", "", 0.90, at_least=True),
+    Figure("requests_per_second.c32", "requests/s, c=32 (upstream alone below)", "/s"),
+    Figure("direct_requests_per_second.c32", "requests/s, c=32, upstream alone", "/s"),
+    Figure("fanout_ratio", "fan-out: time num_sentences 5 / 1, upstream 100 ms", "", 1.3),
+    Figure("large_image.added_p50_ms", "1.5 MB image: added time p50", "ms", 25.0),
+    Figure("large_image.extra_peak_ratio", "1.5 MB image: extra peak worker memory / image size (median request)", "x", 3.0),
+    Figure("large_image.extra_peak_mb", "1.5 MB image: extra peak worker memory (median request)", "MB"),
+    Figure("large_image.extra_peak_max_mb", "1.5 MB image: extra peak worker memory (worst request)", "MB"),
+    Figure("rss_idle_mb", "worker RSS idle (largest worker)", "MB", 80.0),
+    Figure("rss_growth_pct", "worker RSS growth after the growth run", "%", 10.0),
+)
+
+
+def medians(repeats: list[dict]) -> dict:
+    """Return, for every key measured, the median over repeats and the values of each repeat."""
+    keys = sorted({key for repeat in repeats for key in repeat})
+    return {key: {"median": statistics.median(r[key] for r in repeats if key in r),
+                  "runs": [r[key] for r in repeats if key in r]} for key in keys}
+
+
+def machine() -> dict:
+    """Describe the machine and the software the figures come from."""
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal:"))
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "gunicorn": metadata.version("gunicorn"),
+        "flask": metadata.version("flask"),
+        "load_average": os.getloadavg(),
+    }
+
+
+def build(measured: dict, context: dict) -> dict:
+    """Assemble the JSON document: figures with targets, every measurement, and the context."""
+    figures = {}
+    for figure in FIGURES:
+        entry = measured.get(figure.key)
+        value = entry["median"] if entry else None
+        figures[figure.key] = {
+            "label": figure.label, "unit": figure.unit, "value": value,
+            "target": figure.target_text() or None,
+            "met": figure.met(value) if value is not None else None,
+            "runs": entry["runs"] if entry else [],
+        }
+    return {**context, "figures": figures, "measurements": measured}
+
+
+def table(document: dict) -> str:
+    """Render the figures as a Markdown table."""
+    rows = ["| figure | median | target | met | runs |", "| --- | ---: | --- | --- | --- |"]
+    for figure in document["figures"].values():
+        value = "n/a" if figure["value"] is None else f"{figure['value']:.3g}"
+        met = {True: "yes", False: "**no**", None: ""}[figure["met"]]
+        runs = ", ".join(f"{run:.3g}" for run in figure["runs"])
+        rows.append(f"| {figure['label']} | {value} {figure['unit']} | {figure['target'] or ''} | {met} | {runs} |")
+    return "\n".join(rows)
+
+
+def write(document: dict, path: Path) -> None:
+    """Write the JSON document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

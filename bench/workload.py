@@ -1,0 +1,75 @@
+"""The requests the benchmark sends: each through the service and the same one straight upstream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from bench.upstream import LARGE_IMAGE_MODEL, LARGE_IMAGE_PATH
+
+INPUTS = "连衣裙"
+TRANSLATION_MODEL_PATH = "/hf-inference/models/google/madlad400-3b-mt"  # first choice for zh2en
+IMAGE_MODEL_PATH = "/hf-inference/models/stabilityai/stable-diffusion-3-medium-diffusers"
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request: a path, a JSON body, headers (the host is the client's) and the status it expects."""
+
+    path: str
+    body: bytes
+    headers: dict = field(default_factory=lambda: dict(JSON_HEADERS))
+    status: int = 200
+
+
+def _json_call(path: str, document: dict, status: int = 200, **headers: str) -> Call:
+    """Build a POST of a JSON document."""
+    body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+    return Call(path, body, {**JSON_HEADERS, **headers}, status)
+
+
+def translation(num_sentences: int = 1) -> Call:
+    """Translate zh to en through the service (sampling, so N results mean N upstream calls)."""
+    return _json_call("/api/infer/text-translation?model_type=zh2en",
+                      {"inputs": INPUTS, "args": {"num_sentences": num_sentences}})
+
+
+def translation_direct() -> Call:
+    """The upstream call the service makes for `translation()`."""
+    return _json_call(TRANSLATION_MODEL_PATH, {
+        "inputs": f"<2en> {INPUTS}",
+        "parameters": {"generate_parameters": {"do_sample": True, "top_k": 30, "max_new_tokens": 128}},
+    }, **{"x-use-cache": "false"})
+
+
+def text_to_image(model_name: str | None = None) -> Call:
+    """Ask the service for one image, from the shipped model or from `model_name`."""
+    query = f"?model_name={model_name}" if model_name else ""
+    return _json_call(f"/api/infer/text-to-image{query}", {"inputs": INPUTS})
+
+
+def text_to_image_direct(path: str = IMAGE_MODEL_PATH) -> Call:
+    """The upstream call the service makes for `text_to_image()`."""
+    return _json_call(path, {"inputs": INPUTS, "parameters": {"seed": 1234}},
+                      Accept="image/png", **{"x-use-cache": "false"})
+
+
+def large_image() -> Call:
+    """Ask the service for the 1.5 MB image."""
+    return text_to_image(LARGE_IMAGE_MODEL)
+
+
+def large_image_direct() -> Call:
+    """Fetch the 1.5 MB image straight from the upstream."""
+    return text_to_image_direct(LARGE_IMAGE_PATH)
+
+
+def invalid_request() -> Call:
+    """A request the service refuses (unknown arg), so the error path runs too."""
+    return _json_call("/api/infer/text-translation", {"inputs": INPUTS, "args": {"num_sentence": 2}}, status=400)
+
+
+def mixed() -> list[Call]:
+    """The mix sent for the memory-growth run: every task path the service has, errors included."""
+    return [translation(), translation(3), text_to_image(), translation(), invalid_request()]

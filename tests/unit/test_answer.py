@@ -1,0 +1,35 @@
+"""The success answer's JSON writer: the same JSON as json.dumps, with base64 bytes spliced in."""
+
+import base64
+import json
+
+from service.api.answer import json_chunks
+
+
+def test_text_answer_is_one_chunk_of_the_same_json():
+    document = {"code": 0, "message": "ok", "result": ["连衣裙 \"quoted\" \\ \n", None, 1.5, True], "nested": {"a": []}}
+
+    chunks = json_chunks(document)
+
+    assert len(chunks) == 1
+    assert chunks[0].endswith(b"\n")
+    assert json.loads(chunks[0]) == document
+
+
+def test_image_bytes_are_their_own_chunk_and_decode_back():
+    image = bytes(range(256)) * 10
+    encoded = base64.b64encode(image)
+    document = {"code": 0, "result": [{"image_base64": encoded, "content_type": "image/png"}] * 2}
+
+    chunks = json_chunks(document)
+
+    assert sum(chunk is encoded for chunk in chunks) == 2  # the very object, not a copy
+    parsed = json.loads(b"".join(chunks))
+    assert [base64.b64decode(item["image_base64"]) for item in parsed["result"]] == [image, image]
+    assert parsed["result"][0]["content_type"] == "image/png"
+
+
+def test_key_order_is_kept():
+    chunks = json_chunks({"z": 1, "a": 2, "m": 3})
+
+    assert chunks == [b'{"z":1,"a":2,"m":3}\n']
