@@ -1,7 +1,6 @@
 """Stop, reload and worker recycling of the real gunicorn process, with requests in flight."""
 
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
