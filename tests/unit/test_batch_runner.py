@@ -8,7 +8,6 @@ import re
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from service.batch.images import ensure_ids_are_file_names, extension_for, save_
 from service.batch.inputs import BatchItem, InputError
 from service.batch.output import OrderedWriter
 from service.batch.runner import WINDOW_PER_WORKER, WorkerPool, run_batch
+from tests.support.readme import readme_section
 
 
 def written_ids(stream):
@@ -164,8 +164,7 @@ def test_without_environment_the_default_url_is_the_local_service(monkeypatch):
 
 
 def test_every_option_the_readme_documents_exists(capsys):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"`(--[a-z-]+)", readme.split("## Batch jobs", 1)[1]))
+    documented = set(re.findall(r"`(--[a-z-]+)", readme_section("Batch jobs")))
     with pytest.raises(SystemExit):
         cli.main(["batch", "--help"])
     offered = set(re.findall(r"(--[a-z-]+)", capsys.readouterr().out))
