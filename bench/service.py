@@ -9,7 +9,7 @@ from tests.support.gunicorn_server import GunicornServer
 from bench.upstream import UpstreamProcess
 
 # A made-up token: the loopback upstream accepts anything, and it must never be a real one.
-BENCH_TOKEN = "hf_benchmarkToken0123456789abcdefghij"
+BENCH_TOKEN = "hf_bench-not-a-real-token-0123456789"
 # Unset so that gunicorn.conf.py and Settings choose, as in production.
 DEFAULTED = ("WEB_CONCURRENCY", "GUNICORN_THREADS", "MAX_REQUESTS", "FANOUT_CONCURRENCY",
              "UPSTREAM_POOL_SIZE", "TEXT_DEADLINE_SECONDS", "IMAGE_DEADLINE_SECONDS",

@@ -5,7 +5,7 @@ import pytest
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.upstream import LoopbackUpstream
 
-TOKEN = "hf_integrationSecretToken0123456789abcd"
+TOKEN = "hf_integration-not-a-real-token-0123456789"
 
 # The shipped configuration's first choices, answered with recorded exchanges of the same task.
 REPLAY_ALIASES = {

@@ -13,7 +13,7 @@ import requests
 from tests.integration.conftest import service_env
 
 # Recognisable, so that any leak into a log line, body or header is found by a plain search.
-TOKEN = "hf_faultSuiteSecretToken9876543210zyxw"
+TOKEN = "hf_fault-suite-not-a-real-token-9876543210"
 TEXT_DEADLINE = 4.0
 IMAGE_DEADLINE = 4.0
 MAX_IMAGE_BYTES = 1024 * 1024

@@ -10,7 +10,7 @@ from service.catalog import Catalog
 from service.hub import deadline as deadline_module
 from service.settings import Settings
 
-TOKEN = "hf_unitTestSecretToken0123456789abcdef"
+TOKEN = "hf_unit-test-not-a-real-token-0123456789"
 API = "https://hub.test/hf-inference/models"
 ROUTER = "https://hub.test/v1"
 
