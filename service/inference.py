@@ -14,9 +14,9 @@ from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink
 from service.hub.protocols import PROTOCOLS
 from service.hub.protocols.base import InferenceCall
+from service.schemas import MAX_SEED
 
 log = logging.getLogger(__name__)
-_MAX_SEED = 2**31 - 1
 # Errors that say "this model, here, now" rather than "this input": worth the next target.
 _FALL_BACK_ON = (ModelNotFound, ModelUnavailable, UpstreamTimeout)
 
@@ -96,7 +96,8 @@ class InferenceRunner:
             results = self._ask(protocol, call, call.args.get("seed"), count, deadline, stats, request_id)
             if len(results) < count:
                 # Some servers ignore `n`: fill in with one call per missing result.
-                seeds = _seeds(None, count - len(results))
+                first = call.args.get("seed")
+                seeds = _seeds(None if first is None else first + len(results), count - len(results))
                 results += self._fan_out(protocol, call, seeds, deadline, stats, request_id)
             return results
         if count == 1:
@@ -123,16 +124,23 @@ class InferenceRunner:
         gate = threading.BoundedSemaphore(self.settings.fanout_concurrency)
 
         def one(seed):
-            with gate:
+            try:
                 return self._ask(protocol, call, seed, 1, deadline, stats, request_id)[0]
+            finally:
+                gate.release()
 
-        futures = [self.pool.get().submit(one, seed) for seed in seeds]
+        # The gate is taken before submitting, so waiting calls never hold a pool thread.
+        futures = []
+        for seed in seeds:
+            if not gate.acquire(timeout=deadline.remaining()):
+                break
+            futures.append(self.pool.get().submit(one, seed))
         done, pending = wait(futures, timeout=deadline.remaining() + 1.0, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:
                 _cancel(pending)
                 raise future.exception()
-        if pending:
+        if pending or len(futures) < len(seeds):
             _cancel(pending)
             raise UpstreamTimeout("the deadline passed while waiting for the upstream")
         return [future.result() for future in futures]
@@ -141,8 +149,8 @@ class InferenceRunner:
 def _seeds(seed: int | None, count: int) -> list:
     """Give each call its own seed: consecutive from the caller's, else random."""
     if seed is not None:
-        return [(seed + offset) % (_MAX_SEED + 1) for offset in range(count)]
-    return [random.randint(0, _MAX_SEED) for _ in range(count)]
+        return [(seed + offset) % (MAX_SEED + 1) for offset in range(count)]
+    return [random.randint(0, 2**31 - 1) for _ in range(count)]
 
 
 def _cancel(futures) -> None:

@@ -76,8 +76,9 @@ class LivenessChecker:
         except GatewayError as exc:
             return ModelProviders({}, error=exc.error_type)
         document = reply.json()
-        mapping = document.get("inferenceProviderMapping") if isinstance(document, dict) else None
-        return ModelProviders(parse_provider_mapping(mapping))
+        if not isinstance(document, dict):
+            return ModelProviders({}, error="upstream_error")
+        return ModelProviders(parse_provider_mapping(document.get("inferenceProviderMapping")))
 
     def _describe(self, target: ModelTarget, lookup: ModelProviders | None) -> dict:
         """Describe one target and its status."""

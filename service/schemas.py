@@ -26,6 +26,24 @@ class ArgsField(ma.fields.Field):
         return value
 
 
+class StrictFloat(ma.fields.Float):
+    """A float given as a JSON number: "0.5" and booleans are refused."""
+
+    def _validated(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class StrictBoolean(ma.fields.Boolean):
+    """A boolean given as JSON true or false: "yes", 1 and "true" are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _reject_constant(name: str):
     """Refuse NaN and Infinity, which are not JSON."""
     raise ValueError(f"{name} is not valid JSON")
@@ -40,7 +58,7 @@ def _int(default=None, low=None, high=None, **kwargs):
 def _float(default=None, low=None, high=None, min_inclusive=True, **kwargs):
     """A finite float arg with bounds."""
     options = {"load_default": default} if default is not None else {}
-    return ma.fields.Float(
+    return StrictFloat(
         allow_nan=False,
         validate=validate.Range(min=low, max=high, min_inclusive=min_inclusive),
         **options,
@@ -61,7 +79,7 @@ class _Args(ma.Schema):
 class _SamplingArgs(_Args):
     """Sampling args of the text tasks."""
 
-    do_sample = ma.fields.Boolean(load_default=True, metadata={"description": "Sample; false gives the same answer every time."})
+    do_sample = StrictBoolean(load_default=True, metadata={"description": "Sample; false gives the same answer every time."})
     top_k = _int(30, 1, 1_000_000)
     top_p = _float(1.0, 0.0, 1.0, min_inclusive=False)
     temperature = _float(low=0.0, high=100.0, min_inclusive=False)
@@ -79,7 +97,7 @@ class TextToTextArgsSchema(_SamplingArgs):
 class CompletionArgsSchema(_SamplingArgs):
     """Args of text-completion."""
 
-    return_full_text = ma.fields.Boolean(load_default=False, metadata={"description": "Start each result with the prompt."})
+    return_full_text = StrictBoolean(load_default=False, metadata={"description": "Start each result with the prompt."})
 
 
 class TextToImageArgsSchema(_Args):

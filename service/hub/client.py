@@ -12,7 +12,7 @@ from service.hub.downloads import ImageLink, check_download_url
 from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.protocols.images import image_from_reply
 from service.hub.retry import call_with_retries
-from service.hub.status import raise_for_status
+from service.hub.status import raise_for_download_status, raise_for_status
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,10 @@ class HubClient:
             seconds = time.monotonic() - started
             stats.record_attempt(seconds)
             metrics.record_upstream_attempt(seconds)
-        raise_for_status(reply, has_token=bool(self.settings.hf_api_token))
+        if request.to_hub:
+            raise_for_status(reply, has_token=bool(self.settings.hf_api_token))
+        else:
+            raise_for_download_status(reply)
         return reply
 
     def _with_service_headers(self, request: UpstreamRequest, request_id: str) -> UpstreamRequest:

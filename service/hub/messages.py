@@ -38,7 +38,7 @@ class UpstreamReply:
         """Parse the body as JSON, or return None when it is not JSON."""
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
 
@@ -67,6 +67,16 @@ def error_kind(reply: UpstreamReply) -> str | None:
         if isinstance(inner, dict) and isinstance(inner.get("type"), str):
             return inner["type"]
     return None
+
+
+def error_code(reply: UpstreamReply) -> str | None:
+    """Return the OpenAI-style error code (`error.code` or `code`), when it is a string."""
+    document = reply.json()
+    if not isinstance(document, dict):
+        return None
+    inner = document.get("error")
+    code = inner.get("code") if isinstance(inner, dict) else document.get("code")
+    return code if isinstance(code, str) else None
 
 
 def _message_from_document(document) -> str | None:

@@ -11,7 +11,7 @@ from service.errors import (
     UpstreamAuthError,
     UpstreamError,
 )
-from service.hub.messages import UpstreamReply, error_kind, error_message
+from service.hub.messages import UpstreamReply, error_code, error_kind, error_message
 
 # estimated_time is often stuck at 20 s while the model is nearly up: poll more often.
 MAX_LOADING_POLL_SECONDS = 5.0
@@ -19,7 +19,7 @@ _RATELIMIT_RESET = re.compile(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)")
 _GENERATION_FAILURES = {"generation", "incomplete_generation"}
 # The router's ways of saying "this provider does not serve this model (any more)".
 _NOT_SERVED = re.compile(
-    r"not supported by (the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
+    r"not supported by (any |the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
     re.IGNORECASE,
 )
 MISSING_TOKEN_HINT = (
@@ -35,11 +35,19 @@ def raise_for_status(reply: UpstreamReply, has_token: bool) -> None:
     raise classify(reply, has_token)
 
 
+def raise_for_download_status(reply: UpstreamReply) -> None:
+    """Raise for a provider's result download: its failures say nothing of the token or the model."""
+    if 200 <= reply.status < 300:
+        return
+    transient = reply.status == 429 or reply.status >= 500
+    raise UpstreamError(f"could not download the provider's result (HTTP {reply.status})", retryable=transient)
+
+
 def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
     """Return the service error for an upstream error answer."""
     status = reply.status
     message = error_message(reply)
-    if status in (400, 422) and _NOT_SERVED.search(message):
+    if status in (400, 404, 422) and (_NOT_SERVED.search(message) or error_code(reply) == "model_not_supported"):
         return ModelNotFound(f"the model is not served there: {message}")
     if status in (400, 422):
         return ModelRejectedInput(f"the model rejected the input: {message}")
@@ -47,6 +55,8 @@ def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
         return UpstreamAuthError(_auth_message(status, message, has_token))
     if status in (404, 410):
         return ModelNotFound(f"upstream HTTP {status}: {message}")
+    if status == 429 and error_kind(reply) == "overloaded":
+        return _unavailable(reply, message)
     if status == 429:
         wait = _retry_after(reply)
         return RateLimited(f"rate limited upstream: {message}", retry_after=wait or 1, retryable=True, wait_hint=wait)

@@ -262,3 +262,57 @@ def test_no_fallback_on_the_callers_own_error(client, upstream):
     response = post(client, "text-translation", {"inputs": "连衣裙"}, query="?model_type=zh2de")
     assert_error_shape(response, 422, "model_rejected_input")
     assert all("/missing/model" in call.request.url for call in upstream.calls)
+
+
+def test_chat_message_of_the_wrong_shape_is_502(client, upstream):
+    upstream.post(CHAT, json={"choices": [{"message": "hello"}]})
+    response = post(client, "text-translation", {"inputs": "连衣裙"}, query="?model_name=chat-model")
+    assert_error_shape(response, 502, "upstream_error")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"error": "The requested model 'missing/model' is not supported by any provider you have enabled."},
+        {"error": {"message": "unavailable here", "type": "invalid_request_error", "code": "model_not_supported"}},
+    ],
+)
+def test_not_served_anywhere_falls_back(client, upstream, answer):
+    upstream.post(f"{API}/missing/model", json=answer, status=400)
+    upstream.post(CHAT, json=chat_answer("Kleid"))
+    response = post(client, "text-translation", {"inputs": "连衣裙"}, query="?model_type=zh2de")
+    assert response.get_json()["model"] == "org/chat-model"
+
+
+def test_large_seeds_stay_consecutive(client, upstream):
+    upstream.post(GPT2, json=[{"generated_text": " x"}])
+    post(client, "text-completion", {"inputs": "hello", "args": {"num_sentences": 2, "seed": 3_000_000_000}})
+    assert sorted(sent(call)["parameters"]["seed"] for call in upstream.calls) == [3_000_000_000, 3_000_000_001]
+
+
+def test_top_up_calls_continue_the_callers_seeds(client, upstream):
+    upstream.post(f"{API}/org/vllm-model/v1/completions", json={"choices": [{"text": "a"}]})
+    post(client, "text-completion", {"inputs": "hi", "args": {"num_sentences": 3, "seed": 10}}, query="?model_name=completions-model")
+    assert sorted(sent(call)["seed"] for call in upstream.calls) == [10, 11, 12]
+
+
+def test_fan_out_never_exceeds_its_concurrency(clock, upstream):
+    from service import create_app
+    from tests.unit.conftest import make_settings
+
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def answer(request):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return 200, {}, json.dumps([{"generated_text": " x"}])
+
+    upstream.add_callback(responses.POST, GPT2, callback=answer)
+    app = create_app(make_settings(fanout_concurrency=2))
+    response = post(app.test_client(), "text-completion", {"inputs": "hello", "args": {"num_sentences": 5}}, query="?model_name=openai-community/gpt2")
+    assert len(response.get_json()["result"]) == 5
+    assert peak[0] == 2

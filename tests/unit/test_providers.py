@@ -255,3 +255,18 @@ def test_operator_command_prints_the_table(monkeypatch, tmp_path, upstream, caps
     row = next(line for line in lines if "Helsinki-NLP/opus-mt-zh-en" in line)
     assert row.split()[-1] == "live"
     assert operator_main(["nonsense"]) == 2
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 410])
+def test_failed_download_is_not_blamed_on_the_token_or_the_model(client, upstream, status):
+    upstream.post(f"{ROOT}/fal-ai/fal-ai/flux/dev", json={"images": [{"url": "https://v3.fal.media/x.png"}]})
+    upstream.get("https://v3.fal.media/x.png", status=status, body="AccessDenied")
+    body = assert_error_shape(draw(client, "flux-fal"), 502, "upstream_error")
+    assert "download" in body["message"]
+    assert len(upstream.calls) == 2  # not retried
+
+
+def test_liveness_non_json_answer_is_an_error_not_not_served(client, upstream):
+    upstream.get(re.compile(re.escape(HUB_API) + "/models/.*"), body="<html>maintenance</html>", status=200, content_type="text/html")
+    routes = {route["route"]: route["targets"] for route in client.get("/api/models").get_json()["routes"]}
+    assert routes["text-translation:zh2en"][0]["status"] == "upstream_error"

@@ -96,8 +96,16 @@ def test_429_longer_than_the_deadline_is_not_waited(client, upstream, clock):
     assert len(upstream.calls) == 1
 
 
-def test_429_without_hint_backs_off_until_deadline(client, upstream, clock):
+def test_overloaded_429_is_the_model_being_unavailable(client, upstream, clock):
     upstream.post(GPT2, json={"error": "Model is overloaded", "error_type": "overloaded"}, status=429)
+    response = complete(client)
+    assert_error_shape(response, 503, "model_unavailable")
+    assert "Retry-After" in response.headers
+    assert len(upstream.calls) > 3
+
+
+def test_429_without_hint_backs_off_until_deadline(client, upstream, clock):
+    upstream.post(GPT2, json={"error": "Too many requests"}, status=429)
     response = complete(client)
     assert_error_shape(response, 429, "rate_limited")
     assert "Retry-After" in response.headers
@@ -211,3 +219,10 @@ def test_one_log_line_per_request_without_input_text(client, upstream, captured_
     for field in ("request_id=", "task=text-completion", "model=openai-community/gpt2", "status=200", "upstream_attempts=1", "duration_ms="):
         assert field in lines[0]
     assert "Once upon a time" not in captured_logs.text
+
+
+def test_deeply_nested_upstream_json_is_502_not_500(client, upstream):
+    upstream.post(GPT2, body="[" * 100_000, status=200, content_type="application/json")
+    assert_error_shape(complete(client), 502, "upstream_error")
+    upstream.post(f"{API}/google/flan-t5-large", body="[" * 100_000, status=400, content_type="application/json")
+    assert_error_shape(post(client, "text-to-text", {"inputs": "x"}), 422, "model_rejected_input")

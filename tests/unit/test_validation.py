@@ -179,3 +179,12 @@ def test_request_id_taken_from_nginx_when_sane(client, upstream):
 def test_healthz_never_calls_upstream(client, upstream):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert not upstream.calls
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [({"top_p": "0.5"}, "top_p"), ({"temperature": True}, "temperature"), ({"do_sample": "yes"}, "do_sample"), ({"do_sample": 1}, "do_sample"), ({"return_full_text": "true"}, "return_full_text")],
+)
+def test_numbers_and_booleans_must_be_json_numbers_and_booleans(client, upstream, args, field):
+    body = assert_error_shape(post(client, "text-completion", {"inputs": "a", "args": args}), 400, "invalid_request")
+    assert field in body["errors"]["args"]

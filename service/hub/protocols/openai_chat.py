@@ -24,7 +24,7 @@ class OpenAIChatProtocol:
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
         """Read `n` answers; strip the wrapping when the prompt asked for the bare result."""
-        contents = [require_text((choice.get("message") or {}).get("content"), "choices[].message.content") for choice in choices(reply, n)]
+        contents = [require_text(_message_content(choice), "choices[].message.content") for choice in choices(reply, n)]
         answers = [bare_answer(content) for content in contents]
         if call.task_type == "text-completion" and call.args.get("return_full_text"):
             return [call.inputs + answer for answer in answers]
@@ -38,6 +38,12 @@ class OpenAIChatProtocol:
             messages.append({"role": "system", "content": call.fill(prompt["system"])})
         messages.append({"role": "user", "content": call.fill(prompt.get("user", "{text}"))})
         return messages
+
+
+def _message_content(choice: dict):
+    """Return choices[].message.content, or None when the answer is shaped otherwise."""
+    message = choice.get("message")
+    return message.get("content") if isinstance(message, dict) else None
 
 
 def bare_answer(content: str) -> str:
