@@ -11,6 +11,7 @@ from requests.adapters import HTTPAdapter
 from service.errors import UpstreamError, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.watchdog import WATCHED_POOL_CLASSES, begin_attempt, end_attempt
 
 READ_CHUNK_BYTES = 256 * 1024
 # Text answers are a few kilobytes; anything this large is a broken upstream.
@@ -45,10 +46,18 @@ class SessionPool:
         """Build a keep-alive session; retries are the client's job, not urllib3's."""
         session = requests.Session()
         session.trust_env = False  # no proxy or netrc surprises from the environment
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+        adapter = WatchedAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
+
+
+class WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections are cut at their attempt's deadline (see watchdog.py)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOL_CLASSES
 
 
 def send(
@@ -62,15 +71,19 @@ def send(
     remaining = deadline.remaining()
     if remaining <= 0:
         raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
+    begin_attempt(remaining)
     try:
-        prepared = _prepare(session, request)
-        response = session.get_adapter(prepared.url).send(
-            prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
-    except requests.Timeout as exc:
-        raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
-    except requests.RequestException as exc:
-        raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
-    return _read_reply(response, deadline, max_bytes)
+        try:
+            prepared = _prepare(session, request)
+            response = session.get_adapter(prepared.url).send(
+                prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
+        except requests.RequestException as exc:
+            if isinstance(exc, requests.Timeout) or deadline.expired():
+                raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
+            raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
+        return _read_reply(response, deadline, max_bytes)
+    finally:
+        end_attempt()
 
 
 def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.PreparedRequest:
@@ -90,8 +103,10 @@ def _read_reply(response: requests.Response, deadline: Deadline, max_bytes: int)
     try:
         body = _read_body(response, deadline, max_bytes)
     except BaseException:
+        end_attempt()
         response.close()  # the connection is in an unknown state: never reuse it
         raise
+    end_attempt()  # before the connection can serve another thread's request
     response.raw.release_conn()
     headers = {name.lower(): value for name, value in response.headers.items()}
     return UpstreamReply(status=response.status_code, headers=headers, body=body)
@@ -110,7 +125,7 @@ def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) 
             raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True)
         if sock is not None:
             sock.settimeout(remaining)
-        chunk = _read_chunk(response)
+        chunk = _read_chunk(response, deadline)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -119,13 +134,15 @@ def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) 
         chunks.append(chunk)
 
 
-def _read_chunk(response: requests.Response) -> bytes:
+def _read_chunk(response: requests.Response, deadline: Deadline) -> bytes:
     """Read what has arrived (up to one chunk), translating transport failures."""
     try:
         return response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
     except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
         raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True) from exc
     except _READ_FAILURES as exc:
+        if deadline.expired():
+            raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True) from exc
         raise UpstreamError(f"the upstream connection broke mid-answer ({type(exc).__name__})", retryable=True) from exc
 
 
