@@ -126,6 +126,9 @@ def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) 
         if sock is not None:
             sock.settimeout(remaining)
         chunk = _read_chunk(response, deadline)
+        if not chunk and deadline.expired():
+            # The watchdog shut the socket down: that end of file is not the body's end.
+            raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
