@@ -97,23 +97,30 @@ def test_greedy_decoding_asks_once_and_repeats(client, upstream):
     assert "x-use-cache" not in upstream.calls[0].request.headers
 
 
-def test_sampling_fans_out_concurrently_with_distinct_seeds(client, upstream):
-    in_flight, peak, lock = [0], [0], threading.Lock()
+class SlowGeneration:
+    """A mocked generation route that answers after `seconds` and counts overlapping calls."""
 
-    def answer(request):
-        with lock:
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.2)
-        with lock:
-            in_flight[0] -= 1
-        seed = json.loads(request.body)["parameters"]["seed"]
+    def __init__(self, seconds: float):
+        self.seconds, self.in_flight, self.peak = seconds, 0, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request):
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.in_flight -= 1
+        seed = json.loads(request.body)["parameters"].get("seed")
         return 200, {}, json.dumps([{"generated_text": f" seed {seed}"}])
 
-    upstream.add_callback(responses.POST, GPT2, callback=answer)
+
+def test_sampling_fans_out_concurrently_with_distinct_seeds(client, upstream):
+    generation = SlowGeneration(0.2)
+    upstream.add_callback(responses.POST, GPT2, callback=generation)
     response = post(client, "text-completion", {"inputs": "hello", "args": {"num_sentences": 3, "seed": 40}})
     assert response.get_json()["result"] == [" seed 40", " seed 41", " seed 42"]
-    assert peak[0] == 3
+    assert generation.peak == 3
     assert all(call.request.headers["x-use-cache"] == "false" for call in upstream.calls)
 
 
@@ -300,19 +307,9 @@ def test_fan_out_never_exceeds_its_concurrency(clock, upstream):
     from service import create_app
     from tests.unit.conftest import make_settings
 
-    in_flight, peak, lock = [0], [0], threading.Lock()
-
-    def answer(request):
-        with lock:
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
-        return 200, {}, json.dumps([{"generated_text": " x"}])
-
-    upstream.add_callback(responses.POST, GPT2, callback=answer)
+    generation = SlowGeneration(0.05)
+    upstream.add_callback(responses.POST, GPT2, callback=generation)
     app = create_app(make_settings(fanout_concurrency=2))
     response = post(app.test_client(), "text-completion", {"inputs": "hello", "args": {"num_sentences": 5}}, query="?model_name=openai-community/gpt2")
     assert len(response.get_json()["result"]) == 5
-    assert peak[0] == 2
+    assert generation.peak == 2

@@ -270,3 +270,13 @@ def test_liveness_non_json_answer_is_an_error_not_not_served(client, upstream):
     upstream.get(re.compile(re.escape(HUB_API) + "/models/.*"), body="<html>maintenance</html>", status=200, content_type="text/html")
     routes = {route["route"]: route["targets"] for route in client.get("/api/models").get_json()["routes"]}
     assert routes["text-translation:zh2en"][0]["status"] == "upstream_error"
+
+
+def test_transient_download_failure_is_retried(client, upstream):
+    png = recording("v3.fal.media")
+    upstream.post(f"{ROOT}/fal-ai/fal-ai/flux/dev", json={"images": [{"url": png["request"]["uri"]}]})
+    upstream.get(png["request"]["uri"], status=503, body="busy")
+    image = replay(upstream, png)
+    response = draw(client, "flux-fal")
+    assert base64.b64decode(response.get_json()["result"][0]["image_base64"]) == image
+    assert [call.request.method for call in upstream.calls] == ["POST", "GET", "GET"]
