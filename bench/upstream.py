@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import select
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from tests.integration.conftest import REPLAY_ALIASES
-from tests.support.upstream import DEFAULT_RECORDINGS_DIR, LOOPBACK_HOST, REPO_ROOT
+from tests.support import recordings
+from tests.support.upstream import LOOPBACK_HOST, REPO_ROOT
 
 # A model name the service accepts in ?model_name=, answered with a real provider's PNG.
 LARGE_IMAGE_MODEL = "bench/large-image"
@@ -31,8 +31,7 @@ class LargeImage:
 @lru_cache(maxsize=1)
 def large_image() -> LargeImage:
     """Find the 1.5 MB PNG among the provider recordings."""
-    entries = json.loads((DEFAULT_RECORDINGS_DIR / "providers.json").read_text(encoding="utf-8"))
-    for entry in entries:
+    for entry in recordings.providers():
         uri = entry["request"]["uri"]
         if uri.endswith(LARGE_IMAGE_URI_SUFFIX) and "body_base64" in entry["response"]:
             path = "/" + uri.split("://", 1)[1].split("/", 1)[1]

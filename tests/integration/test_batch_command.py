@@ -1,6 +1,5 @@
 """`hf-infer batch` run as a command against the real gunicorn process and a loopback upstream."""
 
-import base64
 import fcntl
 import json
 import os
@@ -17,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import recordings
 from tests.support.upstream import Step
 from tests.support.readme import shell_blocks
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 OPUS = "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en"
 CHAT = "/v1/chat/completions"
@@ -44,10 +43,7 @@ def output_lines(path):
 
 
 def recorded_jpeg() -> bytes:
-    for entry in json.loads(RECORDINGS.read_text()):
-        if entry["request"]["uri"].endswith("CompVis/stable-diffusion-v1-4") and entry["response"].get("body_base64"):
-            return base64.b64decode(entry["response"]["body_base64"])
-    raise AssertionError("the recorded JPEG is missing")
+    return recordings.recorded_body("CompVis/stable-diffusion-v1-4")
 
 
 def test_plain_text_lines_in_order_with_args_for_every_line(service, fresh_upstream, tmp_path):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.readme import curl_lines
+from tests.support import recordings
 from tests.support.upstream import Step
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDINGS = REPO.parent / "shared" / "hf-recordings" / "recordings.json"
 
 
 def readme_curl_commands() -> list:
@@ -29,10 +29,7 @@ def run_curl(command: str, port: int, cwd: Path) -> dict:
 
 
 def recorded_jpeg() -> bytes:
-    for entry in json.loads(RECORDINGS.read_text()):
-        if entry["request"]["uri"].endswith("CompVis/stable-diffusion-v1-4") and entry["response"].get("body_base64"):
-            return base64.b64decode(entry["response"]["body_base64"])
-    raise AssertionError("the recorded JPEG is missing")
+    return recordings.recorded_body("CompVis/stable-diffusion-v1-4")
 
 
 def test_readme_has_the_four_original_commands():

@@ -1,17 +1,15 @@
 """The 2026 Hub through real gunicorn: fallbacks, provider images by URL, and model liveness."""
 
 import base64
-import json
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.integration.conftest import service_env
 from tests.support.gunicorn_server import GunicornServer
+from tests.support import recordings
 from tests.support.upstream import Step
 
-PROVIDERS = Path(__file__).resolve().parents[2].parent / "shared" / "hf-recordings" / "providers.json"
 FAL_ROUTE = "/fal-ai/fal-ai/flux/dev"
 FAL_IMAGE = "/files/koala/7EQDw9PT6pMiX2fm7bYOC.png"
 GONE = "/hf-inference/models/gone/model"
@@ -52,10 +50,7 @@ download_hosts = ["{origin}"]
 
 
 def recorded_png() -> bytes:
-    for entry in json.loads(PROVIDERS.read_text()):
-        if entry["request"]["uri"].endswith(FAL_IMAGE):
-            return base64.b64decode(entry["response"]["body_base64"])
-    raise AssertionError("the recorded fal image is missing")
+    return recordings.recorded_body(FAL_IMAGE, recordings.PROVIDERS_FILE)
 
 
 @pytest.fixture(scope="module")

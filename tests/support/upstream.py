@@ -1,6 +1,6 @@
 """A scriptable loopback stand-in for the Hugging Face inference router.
 
-With nothing scripted it replays the real exchanges recorded in shared/hf-recordings.
+With nothing scripted it replays the real exchanges recorded in tests/recordings/.
 Scripted steps make it misbehave on demand (error statuses, delays, slow, endless or
 reset bodies, silence) so that integration, fault and benchmark runs exercise the
 service against real response shapes without touching the network.
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
+from tests.support.recordings import RECORDING_FILES, RECORDINGS_DIR
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RECORDINGS_DIR = REPO_ROOT.parent / "shared" / "hf-recordings"
-RECORDING_FILES = ("recordings.json", "providers.json")
 LOOPBACK_HOST = "127.0.0.1"
 
 # Framing is recomputed for every answer, so the recorded framing must not leak through.
@@ -641,7 +641,7 @@ class LoopbackUpstream:
     """A scriptable stand-in for router.huggingface.co on 127.0.0.1, replaying real recordings."""
 
     def __init__(self, recordings_dir: str | Path | None = None, latency: float = 0.0, port: int = 0):
-        self.recordings = RecordingIndex.load(Path(recordings_dir or DEFAULT_RECORDINGS_DIR))
+        self.recordings = RecordingIndex.load(Path(recordings_dir or RECORDINGS_DIR))
         self.latency = latency
         self.scripts = ScriptBook()
         self.log = RequestLog()

@@ -11,7 +11,8 @@ import time
 import pytest
 import requests
 
-from tests.support.upstream import DEFAULT_RECORDINGS_DIR, REPO_ROOT, LoopbackUpstream, Step
+from tests.support import recordings
+from tests.support.upstream import REPO_ROOT, LoopbackUpstream, Step
 
 T5_BASE = "/hf-inference/models/t5-base"
 STABLE_DIFFUSION = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
@@ -19,8 +20,8 @@ STABLE_DIFFUSION = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
 
 def recorded_entry(uri_suffix, status=200):
     """Return the first recorded entry whose URI ends with uri_suffix."""
-    for name in ("recordings.json", "providers.json"):
-        for entry in json.loads((DEFAULT_RECORDINGS_DIR / name).read_text()):
+    for name in recordings.RECORDING_FILES:
+        for entry in recordings.load(name):
             if entry["request"]["uri"].endswith(uri_suffix) and entry["response"]["status"] == status:
                 return entry
     raise LookupError(uri_suffix)

@@ -4,15 +4,14 @@ import base64
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import responses
 
+from tests.support import recordings
 from tests.unit.conftest import API, ROUTER, post
 from tests.unit.test_validation import assert_error_shape
 
-RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "hf-recordings" / "recordings.json"
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 GPT2 = f"{API}/openai-community/gpt2"
 CHAT = f"{ROUTER}/chat/completions"
@@ -23,10 +22,7 @@ def sent(call) -> dict:
 
 
 def recorded_jpeg() -> bytes:
-    for entry in json.loads(RECORDINGS.read_text()):
-        if entry["response"].get("body_base64"):
-            return base64.b64decode(entry["response"]["body_base64"])
-    raise AssertionError("no image in the recordings")
+    return recordings.recorded_body("CompVis/stable-diffusion-v1-4")
 
 
 def chat_answer(*contents):

@@ -4,7 +4,6 @@ import base64
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -14,10 +13,10 @@ from service.catalog import Catalog
 from service.errors import UpstreamError
 from service.hub.downloads import check_download_url
 from service.liveness import parse_provider_mapping, target_status
+from tests.support import recordings
 from tests.unit.conftest import API, ROUTER, TEST_CATALOG, make_settings, post
 from tests.unit.test_validation import assert_error_shape
 
-PROVIDERS = Path(__file__).resolve().parents[2].parent / "shared" / "hf-recordings" / "providers.json"
 ROOT = "https://hub.test"
 HUB_API = "https://hub-api.test/api"
 
@@ -64,7 +63,7 @@ download_hosts = ["replicate.delivery"]
 
 
 def recording(uri_fragment: str) -> dict:
-    for entry in json.loads(PROVIDERS.read_text()):
+    for entry in recordings.providers():
         if uri_fragment in entry["request"]["uri"]:
             return entry
     raise AssertionError(uri_fragment)
