@@ -1,58 +1,12 @@
-"""The inference gateway: Hugging Face models behind one stable HTTP API."""
+"""The inference gateway: Hugging Face models behind one stable HTTP API.
 
-import logging
-import os
-from dataclasses import dataclass
-
-from flask import Flask
-
-from service.api import register_blueprints
-from service.auth import require_api_key
-from service.catalog import Catalog
-from service.error_handlers import register_error_handlers
-from service.hub.client import HubClient
-from service.inference import InferenceRunner
-from service.liveness import LivenessChecker
-from service.json_logs import log_format_from_env
-from service.logs import configure_logging, log_request, start_request_timer
-from service.request_id import assign_request_id, send_request_id
-from service.schemas import InferRequestSchema
-from service.settings import Settings
-
-log = logging.getLogger(__name__)
+The package imports nothing at first: the batch command and gunicorn's configuration load
+only what they use, and gevent can patch the standard library before the service is imported.
+"""
 
 
-@dataclass(frozen=True)
-class Gateway:
-    """The per-app objects every request uses, built once at start-up."""
+def create_app(settings=None, catalog=None):
+    """Build the Flask app (service/app.py): the only place an app is built."""
+    from service.app import create_app as build
 
-    settings: Settings
-    catalog: Catalog
-    client: HubClient
-    runner: InferenceRunner
-    liveness: LivenessChecker
-
-
-def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
-    """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings, os.environ.get("LOG_LEVEL", "INFO").upper(), log_format_from_env(os.environ))
-    catalog = catalog or Catalog.from_file(settings.models_config)
-    client = HubClient(settings)
-
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.ensure_ascii = False  # keep Chinese results readable in out.*.json
-    app.json.sort_keys = False
-    runner = InferenceRunner(client, catalog, settings)
-    app.extensions["gateway"] = Gateway(settings, catalog, client, runner, LivenessChecker(settings, catalog, client))
-    app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
-
-    app.before_request(assign_request_id)
-    app.before_request(start_request_timer)
-    app.before_request(require_api_key)
-    app.after_request(send_request_id)
-    app.after_request(log_request)
-    register_blueprints(app)
-    register_error_handlers(app)
-    return app
+    return build(settings, catalog)

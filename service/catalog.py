@@ -14,6 +14,7 @@ PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat", "fal-ai", "rep
 # (a scheme, `..`, `@`, `%`, backslashes, spaces, non-ASCII look-alikes) fails here.
 _MODEL_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95})(?:/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95}))?")
 _PAIR = re.compile(r"([a-z]{2,3})2([a-z]{2,3})")
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 MAX_MODEL_NAME_LENGTH = 128
 # The same rule for documents (OpenAPI): anchored, and without `..` anywhere.
 MODEL_NAME_PATTERN = rf"^(?!.*\.\.){_MODEL_ID.pattern}$"
@@ -37,6 +38,7 @@ class ModelTarget:
     lang_codes: dict = field(default_factory=dict)
     send_lang_codes: bool = False
     prompts: dict = field(default_factory=dict)
+    token_env: str | None = None  # with `url`: the variable holding that server's token
 
     def __hash__(self):
         return hash(self.key)
@@ -137,6 +139,10 @@ class Catalog:
             else:
                 yield task, self.task_targets[task]
 
+    def token_variables(self) -> set:
+        """Name the variables holding the tokens of models with their own server."""
+        return {model.token_env for model in self.models.values() if model.token_env}
+
     def language_name(self, code: str) -> str:
         """Return the human name of a language code, for prompts."""
         return self.languages.get(code, code)
@@ -185,6 +191,9 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
     url = raw.get("url")
     if url is not None and not str(url).startswith(("https://", "http://")):
         raise CatalogError(f"models.{key}.url must be an http(s) URL")
+    token_env = raw.get("token_env")
+    if token_env is not None and (not url or not isinstance(token_env, str) or not _VARIABLE.fullmatch(token_env)):
+        raise CatalogError(f"models.{key}.token_env must name an environment variable (A_TOKEN), with a url")
     return ModelTarget(
         key=key,
         id=model_id,
@@ -196,4 +205,5 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
         lang_codes=dict(raw.get("lang_codes", {})),
         send_lang_codes=bool(raw.get("send_lang_codes", False)),
         prompts=dict(raw.get("prompts", {})),
+        token_env=token_env,
     )

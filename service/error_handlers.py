@@ -5,10 +5,12 @@ import logging
 from flask import current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from service.errors import GatewayError
-from service.redaction import redact, secrets_of
+from service.errors import GatewayError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
+
+# Long enough for any upstream's explanation, short enough for a log line and a terminal.
+MAX_MESSAGE_CHARS = 500
 
 # Werkzeug's own HTTP errors, named in the service's vocabulary.
 _HTTP_ERROR_TYPES = {
@@ -22,8 +24,8 @@ _HTTP_ERROR_TYPES = {
 
 def error_response(status: int, error_type: str, message: str, errors=None, headers=None):
     """Build the documented error body and response."""
-    # An upstream may echo what it was sent; nothing secret passes through to a caller.
-    message = redact(message, secrets_of(current_app.extensions["gateway"].settings))
+    # An upstream may echo what it was sent: redacted whole, before anything is cut.
+    message = current_app.extensions["gateway"].redactor.clip(message, MAX_MESSAGE_CHARS)
     body = {"code": status, "error_type": error_type, "message": message}
     if errors:
         body["errors"] = errors
@@ -44,7 +46,7 @@ def handle_http_exception(exc: HTTPException):
     status = exc.code or 500
     message = exc.description or exc.name
     if status == 413:
-        message = "the request body is larger than the service accepts (1 MiB)"
+        message = PayloadTooLarge.over(current_app.extensions["gateway"].settings.max_body_bytes).message
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
     return error_response(status, _HTTP_ERROR_TYPES.get(status, "http_error"), message, headers=headers)
 

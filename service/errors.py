@@ -47,6 +47,46 @@ class Unauthorized(GatewayError):
     error_type = "unauthorized"
 
 
+class RequestTimeout(GatewayError):
+    """The caller did not send its whole body in time; its connection is closed."""
+
+    status_code = 408
+    error_type = "request_timeout"
+
+
+class PayloadTooLarge(GatewayError):
+    """The body is over the size the service accepts, whatever its framing."""
+
+    status_code = 413
+    error_type = "payload_too_large"
+
+    @classmethod
+    def over(cls, max_bytes: int) -> "PayloadTooLarge":
+        """Describe a body over `max_bytes`."""
+        return cls(f"the request body is larger than the service accepts ({byte_size(max_bytes)})")
+
+
+class UriTooLong(GatewayError):
+    """The request line is over gunicorn's limit (answered by the worker, before the app)."""
+
+    status_code = 414
+    error_type = "uri_too_long"
+
+
+class HeadersTooLarge(GatewayError):
+    """The headers are too many or too large (answered by the worker, before the app)."""
+
+    status_code = 431
+    error_type = "headers_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body's declared type can never hold a JSON object (a file upload, XML...)."""
+
+    status_code = 415
+    error_type = "unsupported_media_type"
+
+
 class UnknownTask(GatewayError):
     """The task_type in the path is not one the service serves."""
 
@@ -102,8 +142,23 @@ class ModelUnavailable(GatewayError):
     error_type = "model_unavailable"
 
 
+class NotReady(GatewayError):
+    """The service cannot serve yet: the message says what is missing."""
+
+    status_code = 503
+    error_type = "not_ready"
+
+
 class UpstreamTimeout(GatewayError, TimeoutError):
     """The deadline passed while waiting for the upstream."""
 
     status_code = 504
     error_type = "upstream_timeout"
+
+
+def byte_size(count: int) -> str:
+    """Say a byte count the way people read it: 1 MiB, 512 KiB, 1000 bytes."""
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count and count % factor == 0:
+            return f"{count // factor} {unit}"
+    return f"{count} bytes"

@@ -7,8 +7,8 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from service.catalog import ModelTarget, Route
-from service.errors import ModelNotFound, ModelUnavailable, UpstreamTimeout
+from service.catalog import CatalogError, ModelTarget, Route
+from service.errors import InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
 from service.hub.client import CallStats, HubClient
 from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink
@@ -53,7 +53,20 @@ class InferenceRunner:
         self.client = client
         self.catalog = catalog
         self.settings = settings
-        self.pool = FanOutPool(settings.upstream_pool_size)
+        self.pool = FanOutPool(settings.fanout_workers)
+        for label, targets in catalog.all_routes():
+            for target in targets:
+                if not PROTOCOLS[target.protocol].serves(target, label.split(":")[0]):
+                    raise CatalogError(f"{label}: {_cannot_serve(target, label.split(':')[0])}")
+
+    def check_serves(self, route: Route) -> None:
+        """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
+        for target in route.targets:
+            if not PROTOCOLS[target.protocol].serves(target, route.task_type):
+                raise InvalidRequest(
+                    f"model_name: {_cannot_serve(target, route.task_type)}",
+                    errors={"model_name": [f"Cannot serve {route.task_type}."]},
+                )
 
     def run(self, route: Route, inputs: str, args: dict, stats: CallStats, request_id: str) -> InferenceResult:
         """Try the route's targets in order until one answers."""
@@ -144,6 +157,15 @@ class InferenceRunner:
             _cancel(pending)
             raise UpstreamTimeout("the deadline passed while waiting for the upstream")
         return [future.result() for future in futures]
+
+
+def _cannot_serve(target: ModelTarget, task_type: str) -> str:
+    """Say that a model cannot serve a task, and which tasks it can."""
+    serves = PROTOCOLS[target.protocol].tasks_for(target)
+    return (
+        f"model {target.key!r} ({target.id}, protocol {target.protocol}) cannot serve {task_type}; "
+        f"it serves: {', '.join(serves) or 'no task as configured'}"
+    )
 
 
 def _seeds(seed: int | None, count: int) -> list:

@@ -5,8 +5,6 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
-LOG_FORMATS = ("text", "json")
-
 # gunicorn's access-log atoms worth a field; never the request headers, which carry the keys.
 _ACCESS_ATOMS = {
     "remote_addr": "h",
@@ -19,14 +17,6 @@ _ACCESS_ATOMS = {
     "user_agent": "a",
     "request_id": "{x-request-id}o",
 }
-
-
-def log_format_from_env(environ) -> str:
-    """Read LOG_FORMAT (text or json), refusing anything else at start-up."""
-    value = environ.get("LOG_FORMAT", "").strip().lower() or "text"
-    if value not in LOG_FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {value!r}")
-    return value
 
 
 class JsonLineFormatter(JsonFormatter):

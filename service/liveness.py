@@ -68,7 +68,8 @@ class LivenessChecker:
     def _lookup(self, model_id: str) -> ModelProviders:
         """Ask the Hub which providers serve one model."""
         url = f"{self.settings.hf_hub_api_base}/models/{model_id}?expand[]=inferenceProviderMapping"
-        request = UpstreamRequest(url=url, payload=None, method="GET")
+        # Public models are listed without a token; gated ones need it when it is set.
+        request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
         try:
             reply = self.client.call(request, Deadline(LOOKUP_SECONDS), CallStats(), "liveness")
         except ModelNotFound:

@@ -6,8 +6,9 @@ import time
 
 from flask import g, request
 
+from service.catalog import Catalog, CatalogError
 from service.json_logs import json_formatter
-from service.redaction import redact, secrets_of
+from service.redaction import Redactor, secrets_of
 from service.settings import Settings
 
 log = logging.getLogger("service.access")
@@ -19,34 +20,39 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 class RedactSecrets(logging.Filter):
     """Replace secrets in any record's final text, whatever logger produced it."""
 
-    def __init__(self, secrets):
+    def __init__(self, redactor: Redactor):
         super().__init__()
-        self.secrets = [secret for secret in secrets if secret]
+        self.redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
+        if not self.redact:
             return True
         text = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = redact(text, self.secrets), None
+        record.msg, record.args = self.redact(text), None
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = self.redact(record.exc_text)
         for name, value in list(vars(record).items()):
             if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, name, redact(value, self.secrets))
+                setattr(record, name, self.redact(value))
         return True
 
 
 def redaction_filter_from_env() -> RedactSecrets:
     """Return the redaction filter with the secrets of the environment (for gunicorn's logconfig_dict)."""
-    return RedactSecrets(secrets_of(Settings.from_env()))
+    settings = Settings.from_env()
+    try:
+        catalog = Catalog.from_file(settings.models_config)
+    except CatalogError:  # start-up reports a broken configuration; its own tokens are unknown
+        catalog = None
+    return RedactSecrets(Redactor(secrets_of(settings, catalog)))
 
 
-def configure_logging(settings, level: str = "INFO", log_format: str = "text") -> None:
+def configure_logging(redactor: Redactor, level: str = "INFO", log_format: str = "text") -> None:
     """Send the service's logs to stderr, as text or JSON lines, with secrets redacted (idempotent)."""
     root = logging.getLogger("service")
-    root.setLevel(level)
+    root.setLevel(level.upper())
     if not any(getattr(handler, "_gateway", False) for handler in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler._gateway = True
@@ -56,7 +62,7 @@ def configure_logging(settings, level: str = "INFO", log_format: str = "text") -
         if getattr(handler, "_gateway", False):
             handler.setFormatter(_formatter(log_format))
         handler.filters = [f for f in handler.filters if not isinstance(f, RedactSecrets)]
-        handler.addFilter(RedactSecrets(secrets_of(settings)))
+        handler.addFilter(RedactSecrets(redactor))
 
 
 def _formatter(log_format: str) -> logging.Formatter:

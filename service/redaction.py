@@ -1,16 +1,75 @@
-"""Keep secrets (the Hub token, client API keys) out of every text the service emits."""
+"""Keep secrets (the Hub token, client API keys) out of every text the service emits.
+
+A secret can reach a text whole, cut (an upstream message clipped mid-token) or without its
+`hf_` prefix, so any run of FRAGMENT_CHARS or more characters of a secret is redacted, not
+only the whole secret. Texts are redacted before anything cuts them.
+"""
 
 REDACTED = "[REDACTED]"
+# Long enough that ordinary words never match a random token; short enough that a clipped
+# token leaves too little to be of use.
+FRAGMENT_CHARS = 8
 
 
-def redact(text: str, secrets) -> str:
-    """Replace every secret in `text`."""
-    for secret in secrets:
-        if secret:
+class Redactor:
+    """Finds and replaces every long fragment of a set of secrets."""
+
+    def __init__(self, secrets=()):
+        self._secrets = tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
+        self._fragments = {
+            secret[start : start + FRAGMENT_CHARS]
+            for secret in self._secrets
+            if len(secret) >= FRAGMENT_CHARS
+            for start in range(len(secret) - FRAGMENT_CHARS + 1)
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def __call__(self, text: str) -> str:
+        """Return `text` with every secret, and every long fragment of one, replaced."""
+        if not self._secrets or not text:
+            return text
+        for secret in self._secrets:  # whole secrets first, short ones included
             text = text.replace(secret, REDACTED)
-    return text
+        return self._without_fragments(text) if self._fragments else text
+
+    def clip(self, text: str, limit: int) -> str:
+        """Redact, then keep at most `limit` characters (an ellipsis marks the cut).
+
+        Only the window that can reach the kept part is scanned: a secret starting before
+        `limit` ends within the longest secret's length after it.
+        """
+        longest = len(self._secrets[0]) if self._secrets else 0
+        text = self(text[: limit + longest + 1])
+        if len(text) > limit:
+            return text[: limit - 1] + "…"
+        return text
+
+    def _without_fragments(self, text: str) -> str:
+        """Replace each run of text made of overlapping secret fragments."""
+        spans, start = [], 0
+        last = len(text) - FRAGMENT_CHARS
+        while start <= last:
+            if text[start : start + FRAGMENT_CHARS] not in self._fragments:
+                start += 1
+                continue
+            end = start + FRAGMENT_CHARS
+            while end < len(text) and text[end - FRAGMENT_CHARS + 1 : end + 1] in self._fragments:
+                end += 1
+            spans.append((start, end))
+            start = end
+        if not spans:
+            return text
+        pieces, previous = [], 0
+        for start, end in spans:
+            pieces += [text[previous:start], REDACTED]
+            previous = end
+        pieces.append(text[previous:])
+        return "".join(pieces)
 
 
-def secrets_of(settings) -> tuple:
-    """Return the secrets a settings object holds."""
-    return tuple(secret for secret in (settings.hf_api_token, *settings.api_keys) if secret)
+def secrets_of(settings, catalog=None) -> tuple:
+    """Return the secrets the service holds: the Hub token, client keys, and models' own tokens."""
+    model_tokens = [settings.token(name) for name in catalog.token_variables()] if catalog is not None else []
+    return tuple(secret for secret in (settings.hf_api_token, *settings.api_keys, *model_tokens) if secret)

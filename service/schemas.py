@@ -1,10 +1,9 @@
 """Marshmallow schemas for request bodies, args per task, and query strings."""
 
-import json
-
 import marshmallow as ma
 from marshmallow import validate
 
+from service import strict_json
 from service.errors import InvalidRequest
 
 MAX_SEED = 2**63 - 1
@@ -18,7 +17,9 @@ class ArgsField(ma.fields.Field):
             if not value.strip():
                 return {}
             try:
-                value = json.loads(value, parse_constant=_reject_constant)
+                value = strict_json.loads(value)
+            except strict_json.StrictJSONError as exc:
+                raise ma.ValidationError(f"Must be a JSON object, or a string holding one: {exc}.") from None
             except (ValueError, RecursionError):
                 raise ma.ValidationError("Must be a JSON object, or a string holding one.") from None
         if not isinstance(value, dict):
@@ -42,11 +43,6 @@ class StrictBoolean(ma.fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
-
-
-def _reject_constant(name: str):
-    """Refuse NaN and Infinity, which are not JSON."""
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _int(default=None, low=None, high=None, **kwargs):

@@ -1,62 +1,236 @@
-"""Runtime settings, read from the environment once per process."""
+"""Runtime settings: every variable the service reads, declared once, read once per process.
+
+Each field of `Settings` names its environment variable, how it is parsed, and what it means
+(`_variable`). `Settings.from_env()` reads them all, after loading `.env`; nothing else in the
+service reads the environment. `.env.example` and the configuration docs are checked against
+these declarations by the tests (`python -m service settings` prints both).
+"""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS_CONFIG = PROJECT_ROOT / "config" / "models.toml"
+WORKER_CLASSES = ("gevent", "gthread")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+HUB_TOKEN = "HF_API_TOKEN"
 
 
-def _float(environ, name, default):
-    """Read a positive float variable, falling back to its default when unset."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {raw!r}")
+class SettingsError(ValueError):
+    """A variable of the environment is invalid; the message names it and says why."""
+
+
+def _text(environ, name):
+    """A string; blank counts as unset."""
+    return environ.get(name, "").strip() or None
+
+
+def _url(environ, name):
+    """A base URL, without its trailing slash."""
+    raw = _text(environ, name)
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/") if raw else None
+
+
+def _path(environ, name):
+    """A file path."""
+    raw = _text(environ, name)
+    return Path(raw) if raw else None
+
+
+def _positive_float(environ, name):
+    """A positive finite number."""
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
     return value
 
 
-def _int(environ, name, default):
-    """Read a positive integer variable, falling back to its default when unset."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = int(raw)
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+def _positive_int(environ, name):
+    """A positive integer."""
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
+        raise SettingsError(f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def _port(environ, name):
+    """A TCP port."""
+    value = _positive_int(environ, name)
+    if value is not None and value > 65535:
+        raise SettingsError(f"{name} must be a port number (1-65535), got {value}")
     return value
 
 
-def _text(environ, name, default):
-    """Read a string variable; blank counts as unset."""
-    return environ.get(name, "").strip() or default
+def _choice(*choices):
+    """One of a few words, case-insensitive."""
+
+    def parse(environ, name):
+        raw = _text(environ, name)
+        if raw is None:
+            return None
+        if raw.lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
+def _api_keys(environ, name):
+    """Client keys from API_KEYS (comma separated) and API_KEYS_FILE (one per line)."""
+    keys = {key.strip() for key in environ.get(name, "").split(",")}
+    keys_file = _text(environ, "API_KEYS_FILE")
+    if keys_file:
+        try:
+            lines = Path(keys_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise SettingsError(f"API_KEYS_FILE: cannot read {keys_file}: {reason}") from None
+        keys.update(line.strip() for line in lines if not line.lstrip().startswith("#"))
+    return frozenset(key for key in keys if key) or None
+
+
+def _variable(name: str, default, parse, doc: str, group: str, shown=None):
+    """Declare a setting: its variable, its default, its parser, what it means and its group.
+
+    `shown` is how the default is written in the docs when it is not a plain value.
+    """
+    metadata = {"variable": name, "parse": parse, "doc": doc, "group": group, "shown": shown}
+    if isinstance(default, (dict, list, set)):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS = (
+    "Upstream",
+    "Deadlines",
+    "Limits and concurrency",
+    "Serving",
+    "Logs",
+    "Client keys",
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, typed and defaulted."""
 
-    hf_api_token: str | None = None
-    hf_api_base: str = "https://router.huggingface.co/hf-inference/models"
-    hf_router_base: str = "https://router.huggingface.co/v1"
-    hf_providers_base: str = "https://router.huggingface.co"
-    hf_hub_api_base: str = "https://huggingface.co/api"
-    liveness_cache_seconds: float = 300.0
-    models_config: Path = DEFAULT_MODELS_CONFIG
-    text_deadline: float = 30.0
-    image_deadline: float = 90.0
-    connect_timeout: float = 5.0
-    max_input_chars: int = 10_000
-    max_body_bytes: int = 1024 * 1024
-    max_image_bytes: int = 20 * 1024 * 1024
-    fanout_concurrency: int = 10  # the most num_sentences allows: every call at once
-    upstream_pool_size: int = 128  # the worker's 64 threads plus as many fan-out calls
-    api_keys: frozenset = frozenset()
+    hf_api_token: str | None = _variable(
+        HUB_TOKEN, None, _text, "your Hugging Face token; never logged, never defaulted", UPSTREAM, shown="none"
+    )
+    hf_api_base: str = _variable(
+        "HF_API_BASE", "https://router.huggingface.co/hf-inference/models", _url,
+        "the hosted route for `hf-inference` models", UPSTREAM,
+    )
+    hf_router_base: str = _variable(
+        "HF_ROUTER_BASE", "https://router.huggingface.co/v1", _url,
+        "the router's OpenAI-style base, for `openai-chat`", UPSTREAM,
+    )
+    hf_providers_base: str = _variable(
+        "HF_PROVIDERS_BASE", "https://router.huggingface.co", _url,
+        "the router's root, for provider routes (`/fal-ai/…`, `/replicate/…`, `/together/…`)", UPSTREAM,
+    )
+    hf_hub_api_base: str = _variable(
+        "HF_HUB_API_BASE", "https://huggingface.co/api", _url, "the Hub's model API, for liveness", UPSTREAM
+    )
+    liveness_cache_seconds: float = _variable(
+        "LIVENESS_CACHE_SECONDS", 300.0, _positive_float, "how long a liveness answer is reused", UPSTREAM
+    )
+    models_config: Path = _variable(
+        "MODELS_CONFIG", DEFAULT_MODELS_CONFIG, _path, "the model configuration file", UPSTREAM,
+        shown="`config/models.toml`",
+    )
+    text_deadline: float = _variable(
+        "TEXT_DEADLINE_SECONDS", 30.0, _positive_float, "deadline of the text tasks, every attempt and wait included", DEADLINES
+    )
+    image_deadline: float = _variable(
+        "IMAGE_DEADLINE_SECONDS", 90.0, _positive_float, "deadline of text-to-image", DEADLINES
+    )
+    connect_timeout: float = _variable(
+        "UPSTREAM_CONNECT_TIMEOUT", 5.0, _positive_float, "connect timeout of one upstream attempt", DEADLINES
+    )
+    body_timeout: float = _variable(
+        "BODY_TIMEOUT_SECONDS", 15.0, _positive_float,
+        "time a caller has to send its whole request body; later is `408` and the connection is closed", DEADLINES,
+    )
+    max_input_chars: int = _variable("MAX_INPUT_CHARS", 10_000, _positive_int, "longest `inputs`", LIMITS)
+    max_body_bytes: int = _variable(
+        "MAX_BODY_BYTES", 1024 * 1024, _positive_int, "largest request body, whatever its framing (`413` above)", LIMITS
+    )
+    max_image_bytes: int = _variable(
+        "MAX_IMAGE_BYTES", 20 * 1024 * 1024, _positive_int, "largest image accepted from upstream", LIMITS
+    )
+    fanout_concurrency: int = _variable(
+        "FANOUT_CONCURRENCY", 10, _positive_int,
+        "upstream calls one request makes at once for `num_sentences` (10 sends them all at once)", LIMITS,
+    )
+    upstream_pool_size: int = _variable(
+        "UPSTREAM_POOL_SIZE", 1024, _positive_int,
+        "keep-alive connections per upstream host and worker; when all are busy a call waits for one "
+        "within its deadline (then `504`), never more connections", LIMITS,
+    )
+    fanout_workers: int = _variable(
+        "FANOUT_WORKERS", 1024, _positive_int,
+        "fan-out calls in flight per worker (threads, or greenlets under gevent); more wait their turn", LIMITS,
+    )
+    host: str = _variable("HOST", "0.0.0.0", _text, "where gunicorn listens", SERVING)
+    port: int = _variable("PORT", 8098, _port, "the port gunicorn listens on", SERVING)
+    worker_class: str = _variable(
+        "WORKER_CLASS", "gevent", _choice(*WORKER_CLASSES),
+        "`gevent`: each worker holds thousands of waiting requests as greenlets; `gthread`: a thread per "
+        "request in flight (`GUNICORN_THREADS`)", SERVING,
+    )
+    workers: int = _variable(
+        "WEB_CONCURRENCY", os.cpu_count() or 1, _positive_int, "gunicorn worker processes", SERVING,
+        shown="number of cores",
+    )
+    worker_connections: int = _variable(
+        "WORKER_CONNECTIONS", 2048, _positive_int,
+        "connections one worker holds at once (gevent: requests in flight and kept-alive connections)", SERVING,
+    )
+    threads: int = _variable(
+        "GUNICORN_THREADS", 64, _positive_int, "threads per worker, the requests it serves at once (gthread only)", SERVING
+    )
+    max_requests: int = _variable(
+        "MAX_REQUESTS", 20_000, _positive_int, "recycle a worker after this many requests (±10% jitter)", SERVING
+    )
+    keepalive: int = _variable(
+        "KEEPALIVE_SECONDS", 75, _positive_int,
+        "keep-alive towards nginx; also the time a caller has to send a request's headers", SERVING,
+    )
+    forwarded_allow_ips: str = _variable(
+        "FORWARDED_ALLOW_IPS", "127.0.0.1", _text, "front proxies whose `X-Forwarded-*` headers are trusted", SERVING
+    )
+    log_level: str = _variable("LOG_LEVEL", "info", _choice(*LOG_LEVELS), "log level", LOGS)
+    log_format: str = _variable(
+        "LOG_FORMAT", "text", _choice(*LOG_FORMATS),
+        "`json`: the service's lines and gunicorn's own (access log included) as one JSON object per line", LOGS,
+    )
+    access_log: str | None = _variable(
+        "ACCESS_LOG", None, _text, "gunicorn's own access log (`-` for stderr); the service already logs one line per request",
+        LOGS, shown="off",
+    )
+    api_keys: frozenset = _variable(
+        "API_KEYS", frozenset(), _api_keys,
+        "client keys, comma separated (`API_KEYS_FILE`: a file of them, one per line); when set, every `/api/` "
+        "call needs one", CLIENTS, shown="none",
+    )
+    # The environment as read, for the tokens models name with `token_env` (never printed).
+    environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
     @property
     def longest_deadline(self) -> float:
@@ -66,6 +240,18 @@ class Settings:
     def deadline_for(self, task_type: str) -> float:
         """Return the deadline in seconds that applies to one task."""
         return self.image_deadline if task_type == "text-to-image" else self.text_deadline
+
+    def token(self, variable: str) -> str | None:
+        """Return the token held by `variable` (HF_API_TOKEN or a model's `token_env`), None if unset."""
+        if variable == HUB_TOKEN:
+            return self.hf_api_token
+        return (self.environ.get(variable) or "").strip() or None
+
+    @property
+    def open_files_needed(self) -> int:
+        """File descriptors one worker may need: its clients, its upstream pool, and some to spare."""
+        clients = self.worker_connections if self.worker_class == "gevent" else self.threads + self.worker_connections
+        return clients + self.upstream_pool_size + 256
 
     def __repr__(self) -> str:
         # The token must never reach a log line through a stray repr().
@@ -78,30 +264,24 @@ class Settings:
         if environ is None:
             load_dotenv(PROJECT_ROOT / ".env", override=False)
             environ = os.environ
-        return cls(
-            hf_api_token=environ.get("HF_API_TOKEN", "").strip() or None,
-            hf_api_base=_text(environ, "HF_API_BASE", cls.hf_api_base).rstrip("/"),
-            hf_router_base=_text(environ, "HF_ROUTER_BASE", cls.hf_router_base).rstrip("/"),
-            hf_providers_base=_text(environ, "HF_PROVIDERS_BASE", cls.hf_providers_base).rstrip("/"),
-            hf_hub_api_base=_text(environ, "HF_HUB_API_BASE", cls.hf_hub_api_base).rstrip("/"),
-            liveness_cache_seconds=_float(environ, "LIVENESS_CACHE_SECONDS", cls.liveness_cache_seconds),
-            models_config=Path(_text(environ, "MODELS_CONFIG", str(DEFAULT_MODELS_CONFIG))),
-            text_deadline=_float(environ, "TEXT_DEADLINE_SECONDS", cls.text_deadline),
-            image_deadline=_float(environ, "IMAGE_DEADLINE_SECONDS", cls.image_deadline),
-            connect_timeout=_float(environ, "UPSTREAM_CONNECT_TIMEOUT", cls.connect_timeout),
-            max_input_chars=_int(environ, "MAX_INPUT_CHARS", cls.max_input_chars),
-            max_image_bytes=_int(environ, "MAX_IMAGE_BYTES", cls.max_image_bytes),
-            fanout_concurrency=_int(environ, "FANOUT_CONCURRENCY", cls.fanout_concurrency),
-            upstream_pool_size=_int(environ, "UPSTREAM_POOL_SIZE", cls.upstream_pool_size),
-            api_keys=_api_keys(environ),
-        )
+        values = {}
+        for declared in variables():
+            value = declared.metadata["parse"](environ, declared.metadata["variable"])
+            if value is not None:
+                values[declared.name] = value
+        settings = cls(**values, environ=MappingProxyType(dict(environ)))
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that contradict each other, naming them."""
+        if self.upstream_pool_size < self.fanout_concurrency:
+            raise SettingsError(
+                f"UPSTREAM_POOL_SIZE ({self.upstream_pool_size}) must be at least FANOUT_CONCURRENCY "
+                f"({self.fanout_concurrency}): one request could never have all its calls in flight"
+            )
 
 
-def _api_keys(environ) -> frozenset:
-    """Collect client API keys from API_KEYS (comma separated) and API_KEYS_FILE."""
-    keys = {key.strip() for key in environ.get("API_KEYS", "").split(",")}
-    keys_file = environ.get("API_KEYS_FILE", "").strip()
-    if keys_file:
-        lines = Path(keys_file).read_text(encoding="utf-8").splitlines()
-        keys.update(line.strip() for line in lines if not line.lstrip().startswith("#"))
-    return frozenset(key for key in keys if key)
+def variables() -> list:
+    """Return the declared fields, in the order of the docs."""
+    return [declared for declared in fields(Settings) if "variable" in declared.metadata]

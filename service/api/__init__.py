@@ -1,18 +1,30 @@
 """HTTP endpoints: one blueprint per task, plus health, metrics and the unknown-task catch-all."""
 
-from flask import Blueprint
+from flask import Blueprint, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from service.api import completion, docs, health, metrics, models, readiness, text_to_image, text_to_text, translation
 from service.catalog import TASK_TYPES
+from service.error_handlers import handle_gateway_error, handle_http_exception
 from service.errors import UnknownTask
 
 unknown_task = Blueprint("unknown_task", __name__)
+_INFER_PREFIX = "/api/infer/"
 
 
-@unknown_task.route("/api/infer/<path:task_type>", methods=["POST"])
+@unknown_task.route(f"{_INFER_PREFIX}<path:task_type>", methods=["POST"])
 def infer_unknown_task(task_type):
     """Answer 404 for a task the service does not serve, naming the valid ones."""
     raise UnknownTask(task_type, TASK_TYPES)
+
+
+@unknown_task.app_errorhandler(MethodNotAllowed)
+def unknown_task_whatever_the_method(exc: MethodNotAllowed):
+    """GET /api/infer/nope is an unknown task too; a served task asked with GET stays a 405."""
+    task_type = request.path.removeprefix(_INFER_PREFIX)
+    if request.path.startswith(_INFER_PREFIX) and task_type.rstrip("/") not in TASK_TYPES:
+        return handle_gateway_error(UnknownTask(task_type, TASK_TYPES))
+    return handle_http_exception(exc)
 
 
 def register_blueprints(app) -> None:

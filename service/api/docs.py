@@ -1,11 +1,13 @@
 """GET /openapi.json and the /docs page, whose Swagger UI assets come from a package, never a CDN."""
 
-from flask import Blueprint, current_app, render_template_string, url_for
+from flask import Blueprint, abort, current_app, render_template_string, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
 from service.api.openapi import build_openapi
 
-bp = Blueprint("docs", __name__, static_folder=str(swagger_ui_path), static_url_path="/docs/assets")
+bp = Blueprint("docs", __name__)
+# The package also ships a stock page pointing at a demo API elsewhere: only what /docs uses is served.
+ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png"})
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -56,7 +58,15 @@ def openapi_json():
 @bp.get("/docs")
 def docs_page():
     """Show the API in Swagger UI, served from the service itself."""
-    return render_template_string(_PAGE, asset=lambda name: url_for("docs.static", filename=name))
+    return render_template_string(_PAGE, asset=lambda name: url_for("docs.asset", name=name))
+
+
+@bp.get("/docs/assets/<name>")
+def asset(name):
+    """Serve one of Swagger UI's files, from the package, never from a CDN."""
+    if name not in ASSETS:
+        abort(404)
+    return send_from_directory(swagger_ui_path, name)
 
 
 @bp.get("/docs/swagger-initializer.js")

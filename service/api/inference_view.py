@@ -18,6 +18,7 @@ def serve_inference(task_type: str):
     args = load_or_raise(ARGS_SCHEMAS[task_type], body["args"], prefix="args")
     gateway = current_app.extensions["gateway"]
     route = gateway.catalog.route(task_type, query.get("model_name"), query.get("model_type"))
+    gateway.runner.check_serves(route)
     g.model = route.targets[0].id
     g.call_stats = CallStats()
     outcome = gateway.runner.run(route, body["inputs"], args, g.call_stats, g.request_id)

@@ -4,7 +4,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from service.api import completion, text_to_image, text_to_text, translation
-from service.api.responses import ErrorSchema, ImageResultSchema, success_schema
+from service.api.responses import ErrorSchema, ImageResultSchema, ModelsReportSchema, success_schema
 from service.catalog import MODEL_NAME_PATTERN, TASK_TYPES
 from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema
 
@@ -26,8 +26,11 @@ INFERENCE_ERRORS = {
     404: "`model_not_found`: the upstream says the model does not exist or is gone "
     "(`unknown_task` and `not_found` answer other paths).",
     405: "`method_not_allowed`: another method than POST; the `Allow` header says which.",
-    413: "`payload_too_large`: body over 1 MiB.",
+    408: "`request_timeout`: the body did not arrive within BODY_TIMEOUT_SECONDS; the connection is closed.",
+    413: "`payload_too_large`: body over the limit (1 MiB by default), whatever its framing.",
+    414: "`uri_too_long`: a request line over 4,094 bytes (answered by gunicorn's worker).",
     415: "`unsupported_media_type`: a body type that cannot be JSON.",
+    431: "`headers_too_large`: over 100 headers, or one over 8,190 bytes (answered by gunicorn's worker).",
     422: "`model_rejected_input`: the upstream rejected the input or parameters; its message is passed on.",
     429: "`rate_limited`: still rate limited when the deadline ran out.",
     500: "`internal_error`: anything unexpected; quote the request_id when reporting it.",
@@ -70,6 +73,7 @@ def build_openapi(settings, catalog) -> dict:
     for task_type in TASK_TYPES:
         _add_task(spec, plugin, settings, catalog, task_type)
     _add_probes(spec)
+    _add_operations(spec, settings)
     return spec.to_dict()
 
 
@@ -212,3 +216,32 @@ def _probe_answer(description: str, properties: dict) -> dict:
             }
         },
     }
+
+
+def _add_operations(spec, settings) -> None:
+    """Add GET /api/models (the configured routes and their liveness) and GET /metrics."""
+    spec.components.schema("ModelsReport", schema=ModelsReportSchema)
+    models = {
+        "operationId": "list_models",
+        "tags": ["operations"],
+        "summary": "List every route's targets in fallback order, with what the Hub says of each.",
+        "description": "Liveness comes from the Hub's model API, cached for LIVENESS_CACHE_SECONDS.",
+        "responses": {
+            "200": {
+                "description": "The routes.",
+                "headers": {"X-Request-ID": "RequestId"},
+                "content": {"application/json": {"schema": "ModelsReport"}},
+            },
+            "401": "Error401",
+        },
+    }
+    if settings.api_keys:
+        models["security"] = [{"bearer": []}, {"apiKey": []}]
+    spec.path(path="/api/models", operations={"get": models})
+    metrics = {
+        "operationId": "metrics",
+        "tags": ["operations"],
+        "summary": "Expose every worker's metrics in the Prometheus text format.",
+        "responses": {"200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }
+    spec.path(path="/metrics", operations={"get": metrics})

@@ -1,40 +1,40 @@
-"""Readiness: configuration loaded and a token set when a configured model needs one."""
+"""Readiness: configuration loaded and every token the configured models need is set."""
 
 from flask import Blueprint, current_app
 
-from service.errors import GatewayError
+from service.errors import NotReady
+from service.hub.protocols.base import credential_of
 
 bp = Blueprint("readiness", __name__)
 
 
-class NotReady(GatewayError):
-    """The service cannot serve yet: the message says what is missing."""
+def tokens_needed(catalog) -> dict:
+    """Map each token variable the configured models are called with to those models' ids.
 
-    status_code = 503
-    error_type = "not_ready"
-
-
-def models_needing_token(catalog) -> list:
-    """Name the configured models that call the Hugging Face hosted routes, which need a token.
-
-    A model with its own `url` (a self-hosted TGI, or an endpoint that takes no token) is
-    left out: whether that server wants the token is only known by calling it.
+    A model on the Hugging Face routes needs HF_API_TOKEN; a model with its own `url` needs
+    the variable its `token_env` names, or nothing.
     """
     chains = [*catalog.task_targets.values(), *catalog.pairs.values()]
     targets = [*catalog.models.values(), *(target for chain in chains for target in chain)]
-    return sorted({target.id for target in targets if not target.url})
+    needed = {}
+    for target in targets:
+        variable = credential_of(target)
+        if variable:
+            needed.setdefault(variable, set()).add(target.id)
+    return {variable: sorted(ids) for variable, ids in sorted(needed.items())}
 
 
 @bp.get("/readyz")
 def readyz():
     """Say whether the service can serve requests, without calling the upstream."""
     gateway = current_app.extensions["gateway"]
-    needing = models_needing_token(gateway.catalog)
-    if needing and not gateway.settings.hf_api_token:
+    needed = tokens_needed(gateway.catalog)
+    missing = {variable: ids for variable, ids in needed.items() if not gateway.settings.token(variable)}
+    if missing:
+        first, ids = next(iter(missing.items()))
         raise NotReady(
-            f"HF_API_TOKEN is not set and {len(needing)} configured models call the Hugging Face API: "
-            "put HF_API_TOKEN=<token> in .env and restart",
-            errors={"HF_API_TOKEN": [f"Required by: {', '.join(needing)}."]},
+            f"{first} is not set and {len(ids)} configured models need it: put {first}=<token> in .env and restart",
+            errors={variable: [f"Required by: {', '.join(ids)}."] for variable, ids in missing.items()},
         )
     token = "set" if gateway.settings.hf_api_token else "not needed"
     return {"status": "ready", "checks": {"configuration": "loaded", "token": token}}

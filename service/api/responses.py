@@ -38,6 +38,37 @@ def success_schema(task_type: str, max_results: int) -> ma.Schema:
     return ma.Schema.from_dict(fields, name=f"{task_type}-answer")()
 
 
+class TargetStatusSchema(ma.Schema):
+    """One target of a route, and what the Hub says of it."""
+
+    key = ma.fields.String(required=True, metadata={"description": "The configuration's name for it."})
+    model = ma.fields.String(required=True, metadata={"description": "The Hub model id."})
+    protocol = ma.fields.String(required=True)
+    provider = ma.fields.String(required=True, metadata={"description": "`auto` when the router chooses."})
+    status = ma.fields.String(
+        required=True,
+        metadata={"description": "live, staging, error, not_served, not_found, self-hosted, or why the Hub could not say."},
+    )
+    url = ma.fields.String(metadata={"description": "Self-hosted models: their server."})
+    providers = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.String(), metadata={"description": "Provider -> status, from the Hub."}
+    )
+
+
+class RouteReportSchema(ma.Schema):
+    """A task (or translation pair) and its targets in fallback order."""
+
+    route = ma.fields.String(required=True, metadata={"example": "text-translation:zh2en"})
+    targets = ma.fields.List(ma.fields.Nested(TargetStatusSchema), required=True)
+
+
+class ModelsReportSchema(ma.Schema):
+    """The answer of GET /api/models."""
+
+    routes = ma.fields.List(ma.fields.Nested(RouteReportSchema), required=True)
+    default_pair = ma.fields.String(required=True, metadata={"example": "zh2en"})
+
+
 def error_types() -> list:
     """Name every error_type the service can answer with, from its exception classes."""
     names, pending = set(), [GatewayError]

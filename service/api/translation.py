@@ -7,7 +7,7 @@ from service.api.inference_view import serve_inference
 bp = Blueprint("translation", __name__)
 
 
-@bp.post("/api/infer/text-translation")
+@bp.post("/api/infer/text-translation", strict_slashes=False)
 def infer():
     """Translate text between the configured language pairs."""
     return serve_inference("text-translation")

@@ -1,18 +1,20 @@
 """The Hub client: sends upstream requests with auth, deadlines and retries."""
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
 
 from service import metrics
+from service.errors import UpstreamAuthError
 from service.hub import transport
 from service.hub.deadline import Deadline
-from service.hub.downloads import ImageLink, check_download_url
+from service.hub.downloads import ImageLink, check_download
 from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.protocols.images import image_from_reply
 from service.hub.retry import call_with_retries
-from service.hub.status import raise_for_download_status, raise_for_status
+from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,11 @@ class CallStats:
 class HubClient:
     """Speaks HTTP to the upstream; one instance per app, safe across threads and forks."""
 
-    def __init__(self, settings, sleep=None):
+    def __init__(self, settings, sleep=None, resolve=socket.getaddrinfo):
         self.settings = settings
         self.sessions = transport.SessionPool(settings.upstream_pool_size)
         self._sleep = sleep
+        self._resolve = resolve
 
     def call(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
         """Send `request`, retrying transient failures until it succeeds or the deadline passes."""
@@ -84,22 +87,31 @@ class HubClient:
             stats.record_attempt(seconds)
             metrics.record_upstream_attempt(seconds)
         if request.to_hub:
-            raise_for_status(reply, has_token=bool(self.settings.hf_api_token))
+            raise_for_status(reply, has_token="Authorization" in request.headers)
         else:
             raise_for_download_status(reply)
         return reply
 
     def _with_service_headers(self, request: UpstreamRequest, request_id: str) -> UpstreamRequest:
-        """Add the token and the request id; the caller's headers never reach the upstream."""
+        """Add the token and the request id; the caller's headers never reach the upstream.
+
+        A request whose token is required but not configured is refused here, at once: it
+        could only come back 401 after the whole retry budget.
+        """
         if not request.to_hub:
             return request
         headers = {"Accept": "application/json", "X-Request-ID": request_id, **request.headers}
-        if self.settings.hf_api_token:
-            headers["Authorization"] = f"Bearer {self.settings.hf_api_token}"
+        token = self.settings.token(request.credential) if request.credential else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        elif request.credential and request.credential_required:
+            raise UpstreamAuthError(missing_token_hint(request.credential))
         return replace(request, headers=headers)
 
     def download_image(self, link: ImageLink, allowed_hosts: tuple, deadline: Deadline, stats: CallStats, request_id: str) -> dict:
-        """Fetch an image a provider left at a URL: allowed https hosts only, within deadline and size."""
-        check_download_url(link.url, allowed_hosts)
-        request = UpstreamRequest(url=link.url, payload=None, method="GET", headers={"Accept": "image/*"}, wants_image=True, to_hub=False)
+        """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
+        checked = check_download(link.url, allowed_hosts, self._resolve)
+        headers = {"Accept": "image/*", "Host": checked.host_header}
+        request = UpstreamRequest(url=checked.url, payload=None, method="GET", headers=headers, wants_image=True,
+                                  to_hub=False, connect_to=checked.address)
         return image_from_reply(self.call(request, deadline, stats, request_id))

@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass, field
 
 _TAG = re.compile(r"<[^>]+>")
-_MAX_MESSAGE_CHARS = 500
+# The variable holding the token of the Hugging Face routes.
+HUB_TOKEN = "HF_API_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,13 @@ class UpstreamRequest:
     wants_image: bool = False
     # Result downloads go to a provider's CDN: the Hub token must never travel there.
     to_hub: bool = True
+    # The address a checked download must connect to, whatever the name resolves to later.
+    connect_to: str | None = None
+    # The variable whose token the request is sent with (HUB_TOKEN for the Hugging Face
+    # routes, a model's own `token_env` for its server), None for no token. A required token
+    # that is not set fails the request before anything is sent.
+    credential: str | None = HUB_TOKEN
+    credential_required: bool = True
 
 
 @dataclass(frozen=True)
@@ -43,17 +51,21 @@ class UpstreamReply:
 
 
 def error_message(reply: UpstreamReply) -> str:
-    """Extract a readable message from any of the upstream's error shapes."""
+    """Extract a readable message from any of the upstream's error shapes.
+
+    Never cut here: a token the upstream echoed must be whole when it is redacted, which
+    happens where the message leaves the service (error_handlers), before it is clipped.
+    """
     document = reply.json()
     message = _message_from_document(document) if document is not None else None
     if not message:
         message = reply.headers.get("x-error-message")
     if not message:
-        text = reply.body[:2000].decode("utf-8", "replace")
+        text = reply.body.decode("utf-8", "replace")
         if reply.content_type == "text/html" or text.lstrip().startswith("<"):
             text = " ".join(_TAG.sub(" ", text).split())
         message = text.strip() or f"HTTP {reply.status} with an empty body"
-    return _clip(message)
+    return " ".join(message.split())
 
 
 def error_kind(reply: UpstreamReply) -> str | None:
@@ -89,11 +101,3 @@ def _message_from_document(document) -> str | None:
     if isinstance(error, list):
         error = "; ".join(str(item) for item in error)
     return str(error) if error else None
-
-
-def _clip(message: str) -> str:
-    """Keep messages to a size that fits a log line and a JSON error."""
-    message = " ".join(message.split())
-    if len(message) > _MAX_MESSAGE_CHARS:
-        return message[: _MAX_MESSAGE_CHARS - 1] + "…"
-    return message

@@ -11,7 +11,7 @@ from service.errors import (
     UpstreamAuthError,
     UpstreamError,
 )
-from service.hub.messages import UpstreamReply, error_code, error_kind, error_message
+from service.hub.messages import HUB_TOKEN, UpstreamReply, error_code, error_kind, error_message
 
 # estimated_time is often stuck at 20 s while the model is nearly up: poll more often.
 MAX_LOADING_POLL_SECONDS = 5.0
@@ -22,10 +22,14 @@ _NOT_SERVED = re.compile(
     r"not supported by (any |the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
     re.IGNORECASE,
 )
-MISSING_TOKEN_HINT = (
-    "No Hugging Face token is configured: put HF_API_TOKEN=<your token> in the service's .env "
-    "file (a token with the 'Make calls to Inference Providers' permission) and restart it."
-)
+def missing_token_hint(variable: str = HUB_TOKEN) -> str:
+    """Tell the operator which token is missing and how to set it."""
+    if variable == HUB_TOKEN:
+        return (
+            "No Hugging Face token is configured: put HF_API_TOKEN=<your token> in the service's .env "
+            "file (a token with the 'Make calls to Inference Providers' permission) and restart it."
+        )
+    return f"The model's server needs a token and {variable} is not set: put {variable}=<token> in .env and restart."
 
 
 def raise_for_status(reply: UpstreamReply, has_token: bool) -> None:
@@ -110,7 +114,7 @@ def _retry_after(reply: UpstreamReply) -> float | None:
 def _auth_message(status: int, message: str, has_token: bool) -> str:
     """Explain an upstream auth failure as the operator's problem, with the fix."""
     if not has_token:
-        return MISSING_TOKEN_HINT
+        return missing_token_hint()
     if status == 402:
         return f"the Hugging Face account behind HF_API_TOKEN is out of credits (upstream: {message})"
     return (

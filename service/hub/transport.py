@@ -53,11 +53,21 @@ class SessionPool:
 
 
 class WatchedAdapter(HTTPAdapter):
-    """An adapter whose connections are cut at their attempt's deadline (see watchdog.py)."""
+    """An adapter whose connections are cut at their attempt's deadline (see watchdog.py),
+    and go to the checked address of a download rather than to a fresh DNS answer."""
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = WATCHED_POOL_CLASSES
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        address = getattr(request, "connect_to", None)
+        if address:
+            if host_params["scheme"] == "https":  # TLS still names and verifies the checked host
+                pool_kwargs = {**pool_kwargs, "server_hostname": host_params["host"], "assert_hostname": host_params["host"]}
+            host_params = {**host_params, "host": address}
+        return host_params, pool_kwargs
 
 
 def send(
@@ -95,6 +105,7 @@ def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.Pr
     prepared = requests.PreparedRequest()
     prepared.prepare(method=request.method, url=request.url, headers={**session.headers, **request.headers},
                      json=request.payload)
+    prepared.connect_to = request.connect_to  # read by WatchedAdapter when it picks a pool
     return prepared
 
 

@@ -1,6 +1,9 @@
 """The 2026 Hub through real gunicorn: fallbacks, provider images by URL, and model liveness."""
 
 import base64
+import socket
+import threading
+import time
 
 import pytest
 import requests
@@ -45,7 +48,7 @@ protocol = "fal-ai"
 provider_model = "fal-ai/flux/dev"
 
 [providers.fal-ai]
-download_hosts = ["{origin}"]
+download_hosts = ["{origin}", "fal.media", "*.fal.media"]
 """
 
 
@@ -100,7 +103,7 @@ def test_provider_image_is_fetched_by_url(hub_service, fresh_upstream):
     assert download.method == "GET" and "authorization" not in {name.lower() for name in download.headers}
 
 
-@pytest.mark.parametrize("url", ["https://v3.fal.media" + FAL_IMAGE, "http://localhost:{port}" + FAL_IMAGE])
+@pytest.mark.parametrize("url", ["https://images.example.com" + FAL_IMAGE, "http://localhost:{port}" + FAL_IMAGE])
 def test_url_on_a_disallowed_host_is_refused(hub_service, fresh_upstream, url):
     fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=fresh_upstream.port)}]}))
     response = infer(hub_service, "text-to-image")
@@ -108,6 +111,91 @@ def test_url_on_a_disallowed_host_is_refused(hub_service, fresh_upstream, url):
     assert "refused" in response.json()["message"]
     fresh_upstream.wait_idle()
     assert not fresh_upstream.requests_for(FAL_IMAGE)
+
+
+class CountingListener:
+    """A TCP listener on 127.0.0.1 that only counts the connections made to it."""
+
+    def __init__(self, port: int = 0):
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._running = True
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while self._running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self._running = False
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    counting = CountingListener()
+    yield counting
+    counting.close()
+
+
+@pytest.fixture
+def https_listener():
+    """A listener where an https URL without a port would connect: 127.0.0.1:443."""
+    try:
+        counting = CountingListener(443)
+    except OSError as exc:  # not root, or the port is taken
+        pytest.skip(f"127.0.0.1:443 cannot be listened on here ({exc})")
+    yield counting
+    counting.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1\\.fal.media/x.png",
+        "https://127.0.0.1\\@v3.fal.media/x.png",
+        "https://127.0.0.1%2f.fal.media/x.png",
+        "https://localhost/x.png",
+        "https://127.1/x.png",
+    ],
+)
+def test_a_result_url_that_could_reach_port_443_here_never_connects_to_it(hub_service, fresh_upstream, https_listener, url):
+    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url}]}))
+    response = infer(hub_service, "text-to-image")
+    assert response.status_code == 502 and response.json()["error_type"] == "upstream_error", response.text
+    time.sleep(0.3)
+    assert https_listener.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1:{port}\\.fal.media/x.png",
+        "https://127.0.0.1:{port}\\@v3.fal.media/x.png",
+        "http://v3.fal.media@127.0.0.1:{port}/x.png",
+        "http://127.0.0.1:{port}%2f.fal.media/x.png",
+        "http://127.0.0.1:{port}#@v3.fal.media/x.png",
+        "http://localhost:{port}/x.png",
+        "http://127.1:{port}/x.png",
+        "http://2130706433:{port}/x.png",
+        "http://[::ffff:127.0.0.1]:{port}/x.png",
+    ],
+)
+def test_a_result_url_that_could_reach_a_local_listener_never_connects_to_it(hub_service, fresh_upstream, listener, url):
+    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=listener.port)}]}))
+    response = infer(hub_service, "text-to-image")
+    assert response.status_code == 502 and response.json()["error_type"] == "upstream_error", response.text
+    time.sleep(0.3)
+    assert listener.connections == 0
 
 
 def test_chat_and_completions_routes(hub_service, fresh_upstream):

@@ -82,5 +82,5 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(s
     assert run.returncode == 0, report
     assert re.search(r"No issues found", run.stdout), report
     tested = re.search(r"Tested: (\d+)", run.stdout)
-    assert tested and int(tested.group(1)) == 6, report  # four tasks, /healthz and /readyz
+    assert tested and int(tested.group(1)) == 8, report  # four tasks, the probes, /api/models and /metrics
     assert fresh_upstream.requests  # valid cases did reach the (replaying) upstream

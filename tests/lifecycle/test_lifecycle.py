@@ -16,7 +16,7 @@ from tests.support.fault_service import (
     fault_env,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer
+from tests.support.gunicorn_server import GunicornServer, GunicornStartError
 from tests.support.upstream import LoopbackUpstream, Step
 
 IN_FLIGHT = 8
@@ -29,9 +29,15 @@ def upstream():
         yield loopback
 
 
-def start_service(upstream, tmp_path, **overrides) -> GunicornServer:
+@pytest.fixture(params=["gevent", "gthread"])
+def worker_class(request):
+    """Every lifecycle scenario runs under both worker classes."""
+    return request.param
+
+
+def start_service(upstream, tmp_path, worker_class, **overrides) -> GunicornServer:
     """Start gunicorn against `upstream` and wait for all its workers."""
-    env = fault_env(upstream, write_models_config(tmp_path), **overrides)
+    env = fault_env(upstream, write_models_config(tmp_path), WORKER_CLASS=worker_class, **overrides)
     server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
     server.initial_workers = booted_workers(server)
     return server
@@ -54,8 +60,8 @@ def wait_until(condition, timeout: float = 20.0) -> bool:
     return True
 
 
-def test_sigterm_lets_requests_in_flight_finish(upstream, tmp_path):
-    server = start_service(upstream, tmp_path)
+def test_sigterm_lets_requests_in_flight_finish(upstream, tmp_path, worker_class):
+    server = start_service(upstream, tmp_path, worker_class)
     upstream.script(TRANSLATION_PATH, Step(delay=UPSTREAM_DELAY, repeat=IN_FLIGHT))
     url = f"{server.url}/api/infer/text-translation"
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
@@ -70,8 +76,8 @@ def test_sigterm_lets_requests_in_flight_finish(upstream, tmp_path):
     assert_clean_log(server)
 
 
-def test_sighup_reload_drops_no_request(upstream, tmp_path):
-    server = start_service(upstream, tmp_path)
+def test_sighup_reload_drops_no_request(upstream, tmp_path, worker_class):
+    server = start_service(upstream, tmp_path, worker_class)
     try:
         with RequestStream(server.url, concurrency=4) as stream:
             stream.wait_for(40)
@@ -88,16 +94,65 @@ def test_sighup_reload_drops_no_request(upstream, tmp_path):
         assert server.stop() == 0
 
 
-def test_recycled_workers_drop_no_request(upstream, tmp_path):
-    server = start_service(upstream, tmp_path, MAX_REQUESTS="50")
+def test_recycled_workers_drop_no_request(upstream, tmp_path, worker_class):
+    server = start_service(upstream, tmp_path, worker_class, MAX_REQUESTS="50")
     try:
         # Enough requests for each of the two workers to pass its 50 (+ up to 5 jitter) twice.
         with RequestStream(server.url, concurrency=4, limit=260) as stream:
             stream.wait_for(260)
         assert stream.failures == []
         assert stream.outcomes["ok"] >= 260
-        assert not set(server.worker_pids()) & set(server.initial_workers)
+        # Kept-alive clients are not spread evenly over gevent workers: count recycles, not pids.
+        assert set(server.worker_pids()) != set(server.initial_workers)
         assert server.log_text().count("Autorestarting worker") >= 2
         assert_clean_log(server)
     finally:
         assert server.stop() == 0
+
+
+def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(upstream, tmp_path, worker_class):
+    server = start_service(upstream, tmp_path, worker_class)
+    config = tmp_path / "models.toml"
+    try:
+        with config.open("a", encoding="utf-8") as file:
+            file.write("\n[tasks.text-to-image\ngarbage = = =\n")
+        server.signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in server.log_text()), server.log_tail()
+        assert "CatalogError" in server.log_text() and "models.toml" in server.log_text()
+        assert sorted(server.worker_pids()) == sorted(server.initial_workers)
+        response = requests.post(f"{server.url}/api/infer/text-translation", data=TRANSLATION_BODY, timeout=10)
+        assert response.status_code == 200, response.text
+        write_models_config(tmp_path)  # mended: the next reload goes through
+        server.signal(signal.SIGHUP)
+        assert wait_until(lambda: not set(server.worker_pids()) & set(server.initial_workers)), server.log_tail()
+        assert_clean_log(server)
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ({"MODELS_CONFIG": "broken"}, "models.toml"),
+        ({"API_KEYS_FILE": "/nonexistent/api-keys"}, "/nonexistent/api-keys"),
+        ({"TEXT_DEADLINE_SECONDS": "-3"}, "TEXT_DEADLINE_SECONDS"),
+    ],
+)
+def test_a_broken_configuration_stops_the_start_with_one_line(upstream, tmp_path, overrides, named):
+    config = write_models_config(tmp_path)
+    if overrides.get("MODELS_CONFIG") == "broken":
+        with config.open("a", encoding="utf-8") as file:
+            file.write("\n[[[ not toml\n")
+        overrides = {}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = fault_env(upstream, config, TMPDIR=str(scratch), **overrides)
+    server = GunicornServer(env=env, log_path=tmp_path / "service.log")
+    with pytest.raises(GunicornStartError):
+        server.start(timeout=20)
+    log = server.log_text()
+    assert server.stop() not in (0, None)
+    refusals = [line for line in log.splitlines() if "cannot start" in line]
+    assert len(refusals) == 1 and named in refusals[0], log
+    assert "Traceback" not in log and "gateway ready" not in log and "Booting worker" not in log
+    assert not list(scratch.iterdir())  # no metrics directory left behind

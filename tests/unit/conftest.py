@@ -1,6 +1,7 @@
 """Fixtures for unit tests: an app wired to a fake upstream host mocked with `responses`."""
 
 import logging
+import tomllib
 
 import pytest
 import responses
@@ -11,6 +12,8 @@ from service.hub import deadline as deadline_module
 from service.settings import Settings
 
 TOKEN = "hf_unit-test-not-a-real-token-0123456789"
+# What every host name resolves to in unit tests: a public address, so downloads may go there.
+PUBLIC_ADDRESS = "93.184.215.14"
 API = "https://hub.test/hf-inference/models"
 ROUTER = "https://hub.test/v1"
 
@@ -75,6 +78,11 @@ class FakeClock:
         self.now += seconds
 
 
+def resolve_publicly(host, port, type=0, **kwargs):
+    """A getaddrinfo stand-in: every name is one public address; nothing leaves the machine."""
+    return [(2, 1, 6, "", (PUBLIC_ADDRESS, port))]
+
+
 def make_settings(**overrides) -> Settings:
     """Settings pointing at the mocked upstream, short deadlines."""
     values = dict(
@@ -102,11 +110,17 @@ def settings():
     return make_settings()
 
 
+def make_app(settings: Settings, catalog_toml: str, clock: FakeClock):
+    """An app on the fake clock, whose downloads resolve every name to a public address."""
+    application = create_app(settings, Catalog(tomllib.loads(catalog_toml)))
+    application.extensions["gateway"].client._sleep = clock.sleep
+    application.extensions["gateway"].client._resolve = resolve_publicly
+    return application
+
+
 @pytest.fixture
 def app(settings, clock):
-    application = create_app(settings, Catalog(__import__("tomllib").loads(TEST_CATALOG)))
-    application.extensions["gateway"].client._sleep = clock.sleep
-    return application
+    return make_app(settings, TEST_CATALOG, clock)
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 import configparser
 import re
-import runpy
 from pathlib import Path
 
 import pytest
 
 from service.settings import Settings
+from tests.support import gunicorn_conf
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX = (REPO / "deploy" / "nginx.conf").read_text()
@@ -36,9 +36,8 @@ def unit_file() -> configparser.ConfigParser:
 @pytest.fixture
 def defaults(monkeypatch):
     """The gunicorn configuration and settings a default .env gives."""
-    for name in ("TEXT_DEADLINE_SECONDS", "IMAGE_DEADLINE_SECONDS", "KEEPALIVE_SECONDS"):
-        monkeypatch.delenv(name, raising=False)
-    return runpy.run_path(str(REPO / "gunicorn.conf.py")), Settings.from_env({})
+    unset = {name: None for name in ("TEXT_DEADLINE_SECONDS", "IMAGE_DEADLINE_SECONDS", "KEEPALIVE_SECONDS")}
+    return gunicorn_conf.load(unset), Settings.from_env({})
 
 
 def test_nginx_waits_longer_than_the_longest_deadline(defaults):

@@ -7,8 +7,10 @@ import logging.config
 
 import pytest
 
-from service.json_logs import AccessFields, gunicorn_logconfig, json_formatter, log_format_from_env
+from service.json_logs import AccessFields, gunicorn_logconfig, json_formatter
+from service.settings import Settings, SettingsError
 from service.logs import RedactSecrets, configure_logging
+from service.redaction import Redactor, secrets_of
 from tests.unit.conftest import TOKEN, make_settings, post
 
 
@@ -16,7 +18,7 @@ def json_handler(stream, secrets=(TOKEN,)) -> logging.Handler:
     """A handler writing JSON lines to a stream, redacting like the service does."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter())
-    handler.addFilter(RedactSecrets(secrets))
+    handler.addFilter(RedactSecrets(Redactor(secrets)))
     return handler
 
 
@@ -39,12 +41,12 @@ def record(msg, args=(), **extra) -> logging.LogRecord:
 
 @pytest.mark.parametrize("raw, expected", [("", "text"), ("json", "json"), (" JSON ", "json"), ("text", "text")])
 def test_log_format_from_env(raw, expected):
-    assert log_format_from_env({"LOG_FORMAT": raw}) == expected
+    assert Settings.from_env({"LOG_FORMAT": raw}).log_format == expected
 
 
 def test_unknown_log_format_is_refused():
-    with pytest.raises(ValueError, match="LOG_FORMAT"):
-        log_format_from_env({"LOG_FORMAT": "xml"})
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        Settings.from_env({"LOG_FORMAT": "xml"})
 
 
 def test_json_line_has_the_standard_fields_and_the_extras():
@@ -118,10 +120,10 @@ def test_request_line_as_json(app, client, upstream, captured_logs):
 
 def test_configure_logging_switches_the_formatter():
     logger = logging.getLogger("service")
-    configure_logging(make_settings(), "INFO", "json")
+    configure_logging(Redactor(secrets_of(make_settings())), "INFO", "json")
     try:
         formatters = [h.formatter for h in logger.handlers if getattr(h, "_gateway", False)]
         assert formatters and all(f.__class__.__name__ == "JsonLineFormatter" for f in formatters)
     finally:
-        configure_logging(make_settings(), "INFO", "text")
+        configure_logging(Redactor(secrets_of(make_settings())), "INFO", "text")
     assert all(h.formatter.__class__ is logging.Formatter for h in logger.handlers if getattr(h, "_gateway", False))

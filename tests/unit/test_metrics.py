@@ -1,7 +1,6 @@
 """Metrics: every inference request and upstream attempt is counted once, under the right labels."""
 
 import os
-import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,12 +9,12 @@ from prometheus_client import REGISTRY, values
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import metrics
+from service.serving import hooks
 from tests.unit.conftest import API, post
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]
 LOADING = {"error": "Model openai-community/gpt2 is currently loading", "estimated_time": 2.0}
-CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 
 def sample(name: str, **labels) -> float:
@@ -215,13 +214,12 @@ def test_an_operators_directory_is_emptied_of_a_previous_run_and_kept(restore_va
 
 
 def test_gunicorn_hooks_create_share_and_remove_a_temporary_directory(restore_value_class, tmp_path):
-    conf = runpy.run_path(str(CONF))
-    server = SimpleNamespace(log=SimpleNamespace(info=lambda *args: None))
-    conf["on_starting"](server)
+    server = SimpleNamespace(log=SimpleNamespace(info=lambda *args: None), reload=lambda: None)
+    hooks.on_starting(server)
     directory = Path(os.environ[metrics.MULTIPROC_DIR_VARIABLE])
     assert directory.is_dir() and not any(directory.iterdir())
     assert values.ValueClass is not values.MutexValue
-    conf["on_exit"](server)
+    hooks.on_exit(server)
     assert not directory.exists()
 
 
@@ -229,6 +227,5 @@ def test_child_exit_drops_only_the_dead_workers_live_gauge(restore_value_class, 
     restore_value_class.setenv(metrics.MULTIPROC_DIR_VARIABLE, str(tmp_path))
     for name in ("gauge_livesum_41.db", "gauge_livesum_42.db", "counter_41.db"):
         (tmp_path / name).write_bytes(b"")
-    conf = runpy.run_path(str(CONF))
-    conf["child_exit"](SimpleNamespace(), SimpleNamespace(pid=41))
+    hooks.child_exit(SimpleNamespace(), SimpleNamespace(pid=41))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["counter_41.db", "gauge_livesum_42.db"]

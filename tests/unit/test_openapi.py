@@ -181,10 +181,20 @@ def test_docs_page_references_only_its_own_assets(client):
 
 
 def test_docs_assets_never_leave_their_folder(client):
-    for path in ("/docs/assets/../__init__.py", "/docs/assets/%2e%2e/__init__.py", "/docs/assets/nope.js"):
+    paths = ("/docs/assets/../__init__.py", "/docs/assets/%2e%2e/__init__.py", "/docs/assets/nope.js",
+             "/docs/assets/index.html", "/docs/assets/swagger-initializer.js", "/docs/assets/oauth2-redirect.html")
+    for path in paths:
         with client.get(path) as response:
             assert response.status_code == 404
             assert response.get_json()["error_type"] == "not_found"
+
+
+def test_models_and_metrics_are_documented_and_answer_as_documented(document, client, upstream):
+    assert {"/api/models", "/metrics", "/healthz", "/readyz"} <= set(document["paths"])
+    models = client.get("/api/models")
+    schema = document["paths"]["/api/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    validator_for(document, component(document, schema) if "$ref" in schema else schema).validate(models.get_json())
+    assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
 
 
 def test_document_is_plain_json(document):

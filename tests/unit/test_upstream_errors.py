@@ -1,10 +1,12 @@
 """Every upstream failure maps to the documented status, with retries only where they help."""
 
+from types import MappingProxyType
+
 import pytest
 import requests
 
 from service.settings import Settings
-from tests.unit.conftest import API, TOKEN, make_settings, post
+from tests.unit.conftest import API, TOKEN, make_app, make_settings, post
 from tests.unit.test_validation import assert_error_shape
 
 GPT2 = f"{API}/openai-community/gpt2"
@@ -120,15 +122,75 @@ def test_401_is_not_retried(client, upstream, clock):
     assert clock.sleeps == []
 
 
-def test_missing_token_says_how_to_fix_it(clock, upstream):
-    from service import create_app
+NO_TOKEN_CATALOG = """
+[tasks.text-translation]
+default_pair = "zh2en"
+[tasks.text-translation.pairs]
+zh2en = ["Helsinki-NLP/opus-mt-zh-en"]
+[tasks.text-completion]
+targets = ["openai-community/gpt2"]
+[tasks.text-to-text]
+targets = ["chat-model"]
+[tasks.text-to-image]
+targets = ["CompVis/stable-diffusion-v1-4"]
 
-    app = create_app(make_settings(hf_api_token=None))
-    upstream.post(f"{API}/google/madlad400-3b-mt", json={"error": "Invalid username or password."}, status=401)
-    response = post(app.test_client(), "text-translation", {"inputs": "连衣裙"})
+[models.chat-model]
+id = "org/chat-model"
+protocol = "openai-chat"
+
+[models.own-server]
+id = "my-tgi"
+url = "https://tgi.internal.test"
+
+[models.own-server-with-token]
+id = "my-endpoint"
+url = "https://endpoint.internal.test"
+token_env = "MY_ENDPOINT_TOKEN"
+"""
+
+
+@pytest.mark.parametrize(
+    "task, query",
+    [
+        ("text-translation", ""),
+        ("text-completion", ""),
+        ("text-to-text", ""),
+        ("text-to-image", ""),
+        ("text-completion", "?model_name=org/any-hub-model"),
+    ],
+)
+def test_missing_token_answers_upstream_auth_at_once_without_calling_upstream(clock, upstream, task, query):
+    app = make_app(make_settings(hf_api_token=None), NO_TOKEN_CATALOG, clock)
+    response = post(app.test_client(), task, {"inputs": "连衣裙"}, query=query)
     body = assert_error_shape(response, 502, "upstream_auth")
     assert "HF_API_TOKEN" in body["message"] and ".env" in body["message"]
+    assert len(upstream.calls) == 0
+    assert clock.sleeps == []
+
+
+def test_a_models_own_server_is_called_without_the_hub_token(clock, upstream):
+    upstream.post("https://tgi.internal.test", json=OK)
+    app = make_app(make_settings(), NO_TOKEN_CATALOG, clock)
+    response = post(app.test_client(), "text-completion", {"inputs": "Once"}, query="?model_name=own-server")
+    assert response.status_code == 200, response.get_json()
     assert "Authorization" not in upstream.calls[0].request.headers
+
+
+def test_a_models_own_token_is_sent_to_its_server_only(clock, upstream):
+    upstream.post("https://endpoint.internal.test", json=OK)
+    settings = make_settings(environ=MappingProxyType({"MY_ENDPOINT_TOKEN": "endpoint-secret-123456789"}))
+    app = make_app(settings, NO_TOKEN_CATALOG, clock)
+    response = post(app.test_client(), "text-completion", {"inputs": "Once"}, query="?model_name=own-server-with-token")
+    assert response.status_code == 200, response.get_json()
+    assert upstream.calls[0].request.headers["Authorization"] == "Bearer endpoint-secret-123456789"
+
+
+def test_a_models_own_token_missing_is_upstream_auth_naming_its_variable(clock, upstream):
+    app = make_app(make_settings(), NO_TOKEN_CATALOG, clock)
+    response = post(app.test_client(), "text-completion", {"inputs": "Once"}, query="?model_name=own-server-with-token")
+    body = assert_error_shape(response, 502, "upstream_auth")
+    assert "MY_ENDPOINT_TOKEN" in body["message"]
+    assert len(upstream.calls) == 0
 
 
 def test_token_is_sent_upstream(client, upstream):

@@ -136,12 +136,36 @@ def test_unknown_task_is_404_listing_valid_tasks(client):
     assert "text-to-image" in body["message"]
 
 
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_unknown_task_is_404_whatever_the_method(client, method):
+    response = getattr(client, method)("/api/infer/nope")
+    body = assert_error_shape(response, 404, "unknown_task")
+    assert "'nope'" in body["message"] and "text-translation" in body["message"]
+
+
+@pytest.mark.parametrize("task", ["text-translation", "text-completion", "text-to-text", "text-to-image"])
+def test_a_trailing_slash_reaches_the_task(client, upstream, task):
+    response = client.post(f"/api/infer/{task}/", data='{"inputs": ""}')
+    assert_error_shape(response, 400, "invalid_request")  # validated by the task itself, not unknown_task
+    assert response.status_code != 404
+
+
+@pytest.mark.parametrize("where", ["args", "body"])
+def test_a_number_with_thousands_of_digits_is_a_clear_400(client, upstream, where):
+    digits = "9" * 5000
+    body = f'{{"inputs": "a", "args": {{"seed": {digits}}}}}' if where == "body" else f'{{"inputs": "a", "args": "{{\\"seed\\": {digits}}}"}}'
+    result = assert_error_shape(post(client, "text-completion", body), 400, "invalid_request")
+    assert "5000 digits" in result["message"] and "int_max_str_digits" not in result["message"]
+    assert len(upstream.calls) == 0
+
+
 def test_unknown_route_is_404_json(client):
     assert_error_shape(client.get("/nowhere"), 404, "not_found")
 
 
-def test_wrong_method_is_405_json(client):
-    response = client.get("/api/infer/text-translation")
+@pytest.mark.parametrize("path", ["/api/infer/text-translation", "/api/infer/text-translation/"])
+def test_wrong_method_is_405_json(client, path):
+    response = client.get(path)
     assert_error_shape(response, 405, "method_not_allowed")
     assert "POST" in response.headers["Allow"]
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from service.catalog import LanguagePair, ModelTarget
 from service.errors import UpstreamError
-from service.hub.messages import UpstreamReply
+from service.hub.messages import HUB_TOKEN, UpstreamReply
 
 _PLACEHOLDER = re.compile(r"\{(text|source_language|target_language|src|tgt)\}")
 
@@ -44,6 +44,31 @@ class InferenceCall:
         """Return the input with the model's configured decoration (e.g. a `<2en>` prefix)."""
         template = self.target.input_template
         return self.fill(template) if template else self.inputs
+
+
+TEXT_TASKS = ("text-translation", "text-completion", "text-to-text")
+IMAGE_TASKS = ("text-to-image",)
+
+
+class Protocol:
+    """What every protocol declares: the tasks it can serve, and whether it asks for `n` at once."""
+
+    tasks: tuple = ()
+    asks_for_n = False
+
+    def serves(self, target: ModelTarget, task_type: str) -> bool:
+        """Tell whether this protocol can serve `task_type` for `target`."""
+        return task_type in self.tasks
+
+    def tasks_for(self, target: ModelTarget) -> list:
+        """Name the tasks this protocol can serve for `target`."""
+        return [task for task in (*TEXT_TASKS, *IMAGE_TASKS) if self.serves(target, task)]
+
+
+def credential_of(target: ModelTarget) -> str | None:
+    """Name the token a target is called with: the Hub's on its routes; on a model's own
+    server, its `token_env` (or none): the Hub token never goes to a host that is not the Hub's."""
+    return target.token_env if target.url else HUB_TOKEN
 
 
 def json_answer(reply: UpstreamReply):

@@ -1,17 +1,26 @@
 """The classic `{"inputs", "parameters"}` protocol of hf-inference, Endpoints and TGI."""
 
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.base import InferenceCall, generation_parameters, json_answer, require_text
+from service.hub.protocols.base import (
+    IMAGE_TASKS,
+    TEXT_TASKS,
+    InferenceCall,
+    Protocol,
+    credential_of,
+    generation_parameters,
+    json_answer,
+    require_text,
+)
 from service.hub.protocols.images import image_from_reply
 from service.errors import UpstreamError
 
 _IMAGE_PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "width", "height", "seed")
 
 
-class HfInferenceProtocol:
+class HfInferenceProtocol(Protocol):
     """One result per call: several results mean several calls."""
 
-    asks_for_n = False
+    tasks = (*TEXT_TASKS, *IMAGE_TASKS)
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
         """Build the request for one result."""
@@ -20,7 +29,8 @@ class HfInferenceProtocol:
         headers = {"x-use-cache": "false"} if call.sampling else {}
         if call.task_type == "text-to-image":
             headers["Accept"] = "image/png"
-        return UpstreamRequest(url=url, payload=payload, headers=headers, wants_image=call.task_type == "text-to-image")
+        wants_image = call.task_type == "text-to-image"
+        return UpstreamRequest(url=url, payload=payload, headers=headers, wants_image=wants_image, credential=credential_of(call.target))
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         """Read the one result of an answer (`n` is always 1 here)."""

@@ -3,7 +3,7 @@
 from service.errors import ModelUnavailable, UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.base import InferenceCall, json_answer
+from service.hub.protocols.base import IMAGE_TASKS, InferenceCall, Protocol, json_answer
 from service.hub.protocols.images import image_from_reply
 
 _COMMON = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed")
@@ -14,10 +14,10 @@ def _set(args: dict, names) -> dict:
     return {name: args[name] for name in names if args.get(name) is not None}
 
 
-class FalAiProtocol:
+class FalAiProtocol(Protocol):
     """fal-ai: `{"prompt"}` answers `{"images": [{"url"}]}`; the image is then downloaded."""
 
-    asks_for_n = False
+    tasks = IMAGE_TASKS
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
         """Build the request for one image."""
@@ -37,10 +37,10 @@ class FalAiProtocol:
         return [_link(url, "fal-ai")]
 
 
-class ReplicateProtocol:
+class ReplicateProtocol(Protocol):
     """replicate: a prediction (201) whose `output` is the image URL, asked with `Prefer: wait`."""
 
-    asks_for_n = False
+    tasks = IMAGE_TASKS
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
         """Build the prediction request for one image."""
@@ -69,10 +69,10 @@ class ReplicateProtocol:
         raise UpstreamError(f"the replicate prediction failed: {document.get('error') or document.get('status')}")
 
 
-class OpenAIImagesProtocol:
+class OpenAIImagesProtocol(Protocol):
     """together and nscale: OpenAI-style `/v1/images/generations` answering base64."""
 
-    asks_for_n = False
+    tasks = IMAGE_TASKS
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
         """Build the request for one image."""

@@ -1,4 +1,9 @@
-"""Read an image out of an upstream answer: raw bytes, or JSON carrying base64."""
+"""Read an image out of an upstream answer: raw bytes, or JSON carrying base64.
+
+The bytes decide: whatever type an answer was labelled with (`image/png`, `image/svg+xml`,
+`application/octet-stream`...), it is passed on only when its first bytes are one of the
+raster formats below, and reported as the type those bytes prove.
+"""
 
 import base64
 import binascii
@@ -13,14 +18,12 @@ def image_result(data: bytes, content_type: str) -> dict:
 
 
 def image_from_reply(reply: UpstreamReply) -> dict:
-    """Return the image in an answer, whatever type the upstream chose to send."""
-    if reply.content_type.startswith("image/"):
-        if not reply.body:
-            raise UpstreamError("the upstream sent an empty image")
-        return image_result(reply.body, reply.content_type)
+    """Return the image in an answer: JSON carrying base64, or raw bytes whatever their label."""
     if reply.content_type.endswith("json"):
         return _image_from_json(reply)
-    raise UpstreamError(f"the upstream answered {reply.content_type or 'no content type'} instead of an image")
+    if not reply.body:
+        raise UpstreamError("the upstream sent an empty image")
+    return image_result(reply.body, sniff_image_type(reply.body, reply.content_type))
 
 
 def _image_from_json(reply: UpstreamReply) -> dict:
@@ -34,12 +37,15 @@ def _image_from_json(reply: UpstreamReply) -> dict:
     return image_result(data, sniff_image_type(data))
 
 
-def sniff_image_type(data: bytes) -> str:
-    """Tell the image format from its first bytes."""
+def sniff_image_type(data: bytes, label: str = "") -> str:
+    """Tell the image format from its first bytes; anything but PNG, JPEG, WebP or GIF is refused."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if data.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
-    raise UpstreamError("the upstream's answer is not a PNG, JPEG or WebP image")
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    labelled = f" (labelled {label})" if label else ""
+    raise UpstreamError(f"the upstream's answer{labelled} is not a PNG, JPEG, WebP or GIF image")

@@ -3,24 +3,29 @@
 import re
 
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.base import InferenceCall, require_text
+from service.hub.protocols.base import TEXT_TASKS, InferenceCall, Protocol, credential_of, require_text
 from service.hub.protocols.openai_style import choices, openai_base, sampling_parameters
 
 _FENCE = re.compile(r"^```[\w-]*\n(.*?)\n?```$", re.DOTALL)
 _QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "«": "»"}
 
 
-class OpenAIChatProtocol:
+class OpenAIChatProtocol(Protocol):
     """Chat models serving any text task through a configured prompt."""
 
+    tasks = TEXT_TASKS
     asks_for_n = True
+
+    def serves(self, target, task_type: str) -> bool:
+        """Serve text-to-text with the bare input; other text tasks need their prompt configured."""
+        return task_type == "text-to-text" or (task_type in self.tasks and task_type in target.prompts)
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
         """Build one chat request asking for `n` answers."""
         base = openai_base(call, settings.hf_router_base)
         model = f"{call.target.id}:{call.target.provider}" if call.target.provider else call.target.id
         payload = {"model": model, "messages": self.messages(call), **sampling_parameters(call, n, seed)}
-        return UpstreamRequest(url=f"{base}/chat/completions", payload=payload)
+        return UpstreamRequest(url=f"{base}/chat/completions", payload=payload, credential=credential_of(call.target))
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
         """Read `n` answers; strip the wrapping when the prompt asked for the bare result."""

@@ -1,7 +1,7 @@
 """The OpenAI-style `/v1/completions` protocol (vLLM on hf-inference, TGI, providers)."""
 
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.base import InferenceCall, require_text
+from service.hub.protocols.base import InferenceCall, Protocol, credential_of, require_text
 from service.hub.protocols.openai_style import choices, openai_base, sampling_parameters
 
 
@@ -13,9 +13,10 @@ PROVIDER_COMPLETION_ROUTES = {
 }
 
 
-class OpenAICompletionsProtocol:
+class OpenAICompletionsProtocol(Protocol):
     """Plain text continuation; several results in one call with `n`."""
 
+    tasks = ("text-completion",)
     asks_for_n = True
 
     def build(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
@@ -24,7 +25,7 @@ class OpenAICompletionsProtocol:
         payload = {"model": target.provider_model or target.id, "prompt": call.decorated_inputs(), **sampling_parameters(call, n, seed)}
         if call.sampling:
             payload["top_k"] = call.args["top_k"]
-        return UpstreamRequest(url=self._url(call, settings), payload=payload)
+        return UpstreamRequest(url=self._url(call, settings), payload=payload, credential=credential_of(target))
 
     def _url(self, call: InferenceCall, settings) -> str:
         """Return the completions route: the model's own server, a provider's, or hf-inference's."""
