@@ -21,7 +21,7 @@ if _settings.worker_class == "gevent":
     monkey.patch_all()
 
 from service.json_logs import gunicorn_logconfig  # noqa: E402  (after the patch, on purpose)
-from service.serving.hooks import child_exit, on_exit, on_starting, when_ready  # noqa: E402,F401
+from service.serving.hooks import child_exit, on_exit, on_starting, post_worker_init, when_ready  # noqa: E402,F401
 
 wsgi_app = "service:create_app()"
 bind = f"{_settings.host}:{_settings.port}"
@@ -33,6 +33,8 @@ worker_class = f"service.serving.workers.{'GeventWorker' if _settings.worker_cla
 workers = _settings.workers
 worker_connections = _settings.worker_connections
 threads = _settings.threads
+# Connections waiting to be accepted: a burst as large as the workers can hold (the kernel caps it).
+backlog = max(2048, _settings.workers * _settings.worker_connections)
 
 # A worker must never be killed while a request is still inside its deadline, and a
 # graceful stop or reload must let in-flight requests finish.

@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import phases, report
+from bench import capacity, phases, report
 from bench.report import machine
 from bench.service import start_service
 from bench.throughput import ensure_wrk
-from bench.upstream import UpstreamProcess
+from bench.upstream import BurstUpstreamProcess, UpstreamProcess
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 LOAD_LATENCY_SECONDS = 0.1  # the issue's throughput case: 32 clients / 0.1 s = 320 requests/s ideal
@@ -51,7 +51,36 @@ def measure(arguments: argparse.Namespace, log_dir: Path) -> dict:
                 repeat.update(phases.load(server, slow, sizes))
                 repeat.update(phases.fan_out(server, sizes))
     repeats[0].update(growth)  # one growth run: it is the 10,000 requests themselves
+    for repeat in repeats:
+        repeat.update(measure_capacity(arguments, log_dir))
     return report.medians(repeats)
+
+
+def measure_capacity(arguments: argparse.Namespace, log_dir: Path) -> dict:
+    """Bursts, fan-out burst, memory in flight, hung upstream and stalls: one repeat of each."""
+    sizes = capacity.QUICK if arguments.quick else capacity.FULL
+    figures = {}
+    with BurstUpstreamProcess(sizes.burst_latency) as slow, BurstUpstreamProcess(sizes.fanout_latency) as fanout:
+        with start_service(slow, log_dir, "bursts") as server:
+            figures.update(capacity.bursts(server, slow, sizes))
+            figures.update(capacity.memory_in_flight(server, slow, sizes))
+        with start_service(fanout, log_dir, "fan-out-burst") as server:
+            figures.update(capacity.fan_out_burst(server, fanout, sizes))
+    with BurstUpstreamProcess(0, hang=True) as hung, BurstUpstreamProcess(0.01) as router:
+        deadline = str(sizes.hung_deadline)
+        with start_service(hung, log_dir, "hung", router=router, TEXT_DEADLINE_SECONDS=deadline) as server:
+            figures.update(capacity.hung_upstream(server, sizes))
+    report = log_dir / "stall-probe"
+    with UpstreamProcess(0) as fast, start_service(fast, log_dir, "stall", config=capacity.STALL_PROBE_CONFIG,
+                                                   WEB_CONCURRENCY="1", STALL_REPORT=str(report)) as server:
+        phases.warm_up(server, phases.QUICK)
+        figures.update(capacity.stall(server, sizes))
+    stretches = capacity.stall_probe_report(report)
+    figures["stall.longest_stretch_ms"] = stretches[0]
+    figures["stall.tenth_longest_stretch_ms"] = stretches[min(9, len(stretches) - 1)]
+    for path in report.parent.glob(f"{report.name}.*"):
+        path.unlink()
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,17 @@ class KeepAliveClient:
             raise BenchError(f"POST {call.path} answered {response.status}: {body[:300]!r}")
         return elapsed
 
+    def get(self, path: str) -> float:
+        """GET `path`, read the answer and return its latency in seconds (200 expected)."""
+        started = time.perf_counter()
+        self._connection.request("GET", path)
+        response = self._connection.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            raise BenchError(f"GET {path} answered {response.status}: {body[:300]!r}")
+        return elapsed
+
     def close(self) -> None:
         """Close the connection."""
         self._connection.close()

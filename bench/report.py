@@ -20,6 +20,7 @@ class Figure:
     unit: str
     target: float | None = None
     at_least: bool = False  # the target is a floor, not a ceiling
+    full_only: bool = False  # measured only by a full run (--quick runs smaller bursts)
 
     def target_text(self) -> str:
         """Show the target, e.g. '<= 1.0 ms'."""
@@ -52,6 +53,31 @@ FIGURES = (
     Figure("large_image.extra_peak_max_mb", "1.5 MB image: extra peak worker memory (worst request)", "MB"),
     Figure("rss_idle_mb", "worker RSS idle (largest worker)", "MB", 80.0),
     Figure("rss_growth_pct", "worker RSS growth after the growth run", "%", 10.0),
+    *(
+        figure
+        for count, target in ((128, None), (512, None), (1024, 1.25), (4096, None))
+        for figure in (
+            Figure(f"burst.{count}.p50_s", f"burst N={count}, upstream 2 s: p50", "s", full_only=True),
+            Figure(f"burst.{count}.p99_s", f"burst N={count}: p99 (upstream alone below)", "s", full_only=True),
+            Figure(f"burst.{count}.direct_p99_s", f"burst N={count}: upstream alone p99", "s", full_only=True),
+            Figure(f"burst.{count}.ratio", f"burst N={count}: p99 / upstream alone p99", "x", target, full_only=True),
+            Figure(f"burst.{count}.errors", f"burst N={count}: errors", "", 0.0 if count == 1024 else None, full_only=True),
+        )
+    ),
+    Figure("fanout_burst.p99_s", "fan-out burst 128 x num_sentences 10, upstream 1 s: p99", "s"),
+    Figure("fanout_burst.direct_p99_s", "fan-out burst: upstream alone p99, one call per client", "s"),
+    Figure("fanout_burst.ratio", "fan-out burst: p99 / upstream alone p99", "x", 1.5),
+    Figure("fanout_burst.errors", "fan-out burst: errors", "", 0.0),
+    Figure("hung.answered_504", "hung upstream, 1,000 requests: answered 504", ""),
+    Figure("hung.worst_over_deadline_s", "hung upstream: slowest answer past its deadline, as the client saw it", "s", 1.0),
+    Figure("hung.worst_service_time_over_deadline_s", "hung upstream: slowest answer past its deadline, in the service's log", "s"),
+    Figure("hung.next_request_ok", "hung upstream: next request served (1 = yes)", "", 1.0, at_least=True),
+    Figure("memory.in_flight_mb", "worker RSS with 1,000 requests in flight (largest worker)", "MB", 150.0),
+    Figure("memory.after_vs_idle_pct", "worker RSS after the burst vs idle before", "%", 10.0),
+    Figure("stall.longest_stretch_ms", "1.5 MB images passing: longest CPU stretch of one request without a turn for the others", "ms", 5.0),
+    Figure("stall.tenth_longest_stretch_ms", "1.5 MB images passing: tenth longest such stretch", "ms"),
+    Figure("stall.health_p50_alone_ms", "health check p50, worker idle", "ms"),
+    Figure("stall.health_p99_with_images_ms", "health check p99 while 1.5 MB images pass (same worker)", "ms"),
 )
 
 

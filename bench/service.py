@@ -6,27 +6,28 @@ from pathlib import Path
 
 from tests.support.gunicorn_server import GunicornServer
 
-from bench.upstream import UpstreamProcess
+from service.settings import variables
+
+from bench.upstream import ReadyProcess
 
 # A made-up token: the loopback upstream accepts anything, and it must never be a real one.
 BENCH_TOKEN = "hf_bench-not-a-real-token-0123456789"
-# Unset so that gunicorn.conf.py and Settings choose, as in production.
-DEFAULTED = ("WEB_CONCURRENCY", "GUNICORN_THREADS", "MAX_REQUESTS", "FANOUT_CONCURRENCY",
-             "UPSTREAM_POOL_SIZE", "TEXT_DEADLINE_SECONDS", "IMAGE_DEADLINE_SECONDS",
-             "API_KEYS", "API_KEYS_FILE", "MODELS_CONFIG", "ACCESS_LOG", "LOG_LEVEL")
-
-
-def service_environment(upstream: UpstreamProcess) -> dict:
-    """Environment of a service talking only to the loopback upstream, everything else defaulted."""
-    env = {name: None for name in DEFAULTED}
+def service_environment(upstream: ReadyProcess, router: ReadyProcess | None = None, **overrides: str) -> dict:
+    """Environment of a service talking only to loopback upstreams, every other setting defaulted
+    as in production (gunicorn.conf.py and Settings choose)."""
+    env = {declared.metadata["variable"]: None for declared in variables()}
+    env.update(API_KEYS_FILE=None, PROMETHEUS_MULTIPROC_DIR=None)
     env.update(
         HF_API_TOKEN=BENCH_TOKEN,
         HF_API_BASE=f"{upstream.url}/hf-inference/models",
-        HF_ROUTER_BASE=f"{upstream.url}/v1",
+        HF_ROUTER_BASE=f"{(router or upstream).url}/v1",
+        **overrides,
     )
     return env
 
 
-def start_service(upstream: UpstreamProcess, log_dir: Path, name: str) -> GunicornServer:
+def start_service(upstream: ReadyProcess, log_dir: Path, name: str, router: ReadyProcess | None = None,
+                  config: Path | None = None, **overrides: str) -> GunicornServer:
     """Start a fresh service in front of `upstream`, logging to log_dir/name.log."""
-    return GunicornServer(env=service_environment(upstream), log_path=log_dir / f"{name}.log").start(timeout=60)
+    env = service_environment(upstream, router, **overrides)
+    return GunicornServer(env=env, log_path=log_dir / f"{name}.log", config=config).start(timeout=60)

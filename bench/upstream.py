@@ -39,20 +39,21 @@ def large_image() -> LargeImage:
     raise LookupError(f"no recorded image ending in {LARGE_IMAGE_URI_SUFFIX}")
 
 
-class UpstreamProcess:
-    """`python -m tests.support.upstream` on a free loopback port, answering after `latency` seconds."""
+class ReadyProcess:
+    """A helper server as its own process, on a free loopback port it announces with `READY <port>`."""
 
-    def __init__(self, latency: float):
-        self.latency = latency
+    latency: float = 0.0
+
+    def __init__(self):
         self.port: int | None = None
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> UpstreamProcess:
-        """Start the upstream."""
+    def __enter__(self):
+        """Start the process."""
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
-        """Stop the upstream."""
+        """Stop the process."""
         self.stop()
 
     @property
@@ -61,14 +62,10 @@ class UpstreamProcess:
         return f"http://{LOOPBACK_HOST}:{self.port}"
 
     def command(self) -> list[str]:
-        """Return the command line: the shipped models answered by recordings of the same task."""
-        aliases = {**REPLAY_ALIASES, LARGE_IMAGE_PATH: large_image().recorded_path}
-        command = [sys.executable, "-m", "tests.support.upstream", "--port", "0", "--latency", str(self.latency)]
-        for path, recorded_path in aliases.items():
-            command += ["--alias", f"{path}={recorded_path}"]
-        return command
+        """Return the command line."""
+        raise NotImplementedError
 
-    def start(self) -> UpstreamProcess:
+    def start(self):
         """Start the process and wait for its `READY <port>` line."""
         self._process = subprocess.Popen(
             self.command(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -76,7 +73,7 @@ class UpstreamProcess:
         line = self._process.stdout.readline() if ready else ""
         if not line.startswith("READY "):
             self.stop()
-            raise RuntimeError(f"the loopback upstream did not start (said {line!r})")
+            raise RuntimeError(f"{self.command()[2]} did not start (said {line!r})")
         self.port = int(line.split()[1])
         return self
 
@@ -92,3 +89,32 @@ class UpstreamProcess:
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+class UpstreamProcess(ReadyProcess):
+    """`python -m tests.support.upstream`, replaying the recordings after `latency` seconds."""
+
+    def __init__(self, latency: float):
+        super().__init__()
+        self.latency = latency
+
+    def command(self) -> list[str]:
+        """Return the command line: the shipped models answered by recordings of the same task."""
+        aliases = {**REPLAY_ALIASES, LARGE_IMAGE_PATH: large_image().recorded_path}
+        command = [sys.executable, "-m", "tests.support.upstream", "--port", "0", "--latency", str(self.latency)]
+        for path, recorded_path in aliases.items():
+            command += ["--alias", f"{path}={recorded_path}"]
+        return command
+
+
+class BurstUpstreamProcess(ReadyProcess):
+    """`python -m bench.burst_upstream`: one asyncio loop answering every call after `latency` (or never)."""
+
+    def __init__(self, latency: float, hang: bool = False):
+        super().__init__()
+        self.latency, self.hang = latency, hang
+
+    def command(self) -> list[str]:
+        """Return the command line."""
+        return [sys.executable, "-m", "bench.burst_upstream", "--port", "0", "--delay", str(self.latency),
+                *(["--hang"] if self.hang else [])]

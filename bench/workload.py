@@ -10,6 +10,7 @@ from bench.upstream import LARGE_IMAGE_MODEL, LARGE_IMAGE_PATH
 INPUTS = "连衣裙"
 TRANSLATION_MODEL_PATH = "/hf-inference/models/google/madlad400-3b-mt"  # first choice for zh2en
 IMAGE_MODEL_PATH = "/hf-inference/models/stabilityai/stable-diffusion-3-medium-diffusers"
+COMPLETION_MODEL_PATH = "/hf-inference/models/openai-community/gpt2"  # what ?model_name=gpt2 calls
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -63,6 +64,26 @@ def large_image() -> Call:
 def large_image_direct() -> Call:
     """Fetch the 1.5 MB image straight from the upstream."""
     return text_to_image_direct(LARGE_IMAGE_PATH)
+
+
+def completion(num_sentences: int = 1) -> Call:
+    """Continue a text with gpt2: greedy for one result, sampled (one upstream call each) for more."""
+    args = {"num_sentences": num_sentences, "do_sample": num_sentences > 1}
+    return _json_call("/api/infer/text-completion?model_name=gpt2", {"inputs": INPUTS, "args": args})
+
+
+def completion_direct(sample: bool = False) -> Call:
+    """The upstream call the service makes for one result of `completion()`."""
+    parameters = {"do_sample": sample, "max_new_tokens": 128, "return_full_text": False}
+    if sample:
+        parameters.update(top_k=30, seed=1234)
+    return _json_call(COMPLETION_MODEL_PATH, {"inputs": INPUTS, "parameters": parameters},
+                      **({"x-use-cache": "false"} if sample else {}))
+
+
+def text_to_text() -> Call:
+    """An instruction, answered by the shipped chat model through the router."""
+    return _json_call("/api/infer/text-to-text", {"inputs": INPUTS})
 
 
 def invalid_request() -> Call:

@@ -5,6 +5,8 @@ A secret can reach a text whole, cut (an upstream message clipped mid-token) or 
 only the whole secret. Texts are redacted before anything cuts them.
 """
 
+import re
+
 REDACTED = "[REDACTED]"
 # Long enough that ordinary words never match a random token; short enough that a clipped
 # token leaves too little to be of use.
@@ -22,6 +24,10 @@ class Redactor:
             if len(secret) >= FRAGMENT_CHARS
             for start in range(len(secret) - FRAGMENT_CHARS + 1)
         }
+        # Only runs of characters that secrets are made of can hold a fragment: a pattern finds
+        # those runs (in C), and only their windows are looked up.
+        alphabet = "".join(sorted({character for secret in self._secrets for character in secret}))
+        self._runs = re.compile(f"[{re.escape(alphabet)}]{{{FRAGMENT_CHARS},}}") if self._fragments else None
 
     def __bool__(self) -> bool:
         return bool(self._secrets)
@@ -32,7 +38,21 @@ class Redactor:
             return text
         for secret in self._secrets:  # whole secrets first, short ones included
             text = text.replace(secret, REDACTED)
-        return self._without_fragments(text) if self._fragments else text
+        return self._without_fragments(text) if self._runs else text
+
+    def _fragment_spans(self, text: str, start: int, stop: int) -> list:
+        """Return the (start, end) of each stretch of secret fragments within text[start:stop]."""
+        spans, window = [], FRAGMENT_CHARS
+        while start + window <= stop:
+            if text[start : start + window] not in self._fragments:
+                start += 1
+                continue
+            end = start + window
+            while end < stop and text[end - window + 1 : end + 1] in self._fragments:
+                end += 1
+            spans.append((start, end))
+            start = end
+        return spans
 
     def clip(self, text: str, limit: int) -> str:
         """Redact, then keep at most `limit` characters (an ellipsis marks the cut).
@@ -47,18 +67,10 @@ class Redactor:
         return text
 
     def _without_fragments(self, text: str) -> str:
-        """Replace each run of text made of overlapping secret fragments."""
-        spans, start = [], 0
-        last = len(text) - FRAGMENT_CHARS
-        while start <= last:
-            if text[start : start + FRAGMENT_CHARS] not in self._fragments:
-                start += 1
-                continue
-            end = start + FRAGMENT_CHARS
-            while end < len(text) and text[end - FRAGMENT_CHARS + 1 : end + 1] in self._fragments:
-                end += 1
-            spans.append((start, end))
-            start = end
+        """Replace each stretch of text made of overlapping secret fragments."""
+        spans = []
+        for run in self._runs.finditer(text):
+            spans.extend(self._fragment_spans(text, run.start(), run.end()))
         if not spans:
             return text
         pieces, previous = [], 0

@@ -275,11 +275,12 @@ class Settings:
 
     def check(self) -> None:
         """Refuse settings that contradict each other, naming them."""
-        if self.upstream_pool_size < self.fanout_concurrency:
-            raise SettingsError(
-                f"UPSTREAM_POOL_SIZE ({self.upstream_pool_size}) must be at least FANOUT_CONCURRENCY "
-                f"({self.fanout_concurrency}): one request could never have all its calls in flight"
-            )
+        for name, value in (("UPSTREAM_POOL_SIZE", self.upstream_pool_size), ("FANOUT_WORKERS", self.fanout_workers)):
+            if value < self.fanout_concurrency:
+                raise SettingsError(
+                    f"{name} ({value}) must be at least FANOUT_CONCURRENCY ({self.fanout_concurrency}): "
+                    "one request could never have all its calls in flight"
+                )
 
 
 def variables() -> list:

@@ -2,9 +2,10 @@
 
 from flask import current_app, g, request
 
-from service.api.answer import json_answer
+from service.api.answer import SplicedString, json_answer
 from service.api.body import json_body
 from service.hub.client import CallStats
+from service.hub.protocols.images import Image
 from service.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
 
 _QUERY_SCHEMA = QuerySchema()
@@ -23,11 +24,21 @@ def serve_inference(task_type: str):
     g.call_stats = CallStats()
     outcome = gateway.runner.run(route, body["inputs"], args, g.call_stats, g.request_id)
     g.model = outcome.model
-    return json_answer({
-        "code": 0,
-        "message": "ok",
-        "task_type": task_type,
-        "model": outcome.model,
-        "request_id": g.request_id,
-        "result": outcome.results,
-    })
+    return json_answer(
+        {
+            "code": 0,
+            "message": "ok",
+            "task_type": task_type,
+            "model": outcome.model,
+            "request_id": g.request_id,
+            "result": [answer_item(result) for result in outcome.results],
+        },
+        spliced=task_type == "text-to-image",
+    )
+
+
+def answer_item(result):
+    """Shape one result as the API answers it: text as it is, an image as base64 and its type."""
+    if isinstance(result, Image):
+        return {"image_base64": SplicedString(result.base64_pieces), "content_type": result.content_type}
+    return result

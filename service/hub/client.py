@@ -13,7 +13,7 @@ from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink, check_download
 from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.protocols.images import image_from_reply
-from service.hub.retry import call_with_retries
+from service.hub.retry import upstream_retrying
 from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
 
 log = logging.getLogger(__name__)
@@ -48,35 +48,36 @@ class HubClient:
         self.sessions = transport.SessionPool(settings.upstream_pool_size)
         self._sleep = sleep
         self._resolve = resolve
+        # Built once: making a Retrying per call costs as much as a small request under gevent.
+        self._retrying = upstream_retrying(before_sleep=self._report_retry, sleep=self._pause)
 
     def call(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
         """Send `request`, retrying transient failures until it succeeds or the deadline passes."""
         request = self._with_service_headers(request, request_id)
-
-        def attempt() -> UpstreamReply:
-            return self._attempt(request, deadline, stats)
-
-        def on_retry(retry_state) -> None:
-            exc = retry_state.outcome.exception()
-            stats.record_retry(getattr(exc, "error_type", type(exc).__name__))
-            metrics.count_upstream_outcome(metrics.RETRY, metrics.upstream_failure_reason(exc))
-            log.info(
-                "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
-                request_id,
-                retry_state.attempt_number,
-                getattr(exc, "error_type", type(exc).__name__),
-                retry_state.upcoming_sleep,
-            )
-
         try:
-            reply = call_with_retries(attempt, deadline, on_retry=on_retry, sleep=self._sleep)
+            reply = self._retrying(self._attempt, request=request, deadline=deadline, stats=stats, request_id=request_id)
         except Exception as exc:
             metrics.count_upstream_outcome(metrics.GIVE_UP, metrics.upstream_failure_reason(exc))
             raise
         metrics.count_upstream_outcome(metrics.SUCCESS)
         return reply
 
-    def _attempt(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats) -> UpstreamReply:
+    def _report_retry(self, retry_state) -> None:
+        """Count and log a retry about to wait."""
+        exc = retry_state.outcome.exception()
+        reason = getattr(exc, "error_type", type(exc).__name__)
+        retry_state.kwargs["stats"].record_retry(reason)
+        metrics.count_upstream_outcome(metrics.RETRY, metrics.upstream_failure_reason(exc))
+        log.info(
+            "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
+            retry_state.kwargs["request_id"], retry_state.attempt_number, reason, retry_state.upcoming_sleep,
+        )
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before the next attempt (tests replace `_sleep` with a fake clock's)."""
+        (self._sleep or time.sleep)(seconds)
+
+    def _attempt(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
         """Make one HTTP exchange and raise for an error status."""
         limit = self.settings.max_image_bytes if request.wants_image else transport.MAX_TEXT_ANSWER_BYTES
         started = time.monotonic()

@@ -28,29 +28,27 @@ class WaitForUpstreamHint(wait_base):
 
 
 class StopAtDeadline(stop_base):
-    """Stop when the next wait plus a minimal attempt would not fit before the deadline."""
+    """Stop when the next wait plus a minimal attempt would not fit before the call's deadline.
 
-    def __init__(self, deadline: Deadline):
-        self.deadline = deadline
+    The deadline is the call's own: the `deadline=` keyword it was called with.
+    """
 
     def __call__(self, retry_state) -> bool:
+        deadline: Deadline = retry_state.kwargs["deadline"]
         upcoming = retry_state.upcoming_sleep or 0.0
-        return self.deadline.remaining() < upcoming + MIN_ATTEMPT_SECONDS
+        return deadline.remaining() < upcoming + MIN_ATTEMPT_SECONDS
 
 
-UPSTREAM_RETRY = Retrying(
-    retry=retry_if_exception(is_retryable),
-    wait=WaitForUpstreamHint(),
-    reraise=True,
-    sleep=time.sleep,
-)
-
-
-def call_with_retries(attempt, deadline: Deadline, on_retry=None, sleep=None):
-    """Run `attempt()` under the upstream retry policy, bounded by `deadline`."""
-    options = {"stop": StopAtDeadline(deadline)}
-    if on_retry is not None:
-        options["before_sleep"] = on_retry
-    if sleep is not None:
-        options["sleep"] = sleep
-    return UPSTREAM_RETRY.copy(**options)(attempt)
+def upstream_retrying(before_sleep=None, sleep=time.sleep) -> Retrying:
+    """Return the retry policy, built once and shared by every call (tenacity keeps each
+    call's state apart per thread, per greenlet under gevent). Call it as
+    `retrying(attempt, deadline=..., ...)`: every keyword reaches `attempt` too."""
+    options = {"before_sleep": before_sleep} if before_sleep is not None else {}
+    return Retrying(
+        retry=retry_if_exception(is_retryable),
+        wait=WaitForUpstreamHint(),
+        stop=StopAtDeadline(),
+        reraise=True,
+        sleep=sleep,
+        **options,
+    )

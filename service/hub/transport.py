@@ -11,6 +11,7 @@ from requests.adapters import HTTPAdapter
 from service.errors import UpstreamError, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.protocols.images import let_others_run
 from service.hub.watchdog import WATCHED_POOL_CLASSES, begin_attempt, end_attempt
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -46,7 +47,9 @@ class SessionPool:
         """Build a keep-alive session; retries are the client's job, not urllib3's."""
         session = requests.Session()
         session.trust_env = False  # no proxy or netrc surprises from the environment
-        adapter = WatchedAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+        # Blocking: past pool_maxsize a call waits for a free connection (within its deadline)
+        # instead of opening one more that the pool would then discard.
+        adapter = WatchedAdapter(pool_connections=8, pool_maxsize=self._pool_size, max_retries=0, pool_block=True)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -87,7 +90,9 @@ def send(
             prepared = _prepare(session, request)
             response = session.get_adapter(prepared.url).send(
                 prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
-        except requests.RequestException as exc:
+        except urllib3.exceptions.EmptyPoolError as exc:
+            raise UpstreamTimeout("no upstream connection became free before the deadline", retryable=True) from exc
+        except _READ_FAILURES as exc:
             if isinstance(exc, requests.Timeout) or deadline.expired():
                 raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
             raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
@@ -97,14 +102,17 @@ def send(
 
 
 def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.PreparedRequest:
-    """Build the HTTP request directly, sent by the adapter without Session.request.
+    """Build the HTTP request with requests' own steps, sent by the adapter without Session.request.
 
-    Session.request merges cookies, hooks, auth and environment settings the service
-    never uses: about a sixth of a worker's time per request went there (py-spy).
+    Session.request merges cookies, hooks, auth and environment settings the service never
+    uses; PreparedRequest.prepare adds the cookie, auth and hook steps: about a sixth of a
+    worker's time per request went there (py-spy).
     """
     prepared = requests.PreparedRequest()
-    prepared.prepare(method=request.method, url=request.url, headers={**session.headers, **request.headers},
-                     json=request.payload)
+    prepared.prepare_method(request.method)
+    prepared.prepare_url(request.url, None)
+    prepared.prepare_headers({**session.headers, **request.headers})
+    prepared.prepare_body(None, None, request.payload)
     prepared.connect_to = request.connect_to  # read by WatchedAdapter when it picks a pool
     return prepared
 
@@ -134,8 +142,7 @@ def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) 
         remaining = deadline.remaining()
         if remaining <= 0:
             raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True)
-        if sock is not None:
-            sock.settimeout(remaining)
+        _bound_next_read(sock, remaining)
         chunk = _read_chunk(response, deadline)
         if not chunk and deadline.expired():
             # The watchdog shut the socket down: that end of file is not the body's end.
@@ -146,6 +153,17 @@ def _read_body(response: requests.Response, deadline: Deadline, max_bytes: int) 
         if size > max_bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
+        let_others_run()  # a fast upstream never makes a read wait: give the other requests a turn
+
+
+def _bound_next_read(sock, remaining: float) -> None:
+    """Let the next read wait no longer than the time left (the watchdog bounds the whole exchange)."""
+    if sock is None:
+        return
+    try:
+        sock.settimeout(remaining)
+    except OSError as exc:  # the socket was shut or closed under us: the connection is broken
+        raise UpstreamError(f"the upstream connection broke mid-answer ({type(exc).__name__})", retryable=True) from exc
 
 
 def _read_chunk(response: requests.Response, deadline: Deadline) -> bytes:

@@ -47,11 +47,28 @@ class WatchedHTTPSConnection(_Watched, HTTPSConnection):
     """An HTTPS connection whose exchanges end at their deadline."""
 
 
-class WatchedHTTPConnectionPool(HTTPConnectionPool):
+def attempt_time_left() -> float | None:
+    """Return the seconds left to this thread's attempt, None outside an attempt."""
+    expires_at = getattr(_attempt, "expires_at", None)
+    return None if expires_at is None else max(0.0, expires_at - time.monotonic())
+
+
+class _WaitsWithinTheAttempt:
+    """A blocking pool: when every connection is busy, wait for one until the attempt's deadline.
+
+    urllib3 would wait for ever (requests passes no pool timeout); the wait ends in
+    EmptyPoolError, which the transport reports as a timeout.
+    """
+
+    def _get_conn(self, timeout=None):
+        return super()._get_conn(timeout if timeout is not None else attempt_time_left())
+
+
+class WatchedHTTPConnectionPool(_WaitsWithinTheAttempt, HTTPConnectionPool):
     ConnectionCls = WatchedHTTPConnection
 
 
-class WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+class WatchedHTTPSConnectionPool(_WaitsWithinTheAttempt, HTTPSConnectionPool):
     ConnectionCls = WatchedHTTPSConnection
 
 

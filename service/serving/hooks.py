@@ -1,6 +1,7 @@
 """gunicorn's server hooks: check the configuration before serving and before every reload,
 share metrics between workers, and give the workers the open files they need."""
 
+import gc
 import logging
 import resource
 import shutil
@@ -81,6 +82,17 @@ def when_ready(server) -> None:
         else f"{settings.workers} workers x {settings.threads} threads (gthread)"
     )
     log.info("gateway ready: %s, timeout %ds", shape, server.cfg.timeout)
+
+
+def post_worker_init(worker) -> None:
+    """Keep everything built at start-up out of the garbage collector's way.
+
+    The app, its libraries and its configuration live as long as the worker: frozen, a full
+    collection no longer walks them, which shortens the pauses a collection puts on every
+    request of the worker (gevent runs them all in one thread).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

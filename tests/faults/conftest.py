@@ -45,10 +45,12 @@ def fault_upstream():
         yield loopback
 
 
-@pytest.fixture(scope="session")
-def fault_service(fault_upstream, models_config, captured, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("gunicorn-faults") / "service.log"
-    with GunicornServer(env=fault_env(fault_upstream, models_config), log_path=log_path) as server:
+@pytest.fixture(scope="session", params=["gevent", "gthread"])
+def fault_service(request, fault_upstream, models_config, captured, tmp_path_factory):
+    """The service under each worker class in turn: every fault scenario runs under both."""
+    log_path = tmp_path_factory.mktemp(f"gunicorn-faults-{request.param}") / "service.log"
+    env = fault_env(fault_upstream, models_config, WORKER_CLASS=request.param)
+    with GunicornServer(env=env, log_path=log_path) as server:
         server.initial_workers = booted_workers(server, WORKERS)
         yield server
     # Over everything captured in every scenario, shutdown included.

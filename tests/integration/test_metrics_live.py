@@ -68,15 +68,21 @@ def translate(server, body='{"inputs": "连衣裙"}', **params) -> int:
     return requests.post(server.url + TRANSLATION, data=body.encode(), params=params, timeout=20).status_code
 
 
-@pytest.fixture(scope="module")
-def metrics_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("prometheus-multiproc")
+@pytest.fixture(scope="module", params=["gevent", "gthread"])
+def worker_class(request):
+    """The multiprocess metrics are checked under both worker classes."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def two_workers(upstream, tmp_path_factory, metrics_dir):
+def metrics_dir(tmp_path_factory, worker_class):
+    return tmp_path_factory.mktemp(f"prometheus-multiproc-{worker_class}")
+
+
+@pytest.fixture(scope="module")
+def two_workers(upstream, tmp_path_factory, metrics_dir, worker_class):
     log_path = tmp_path_factory.mktemp("gunicorn-metrics") / "service.log"
-    env = service_env(upstream, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    env = service_env(upstream, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), WORKER_CLASS=worker_class)
     with GunicornServer(env=env, log_path=log_path) as server:
         yield server
 

@@ -77,9 +77,11 @@ class GunicornServer:
         log_path: str | Path | None = None,
         repo_root: str | Path = REPO_ROOT,
         app: str = "service:create_app()",
+        config: str | Path | None = None,
     ):
         self.repo_root = Path(repo_root)
         self.app = app
+        self.config = Path(config) if config else self.repo_root / "gunicorn.conf.py"
         self.port = free_port()
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="gunicorn-")) / "gunicorn.log"
         self._env_overrides = dict(env or {})
@@ -109,8 +111,7 @@ class GunicornServer:
     @property
     def command(self) -> list[str]:
         """Return the command line that starts gunicorn."""
-        config = str(self.repo_root / "gunicorn.conf.py")
-        return [sys.executable, "-m", "gunicorn", "-c", config, self.app]
+        return [sys.executable, "-m", "gunicorn", "-c", str(self.config), self.app]
 
     def environment(self) -> dict[str, str]:
         """Return the subprocess environment: ours, the overrides (None removes), then the bind address."""

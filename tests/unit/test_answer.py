@@ -3,7 +3,7 @@
 import base64
 import json
 
-from service.api.answer import json_chunks
+from service.api.answer import SplicedString, json_chunks
 
 
 def test_text_answer_is_one_chunk_of_the_same_json():
@@ -16,14 +16,15 @@ def test_text_answer_is_one_chunk_of_the_same_json():
     assert json.loads(chunks[0]) == document
 
 
-def test_image_bytes_are_their_own_chunk_and_decode_back():
+def test_image_pieces_are_their_own_chunks_and_decode_back():
     image = bytes(range(256)) * 10
     encoded = base64.b64encode(image)
-    document = {"code": 0, "result": [{"image_base64": encoded, "content_type": "image/png"}] * 2}
+    pieces = SplicedString((encoded[:400], encoded[400:]))
+    document = {"code": 0, "result": [{"image_base64": pieces, "content_type": "image/png"}] * 2}
 
     chunks = json_chunks(document)
 
-    assert sum(chunk is encoded for chunk in chunks) == 2  # the very object, not a copy
+    assert sum(chunk is pieces[1] for chunk in chunks) == 2  # the very objects, not copies
     parsed = json.loads(b"".join(chunks))
     assert [base64.b64decode(item["image_base64"]) for item in parsed["result"]] == [image, image]
     assert parsed["result"][0]["content_type"] == "image/png"
