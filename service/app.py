@@ -10,11 +10,12 @@ from service.auth import require_api_key
 from service.catalog import Catalog
 from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
+from service.hub.providers import check_catalog
 from service.inference import InferenceRunner
 from service.liveness import LivenessChecker
-from service.logs import configure_logging, log_request, start_request_timer
+from service.logs import configure_logging, log_request
 from service.redaction import Redactor, secrets_of
-from service.request_id import assign_request_id, send_request_id
+from service.request_id import begin_request, send_request_id
 from service.schemas import InferRequestSchema
 from service.settings import Settings
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers."""
     settings = settings or Settings.from_env()
     catalog = catalog or Catalog.from_file(settings.models_config)
+    check_catalog(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
     configure_logging(redactor, settings.log_level, settings.log_format)
     client = HubClient(settings)
@@ -50,8 +52,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.extensions["gateway"] = Gateway(settings, catalog, client, runner, liveness, redactor)
     app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
 
-    app.before_request(assign_request_id)
-    app.before_request(start_request_timer)
+    app.before_request(begin_request)
     app.before_request(require_api_key)
     app.after_request(send_request_id)
     app.after_request(log_request)

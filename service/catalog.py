@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.errors import InvalidRequest, UnknownTask
-
-TASK_TYPES = ("text-translation", "text-completion", "text-to-text", "text-to-image")
-PROTOCOLS = ("hf-inference", "openai-completions", "openai-chat", "fal-ai", "replicate", "openai-images")
+from service.tasks import TASK_TYPES, TRANSLATION
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
 # (a scheme, `..`, `@`, `%`, backslashes, spaces, non-ASCII look-alikes) fails here.
@@ -39,6 +37,8 @@ class ModelTarget:
     send_lang_codes: bool = False
     prompts: dict = field(default_factory=dict)
     token_env: str | None = None  # with `url`: the variable holding that server's token
+    keep_thinking: bool = False  # keep a reasoning model's <think> block in its answers
+    keys: frozenset = frozenset()  # the keys its table set, for the provider helper to check
 
     def __hash__(self):
         return hash(self.key)
@@ -74,8 +74,7 @@ def is_valid_model_name(name: str) -> bool:
 class Catalog:
     """Tasks, translation pairs, languages and model entries from one TOML file."""
 
-    def __init__(self, document: dict, source: str = "<memory>"):
-        self.source = source
+    def __init__(self, document: dict):
         self.languages = dict(document.get("languages", {}))
         self.models = {key: _model_entry(key, raw) for key, raw in document.get("models", {}).items()}
         self.aliases = dict(document.get("aliases", {}))
@@ -84,7 +83,7 @@ class Catalog:
         }
         tasks = document.get("tasks", {})
         self.task_targets = {task: self._targets(tasks.get(task, {}).get("targets", []), task) for task in TASK_TYPES}
-        translation = tasks.get("text-translation", {})
+        translation = tasks.get(TRANSLATION.name, {})
         self.default_pair = translation.get("default_pair", "zh2en")
         self.pairs = {name: self._targets(chain, name) for name, chain in translation.get("pairs", {}).items()}
         self._check()
@@ -94,7 +93,7 @@ class Catalog:
         """Load and check the catalog from a TOML file."""
         try:
             with open(path, "rb") as handle:
-                return cls(tomllib.load(handle), source=str(path))
+                return cls(tomllib.load(handle))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise CatalogError(f"cannot read model configuration {path}: {exc}") from exc
 
@@ -102,7 +101,7 @@ class Catalog:
         """Resolve a request's task, model_name and model_type to the models to try."""
         if task_type not in TASK_TYPES:
             raise UnknownTask(task_type, TASK_TYPES)
-        pair = self.pair(model_type) if task_type == "text-translation" else None
+        pair = self.pair(model_type) if task_type == TRANSLATION.name else None
         if model_name:
             return Route(task_type, (self.target(model_name),), pair)
         targets = self.pairs[pair.name] if pair else self.task_targets[task_type]
@@ -133,7 +132,7 @@ class Catalog:
     def all_routes(self):
         """Yield (label, targets) for every task and translation pair, for listings."""
         for task in TASK_TYPES:
-            if task == "text-translation":
+            if task == TRANSLATION.name:
                 for name, targets in sorted(self.pairs.items()):
                     yield f"{task}:{name}", targets
             else:
@@ -162,7 +161,7 @@ class Catalog:
     def _check(self):
         """Fail at start-up on a configuration that could only fail later."""
         for task in TASK_TYPES:
-            if task != "text-translation" and not self.task_targets[task]:
+            if task != TRANSLATION.name and not self.task_targets[task]:
                 raise CatalogError(f"tasks.{task}.targets must name at least one model")
         if not self.pairs:
             raise CatalogError("tasks.text-translation.pairs must define at least one pair")
@@ -177,33 +176,47 @@ class Catalog:
 
 
 def _model_entry(key: str, raw: dict) -> ModelTarget:
-    """Build one model entry from its TOML table."""
+    """Build one model entry from its TOML table; which keys its provider takes is checked by
+    the provider's helper (service/hub/providers)."""
+    if not isinstance(raw, dict):
+        raise CatalogError(f"models.{key} must be a table")
     model_id = raw.get("id", key)
-    protocol = raw.get("protocol", "hf-inference")
-    if protocol not in PROTOCOLS:
-        raise CatalogError(f"models.{key}.protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if not is_valid_model_name(key) or not isinstance(model_id, str) or not model_id:
         raise CatalogError(f"models.{key}: invalid key or id")
-    if protocol in ("fal-ai", "replicate", "openai-images") and not raw.get("provider_model"):
-        raise CatalogError(f"models.{key}: protocol {protocol} needs provider_model (the provider's own model id)")
-    if protocol == "openai-images" and raw.get("provider") not in ("together", "nscale"):
-        raise CatalogError(f"models.{key}: openai-images needs provider = \"together\" or \"nscale\"")
     url = raw.get("url")
-    if url is not None and not str(url).startswith(("https://", "http://")):
+    if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
         raise CatalogError(f"models.{key}.url must be an http(s) URL")
     token_env = raw.get("token_env")
     if token_env is not None and (not url or not isinstance(token_env, str) or not _VARIABLE.fullmatch(token_env)):
         raise CatalogError(f"models.{key}.token_env must name an environment variable (A_TOKEN), with a url")
+    for name, kind in _TYPED_KEYS.items():
+        if name in raw and not isinstance(raw[name], kind):
+            raise CatalogError(f"models.{key}.{name} must be a {_KIND_NAMES[kind]}")
     return ModelTarget(
         key=key,
         id=model_id,
-        protocol=protocol,
+        protocol=raw.get("protocol", "hf-inference"),
         url=url.rstrip("/") if url else None,
         provider=raw.get("provider"),
         provider_model=raw.get("provider_model"),
         input_template=raw.get("input_template"),
         lang_codes=dict(raw.get("lang_codes", {})),
-        send_lang_codes=bool(raw.get("send_lang_codes", False)),
+        send_lang_codes=raw.get("send_lang_codes", False),
         prompts=dict(raw.get("prompts", {})),
         token_env=token_env,
+        keep_thinking=raw.get("keep_thinking", False),
+        keys=frozenset(raw),
     )
+
+
+_TYPED_KEYS = {
+    "protocol": str,
+    "provider": str,
+    "provider_model": str,
+    "input_template": str,
+    "lang_codes": dict,
+    "send_lang_codes": bool,
+    "prompts": dict,
+    "keep_thinking": bool,
+}
+_KIND_NAMES = {str: "string", dict: "table", bool: "boolean (true or false)"}

@@ -2,10 +2,11 @@
 
 import logging
 
-from flask import current_app, g, jsonify
+from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from service.errors import GatewayError, PayloadTooLarge
+from service.request_id import request_id
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def error_response(status: int, error_type: str, message: str, errors=None, head
     body = {"code": status, "error_type": error_type, "message": message}
     if errors:
         body["errors"] = errors
-    body["request_id"] = getattr(g, "request_id", None)
+    body["request_id"] = request_id()
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})
@@ -53,7 +54,7 @@ def handle_http_exception(exc: HTTPException):
 
 def handle_unexpected(exc: Exception):
     """Log a traceback and answer 500 without revealing anything of it."""
-    log.exception("unhandled error request_id=%s", getattr(g, "request_id", None))
+    log.exception("unhandled error request_id=%s", request_id())
     return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")
 
 

@@ -7,13 +7,13 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from service.catalog import CatalogError, ModelTarget, Route
+from service.catalog import ModelTarget, Route
+from service.context import RequestContext
 from service.errors import InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
-from service.hub.client import CallStats, HubClient
-from service.hub.deadline import Deadline
+from service.hub.client import HubClient
 from service.hub.downloads import ImageLink
-from service.hub.protocols import PROTOCOLS
-from service.hub.protocols.base import InferenceCall
+from service.hub.providers import cannot_serve, helper_for
+from service.hub.providers.base import InferenceCall, ProviderHelper
 from service.schemas import MAX_SEED
 
 log = logging.getLogger(__name__)
@@ -47,42 +47,35 @@ class FanOutPool:
 
 
 class InferenceRunner:
-    """Turns a validated request into results, through the Hub client."""
+    """Turns a validated request into results, through the provider helpers and the Hub client."""
 
     def __init__(self, client: HubClient, catalog, settings):
         self.client = client
         self.catalog = catalog
         self.settings = settings
         self.pool = FanOutPool(settings.fanout_workers)
-        for label, targets in catalog.all_routes():
-            for target in targets:
-                if not PROTOCOLS[target.protocol].serves(target, label.split(":")[0]):
-                    raise CatalogError(f"{label}: {_cannot_serve(target, label.split(':')[0])}")
 
     def check_serves(self, route: Route) -> None:
         """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
         for target in route.targets:
-            if not PROTOCOLS[target.protocol].serves(target, route.task_type):
+            if helper_for(target, route.task_type) is None:
                 raise InvalidRequest(
-                    f"model_name: {_cannot_serve(target, route.task_type)}",
+                    f"model_name: {cannot_serve(target, route.task_type)}",
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
                 )
 
-    def run(self, route: Route, inputs: str, args: dict, stats: CallStats, request_id: str) -> InferenceResult:
-        """Try the route's targets in order until one answers."""
-        deadline = Deadline(self.settings.deadline_for(route.task_type))
+    def run(self, route: Route, inputs: str, args: dict, context: RequestContext) -> InferenceResult:
+        """Try the route's targets in order until one answers, each within its share of the time."""
         for position, target in enumerate(route.targets):
             targets_left = len(route.targets) - position
             call = self._call(route, target, inputs, args)
+            share = context.with_deadline(context.deadline.share(targets_left))
             try:
-                results = self._run_target(call, deadline.share(targets_left), stats, request_id)
-                return InferenceResult(model=target.id, results=results)
+                return InferenceResult(model=target.id, results=self._run_target(call, share))
             except _FALL_BACK_ON as exc:
-                if targets_left == 1 or deadline.expired():
+                if targets_left == 1 or context.deadline.expired():
                     raise
-                log.warning(
-                    "fallback request_id=%s from=%s reason=%s", request_id, target.id, exc.error_type
-                )
+                log.warning("fallback request_id=%s from=%s reason=%s", context.request_id, target.id, exc.error_type)
         raise AssertionError("a route always has at least one target")
 
     def _call(self, route: Route, target: ModelTarget, inputs: str, args: dict) -> InferenceCall:
@@ -98,57 +91,66 @@ class InferenceRunner:
             target_language=self.catalog.language_name(pair.target) if pair else None,
         )
 
-    def _run_target(self, call: InferenceCall, deadline: Deadline, stats: CallStats, request_id: str) -> list:
+    def _run_target(self, call: InferenceCall, context: RequestContext) -> list:
         """Get `num_sentences` results from one model."""
         count = call.args["num_sentences"]
-        protocol = PROTOCOLS[call.target.protocol]
+        helper = helper_for(call.target, call.task_type)
         if not call.sampling:
             # Greedy decoding gives the same answer every time: ask once, repeat it.
-            return self._ask(protocol, call, None, 1, deadline, stats, request_id) * count
-        if protocol.asks_for_n:
-            results = self._ask(protocol, call, call.args.get("seed"), count, deadline, stats, request_id)
+            return self._ask(helper, call, None, 1, context) * count
+        if helper.asks_for_n:
+            results = self._ask(helper, call, call.args.get("seed"), count, context)
             if len(results) < count:
                 # Some servers ignore `n`: fill in with one call per missing result.
                 first = call.args.get("seed")
                 seeds = _seeds(None if first is None else first + len(results), count - len(results))
-                results += self._fan_out(protocol, call, seeds, deadline, stats, request_id)
+                results += self._fan_out(helper, call, seeds, context)
             return results
         if count == 1:
-            return self._ask(protocol, call, call.args.get("seed"), 1, deadline, stats, request_id)
-        seeds = _seeds(call.args.get("seed"), count)
-        return self._fan_out(protocol, call, seeds, deadline, stats, request_id)
+            return self._ask(helper, call, call.args.get("seed"), 1, context)
+        return self._fan_out(helper, call, _seeds(call.args.get("seed"), count), context)
 
-    def _ask(self, protocol, call, seed, n, deadline, stats, request_id) -> list:
-        """Make one (retried) upstream call and parse its results."""
-        request = protocol.build(call, self.settings, seed, n)
-        reply = self.client.call(request, deadline, stats, request_id)
-        results = protocol.parse(call, reply, n)
-        return [self._fetch(result, deadline, stats, request_id) for result in results]
+    def _ask(self, helper: ProviderHelper, call: InferenceCall, seed, n: int, context: RequestContext) -> list:
+        """Make one (retried) upstream call, wait for the provider to finish, read its results."""
+        request = helper.request(call, self.settings, seed, n)
+        reply = self._until_finished(helper, call, request, self.client.call(request, context), context)
+        return [self._fetch(result, context) for result in helper.parse(call, reply, n)]
 
-    def _fetch(self, result, deadline, stats, request_id):
+    def _until_finished(self, helper: ProviderHelper, call: InferenceCall, sent, reply, context: RequestContext):
+        """Poll a provider that answered before it finished, as long as the deadline allows."""
+        while (poll := helper.next_poll(call, reply, sent, self.settings)) is not None:
+            remaining = context.deadline.remaining()
+            if remaining <= poll.after_seconds:
+                self.client.pause(remaining)  # the answer may still come: wait the whole deadline
+                raise UpstreamTimeout(f"{helper.provider} had not finished when the deadline passed")
+            self.client.pause(poll.after_seconds)
+            sent, reply = poll.request, self.client.call(poll.request, context)
+        return reply
+
+    def _fetch(self, result, context: RequestContext):
         """Download an image a provider answered with a link; pass other results through."""
         if not isinstance(result, ImageLink):
             return result
         allowed = self.catalog.download_hosts.get(result.provider, ())
-        return self.client.download_image(result, allowed, deadline, stats, request_id)
+        return self.client.download_image(result, allowed, context)
 
-    def _fan_out(self, protocol, call, seeds, deadline, stats, request_id) -> list:
+    def _fan_out(self, helper: ProviderHelper, call: InferenceCall, seeds: list, context: RequestContext) -> list:
         """Make one call per seed concurrently, at most FANOUT_CONCURRENCY at a time."""
         gate = threading.BoundedSemaphore(self.settings.fanout_concurrency)
 
         def one(seed):
             try:
-                return self._ask(protocol, call, seed, 1, deadline, stats, request_id)[0]
+                return self._ask(helper, call, seed, 1, context)[0]
             finally:
                 gate.release()
 
         # The gate is taken before submitting, so waiting calls never hold a pool thread.
         futures = []
         for seed in seeds:
-            if not gate.acquire(timeout=deadline.remaining()):
+            if not gate.acquire(timeout=context.deadline.remaining()):
                 break
             futures.append(self.pool.get().submit(one, seed))
-        done, pending = wait(futures, timeout=deadline.remaining() + 1.0, return_when=FIRST_EXCEPTION)
+        done, pending = wait(futures, timeout=context.deadline.remaining() + 1.0, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future in done and future.exception() is not None:
                 _cancel(pending)
@@ -157,15 +159,6 @@ class InferenceRunner:
             _cancel(pending)
             raise UpstreamTimeout("the deadline passed while waiting for the upstream")
         return [future.result() for future in futures]
-
-
-def _cannot_serve(target: ModelTarget, task_type: str) -> str:
-    """Say that a model cannot serve a task, and which tasks it can."""
-    serves = PROTOCOLS[target.protocol].tasks_for(target)
-    return (
-        f"model {target.key!r} ({target.id}, protocol {target.protocol}) cannot serve {task_type}; "
-        f"it serves: {', '.join(serves) or 'no task as configured'}"
-    )
 
 
 def _seeds(seed: int | None, count: int) -> list:

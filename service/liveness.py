@@ -11,13 +11,16 @@ from dataclasses import dataclass
 
 from service.catalog import Catalog, ModelTarget
 from service.errors import GatewayError, ModelNotFound
-from service.hub.client import CallStats, HubClient
-from service.hub.deadline import Deadline
+from service.context import outside_request
+from service.hub.client import HubClient
 from service.hub.messages import UpstreamRequest
+from service.hub.providers import provider_of
 
 LOOKUP_SECONDS = 5.0
 _LOOKUP_THREADS = 8
-_PROVIDER_OF_PROTOCOL = {"hf-inference": "hf-inference", "fal-ai": "fal-ai", "replicate": "replicate"}
+# What the Hub's inferenceProviderMapping says of a provider, as /api/models shows it: an
+# entry whose latest health check failed is degraded, not live.
+_SHOWN_STATUS = {"live": "live", "staging": "staging", "error": "degraded"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class LivenessChecker:
         # Public models are listed without a token; gated ones need it when it is set.
         request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
         try:
-            reply = self.client.call(request, Deadline(LOOKUP_SECONDS), CallStats(), "liveness")
+            reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS))
         except ModelNotFound:
             return ModelProviders({}, error="not_found")
         except GatewayError as exc:
@@ -92,20 +95,19 @@ class LivenessChecker:
         return {**entry, "status": target_status(provider, lookup.providers), "providers": lookup.providers}
 
 
-def provider_of(target: ModelTarget) -> str | None:
-    """Return the provider a target is served by, or None when the router chooses."""
-    if target.protocol in _PROVIDER_OF_PROTOCOL:
-        return _PROVIDER_OF_PROTOCOL[target.protocol]
-    if target.protocol == "openai-completions":
-        return target.provider or "hf-inference"
-    return target.provider
-
-
 def target_status(provider: str | None, providers: dict) -> str:
-    """Return live/staging/error for the target's provider, or not_served."""
+    """Return live, staging or degraded for the target's provider, or not_served.
+
+    When the router picks the provider, it picks among live ones (and those whose latest
+    health check failed: degraded); staging providers are not picked.
+    """
     if provider is None:
-        return "live" if "live" in providers.values() else "not_served"
-    return providers.get(provider, "not_served")
+        for status in ("live", "error"):
+            if status in providers.values():
+                return _SHOWN_STATUS[status]
+        return "not_served"
+    status = providers.get(provider)
+    return "not_served" if status is None else _SHOWN_STATUS.get(status, status)
 
 
 def parse_provider_mapping(mapping) -> dict:

@@ -2,9 +2,10 @@
 
 import logging
 import sys
-import time
 
-from flask import g, request
+from flask import request
+
+from service import context
 
 from service.catalog import Catalog, CatalogError
 from service.json_logs import json_formatter
@@ -72,24 +73,18 @@ def _formatter(log_format: str) -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def start_request_timer() -> None:
-    """Remember when the request started."""
-    g.started = time.perf_counter()
-
-
 def log_request(response):
     """Write the one line per request: id, task, model, status, attempts, duration."""
-    stats = getattr(g, "call_stats", None)
-    duration_ms = (time.perf_counter() - getattr(g, "started", time.perf_counter())) * 1000
+    current = context.current()
     fields = {
-        "request_id": getattr(g, "request_id", "-"),
+        "request_id": current.request_id if current else "-",
         "method": request.method,
         "path": request.path,
-        "task": getattr(g, "task_type", "-"),
-        "model": getattr(g, "model", "-"),
+        "task": current.task.name if current and current.task else "-",
+        "model": (current.model if current else None) or "-",
         "status": response.status_code,
-        "upstream_attempts": stats.attempts if stats else 0,
-        "duration_ms": round(duration_ms, 1),
+        "upstream_attempts": current.usage.attempts if current else 0,
+        "duration_ms": round(current.seconds * 1000, 1) if current else 0.0,
     }
     # The same line as text, and as fields for LOG_FORMAT=json.
     log.info("request " + " ".join(f"{name}=%s" for name in fields), *fields.values(), extra=fields)

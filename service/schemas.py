@@ -5,6 +5,7 @@ from marshmallow import validate
 
 from service import strict_json
 from service.errors import InvalidRequest
+from service.tasks import COMPLETION, TEXT_TO_IMAGE, TEXT_TO_TEXT, TRANSLATION
 
 MAX_SEED = 2**63 - 1
 
@@ -68,7 +69,7 @@ class _Args(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    num_sentences = _int(1, 1, 10, metadata={"description": "How many results to return."})
+    num_sentences = _int(1, 1, TRANSLATION.max_results, metadata={"description": "How many results to return."})
     seed = _int(low=0, high=MAX_SEED, metadata={"description": "Seed of the first result; the next ones use seed+1, seed+2..."})
 
 
@@ -99,7 +100,7 @@ class CompletionArgsSchema(_SamplingArgs):
 class TextToImageArgsSchema(_Args):
     """Args of text-to-image."""
 
-    num_sentences = _int(1, 1, 4, metadata={"description": "How many images to return."})
+    num_sentences = _int(1, 1, TEXT_TO_IMAGE.max_results, metadata={"description": "How many images to return."})
     negative_prompt = ma.fields.String(validate=validate.Length(max=2000))
     guidance_scale = _float(low=0.0, high=50.0)
     num_inference_steps = _int(low=1, high=150)
@@ -108,10 +109,10 @@ class TextToImageArgsSchema(_Args):
 
 
 ARGS_SCHEMAS = {
-    "text-translation": TranslationArgsSchema(),
-    "text-completion": CompletionArgsSchema(),
-    "text-to-text": TextToTextArgsSchema(),
-    "text-to-image": TextToImageArgsSchema(),
+    TRANSLATION.name: TranslationArgsSchema(),
+    COMPLETION.name: CompletionArgsSchema(),
+    TEXT_TO_TEXT.name: TextToTextArgsSchema(),
+    TEXT_TO_IMAGE.name: TextToImageArgsSchema(),
 }
 
 
@@ -123,6 +124,9 @@ class InferRequestSchema(ma.Schema):
 
     inputs = ma.fields.String(required=True, metadata={"description": "The text to work on (a prompt for images)."})
     args = ArgsField(load_default=dict, metadata={"description": "Task arguments: a JSON object, or a string holding one (\"\" means {})."})
+    # The original service's documentation lists num_sentences beside inputs; its examples put
+    # it in args. Both work; the two disagreeing is an error.
+    num_sentences = ma.fields.Raw(metadata={"description": "Also accepted here: the same as args.num_sentences."})
 
     def __init__(self, max_input_chars: int, **kwargs):
         super().__init__(**kwargs)
@@ -130,6 +134,18 @@ class InferRequestSchema(ma.Schema):
             _not_blank,
             validate.Length(max=max_input_chars, error="Must be at most {max} characters."),
         ]
+
+    @ma.post_load
+    def _num_sentences_into_args(self, data: dict, **kwargs) -> dict:
+        """Move a top-level num_sentences into args, where the task's schema validates it."""
+        if "num_sentences" in data:
+            value = data.pop("num_sentences")
+            if "num_sentences" in data["args"] and data["args"]["num_sentences"] != value:
+                raise ma.ValidationError(
+                    "Given twice with different values: once here, once in args.", field_name="num_sentences"
+                )
+            data["args"] = {**data["args"], "num_sentences": value}
+        return data
 
 
 def _not_blank(value: str) -> None:

@@ -4,7 +4,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from service.api import completion, docs, health, metrics, models, readiness, text_to_image, text_to_text, translation
-from service.catalog import TASK_TYPES
+from service.tasks import TASK_TYPES
 from service.error_handlers import handle_gateway_error, handle_http_exception
 from service.errors import UnknownTask
 

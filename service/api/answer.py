@@ -4,7 +4,7 @@ import json
 
 from flask import current_app
 
-from service.hub.protocols.images import let_others_run
+from service.hub.images import let_others_run
 
 
 class SplicedString(tuple):

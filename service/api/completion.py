@@ -3,11 +3,12 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
+from service.tasks import COMPLETION
 
 bp = Blueprint("completion", __name__)
 
 
-@bp.post("/api/infer/text-completion", strict_slashes=False)
+@bp.post(COMPLETION.path, strict_slashes=False)
 def infer():
     """Continue a text."""
-    return serve_inference("text-completion")
+    return serve_inference(COMPLETION)

@@ -1,11 +1,10 @@
 """GET /metrics in Prometheus format, and the request hooks that feed it."""
 
-import time
 from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, g, request
 
-from service import metrics
+from service import context, metrics
 
 bp = Blueprint("metrics", __name__)
 
@@ -32,11 +31,11 @@ def count_in_flight():
 @bp.after_app_request
 def record_request(response):
     """Count the answered inference request by task, model and status, and time it."""
-    if request.path.startswith(INFERENCE_PREFIX):
-        started = getattr(g, "started", None)
-        seconds = time.perf_counter() - started if started is not None else 0.0
-        model = model_label(getattr(g, "model", None), current_app.extensions["gateway"].catalog)
-        metrics.record_request(getattr(g, "task_type", None), model, response.status_code, seconds)
+    current = context.current()
+    if request.path.startswith(INFERENCE_PREFIX) and current is not None:
+        model = model_label(current.model, current_app.extensions["gateway"].catalog)
+        task = current.task.name if current.task else None
+        metrics.record_request(task, model, response.status_code, current.seconds)
     return response
 
 

@@ -3,21 +3,14 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api import completion, text_to_image, text_to_text, translation
 from service.api.responses import ErrorSchema, ImageResultSchema, ModelsReportSchema, success_schema
-from service.catalog import MODEL_NAME_PATTERN, TASK_TYPES
+from service.catalog import MODEL_NAME_PATTERN
 from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema
+from service.tasks import TASKS, Task
 
 # Swagger UI 4, the version served at /docs, renders OpenAPI 3.0 (not 3.1).
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0"
-
-TASK_VIEWS = {
-    "text-translation": translation.infer,
-    "text-completion": completion.infer,
-    "text-to-text": text_to_text.infer,
-    "text-to-image": text_to_image.infer,
-}
 
 # Every status of the README's error table an inference call can answer, and why.
 INFERENCE_ERRORS = {
@@ -70,8 +63,8 @@ def build_openapi(settings, catalog) -> dict:
         spec.components.header(name, header)
     for status, why in INFERENCE_ERRORS.items():
         spec.components.response(f"Error{status}", _error_response(status, why))
-    for task_type in TASK_TYPES:
-        _add_task(spec, plugin, settings, catalog, task_type)
+    for task in TASKS.values():
+        _add_task(spec, plugin, settings, catalog, task)
     _add_probes(spec)
     _add_operations(spec, settings)
     return spec.to_dict()
@@ -94,20 +87,18 @@ def _add_security_schemes(spec) -> None:
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
 
 
-def _add_task(spec, plugin, settings, catalog, task_type: str) -> None:
-    """Add POST /api/infer/<task_type>: its query, body, answer and errors."""
-    name = "".join(part.capitalize() for part in task_type.split("-"))
-    spec.components.schema(f"{name}Args", schema=ARGS_SCHEMAS[task_type])
-    spec.components.schema(f"{name}Request", component=_request_body(plugin, settings, f"{name}Args"))
-    max_results = ARGS_SCHEMAS[task_type].fields["num_sentences"].validators[0].max
-    spec.components.schema(f"{name}Answer", schema=success_schema(task_type, max_results))
-    summary, _, description = (TASK_VIEWS[task_type].__doc__ or task_type).partition("\n")
+def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
+    """Add POST /api/infer/<task>: its query, body, answer and errors."""
+    name = "".join(part.capitalize() for part in task.name.split("-"))
+    spec.components.schema(f"{name}Args", schema=ARGS_SCHEMAS[task.name])
+    spec.components.schema(f"{name}Request", component=_request_body(plugin, settings, task, f"{name}Args"))
+    spec.components.schema(f"{name}Answer", schema=success_schema(task))
     operation = {
-        "operationId": task_type.replace("-", "_"),
+        "operationId": task.name.replace("-", "_"),
         "tags": ["inference"],
-        "summary": summary.strip(),
-        "description": description.strip() or summary.strip(),
-        "parameters": _query_parameters(plugin, catalog, task_type),
+        "summary": task.summary,
+        "description": task.summary,
+        "parameters": _query_parameters(plugin, catalog, task),
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}Request"}}},
@@ -123,14 +114,27 @@ def _add_task(spec, plugin, settings, catalog, task_type: str) -> None:
     }
     if settings.api_keys:  # keys are asked for only when API_KEYS is configured
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
-    spec.path(path=f"/api/infer/{task_type}", operations={"post": operation})
+    spec.path(path=task.path, operations={"post": operation})
 
 
-def _request_body(plugin, settings, args_component: str) -> dict:
-    """Return the body schema: `inputs`, and `args` as the task's object or a string holding one."""
+def _request_body(plugin, settings, task: Task, args_component: str) -> dict:
+    """Return the body schema: `inputs`, and `args` as the task's object or a string holding one.
+
+    `num_sentences` beside `inputs` (as the original service's documentation lists it) is
+    accepted and said in the description, not as a property: a property would invite clients,
+    and generators of test cases, to give two values that disagree.
+    """
     body = plugin.converter.schema2jsonschema(InferRequestSchema(settings.max_input_chars))
     # The schema refuses blank inputs with a function, which apispec cannot see.
     body["properties"]["inputs"].update(minLength=1, pattern=r"\S")
+    num_sentences = plugin.converter.field2property(ARGS_SCHEMAS[task.name].fields["num_sentences"])
+    num_sentences.pop("default", None)
+    body["properties"]["num_sentences"] = {
+        **num_sentences,
+        "deprecated": True,
+        "description": "Accepted as the original service's documentation lists it; prefer args.num_sentences. "
+        "Given in both places, the two must agree.",
+    }
     args = body["properties"]["args"]
     body["properties"]["args"] = {
         "description": args.get("description", ""),
@@ -142,9 +146,9 @@ def _request_body(plugin, settings, args_component: str) -> dict:
     return body
 
 
-def _query_parameters(plugin, catalog, task_type: str) -> list:
+def _query_parameters(plugin, catalog, task: Task) -> list:
     """Return model_name, and model_type (with the configured pairs) for translation."""
-    fields = ("model_name", "model_type") if task_type == "text-translation" else ("model_name",)
+    fields = ("model_name", "model_type") if task.language_pair else ("model_name",)
     parameters = plugin.converter.schema2parameters(QuerySchema(only=fields), location="query")
     for parameter in parameters:
         if parameter["name"] == "model_name":  # the catalog's rule, stricter than the schema's length

@@ -4,6 +4,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from service.errors import GatewayError
+from service.tasks import Task
 from service.error_handlers import _HTTP_ERROR_TYPES
 
 # What error_handlers answers for an HTTP error it has no name for (416 on a static file...).
@@ -19,23 +20,23 @@ class ImageResultSchema(ma.Schema):
     )
 
 
-def success_schema(task_type: str, max_results: int) -> ma.Schema:
+def success_schema(task: Task) -> ma.Schema:
     """Return the schema of one task's 200 answer: strings, or images for text-to-image."""
-    item = ma.fields.Nested(ImageResultSchema) if task_type == "text-to-image" else ma.fields.String()
+    item = ma.fields.Nested(ImageResultSchema) if task.makes_images else ma.fields.String()
     fields = {
         "code": ma.fields.Integer(required=True, validate=validate.OneOf([0])),
         "message": ma.fields.String(required=True, validate=validate.OneOf(["ok"])),
-        "task_type": ma.fields.String(required=True, validate=validate.OneOf([task_type])),
+        "task_type": ma.fields.String(required=True, validate=validate.OneOf([task.name])),
         "model": ma.fields.String(required=True, metadata={"description": "The model that served the request."}),
         "request_id": ma.fields.String(required=True),
         "result": ma.fields.List(
             item,
             required=True,
-            validate=validate.Length(min=1, max=max_results),
+            validate=validate.Length(min=1, max=task.max_results),
             metadata={"description": "Exactly `num_sentences` results."},
         ),
     }
-    return ma.Schema.from_dict(fields, name=f"{task_type}-answer")()
+    return ma.Schema.from_dict(fields, name=f"{task.name}-answer")()
 
 
 class TargetStatusSchema(ma.Schema):

@@ -3,11 +3,12 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
+from service.tasks import TEXT_TO_TEXT
 
 bp = Blueprint("text_to_text", __name__)
 
 
-@bp.post("/api/infer/text-to-text", strict_slashes=False)
+@bp.post(TEXT_TO_TEXT.path, strict_slashes=False)
 def infer():
     """Answer an instruction or transform a text."""
-    return serve_inference("text-to-text")
+    return serve_inference(TEXT_TO_TEXT)

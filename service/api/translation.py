@@ -3,11 +3,12 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
+from service.tasks import TRANSLATION
 
 bp = Blueprint("translation", __name__)
 
 
-@bp.post("/api/infer/text-translation", strict_slashes=False)
+@bp.post(TRANSLATION.path, strict_slashes=False)
 def infer():
     """Translate text between the configured language pairs."""
-    return serve_inference("text-translation")
+    return serve_inference(TRANSLATION)

@@ -2,42 +2,20 @@
 
 import logging
 import socket
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from service import metrics
+from service.context import RequestContext
 from service.errors import UpstreamAuthError
 from service.hub import transport
-from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink, check_download
+from service.hub.images import Image, image_from_reply
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.images import image_from_reply
 from service.hub.retry import upstream_retrying
 from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CallStats:
-    """What one service request cost upstream; shared by its fan-out threads."""
-
-    attempts: int = 0
-    retries: dict = field(default_factory=dict)
-    upstream_seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record_attempt(self, seconds: float) -> None:
-        """Count one upstream attempt and the time it took."""
-        with self._lock:
-            self.attempts += 1
-            self.upstream_seconds += seconds
-
-    def record_retry(self, reason: str) -> None:
-        """Count one retry by its reason (the error type that caused it)."""
-        with self._lock:
-            self.retries[reason] = self.retries.get(reason, 0) + 1
 
 
 class HubClient:
@@ -49,35 +27,42 @@ class HubClient:
         self._sleep = sleep
         self._resolve = resolve
         # Built once: making a Retrying per call costs as much as a small request under gevent.
-        self._retrying = upstream_retrying(before_sleep=self._report_retry, sleep=self._pause)
+        self._retrying = upstream_retrying(before_sleep=self._report_retry, sleep=self.pause)
 
-    def call(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
+    def call(self, request: UpstreamRequest, context: RequestContext) -> UpstreamReply:
         """Send `request`, retrying transient failures until it succeeds or the deadline passes."""
-        request = self._with_service_headers(request, request_id)
+        request = self._with_service_headers(request, context.request_id)
         try:
-            reply = self._retrying(self._attempt, request=request, deadline=deadline, stats=stats, request_id=request_id)
+            reply = self._retrying(self._attempt, request=request, context=context, deadline=context.deadline)
         except Exception as exc:
             metrics.count_upstream_outcome(metrics.GIVE_UP, metrics.upstream_failure_reason(exc))
             raise
         metrics.count_upstream_outcome(metrics.SUCCESS)
         return reply
 
+    def download_image(self, link: ImageLink, allowed_hosts: tuple, context: RequestContext) -> Image:
+        """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
+        checked = check_download(link.url, allowed_hosts, self._resolve)
+        headers = {"Accept": "image/*", "Host": checked.host_header}
+        request = UpstreamRequest(url=checked.url, payload=None, method="GET", headers=headers, wants_image=True,
+                                  to_hub=False, connect_to=checked.address, credential=None)
+        return image_from_reply(self.call(request, context))
+
+    def pause(self, seconds: float) -> None:
+        """Wait between attempts or polls (tests replace `_sleep` with a fake clock's)."""
+        (self._sleep or time.sleep)(seconds)
+
     def _report_retry(self, retry_state) -> None:
         """Count and log a retry about to wait."""
         exc = retry_state.outcome.exception()
-        reason = getattr(exc, "error_type", type(exc).__name__)
-        retry_state.kwargs["stats"].record_retry(reason)
         metrics.count_upstream_outcome(metrics.RETRY, metrics.upstream_failure_reason(exc))
         log.info(
             "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
-            retry_state.kwargs["request_id"], retry_state.attempt_number, reason, retry_state.upcoming_sleep,
+            retry_state.kwargs["context"].request_id, retry_state.attempt_number,
+            getattr(exc, "error_type", type(exc).__name__), retry_state.upcoming_sleep,
         )
 
-    def _pause(self, seconds: float) -> None:
-        """Wait before the next attempt (tests replace `_sleep` with a fake clock's)."""
-        (self._sleep or time.sleep)(seconds)
-
-    def _attempt(self, request: UpstreamRequest, deadline: Deadline, stats: CallStats, request_id: str) -> UpstreamReply:
+    def _attempt(self, request: UpstreamRequest, context: RequestContext, deadline) -> UpstreamReply:
         """Make one HTTP exchange and raise for an error status."""
         limit = self.settings.max_image_bytes if request.wants_image else transport.MAX_TEXT_ANSWER_BYTES
         started = time.monotonic()
@@ -85,7 +70,7 @@ class HubClient:
             reply = transport.send(self.sessions.get(), request, deadline, self.settings.connect_timeout, limit)
         finally:
             seconds = time.monotonic() - started
-            stats.record_attempt(seconds)
+            context.usage.record_attempt(seconds)
             metrics.record_upstream_attempt(seconds)
         if request.to_hub:
             raise_for_status(reply, has_token="Authorization" in request.headers)
@@ -108,11 +93,3 @@ class HubClient:
         elif request.credential and request.credential_required:
             raise UpstreamAuthError(missing_token_hint(request.credential))
         return replace(request, headers=headers)
-
-    def download_image(self, link: ImageLink, allowed_hosts: tuple, deadline: Deadline, stats: CallStats, request_id: str) -> dict:
-        """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
-        checked = check_download(link.url, allowed_hosts, self._resolve)
-        headers = {"Accept": "image/*", "Host": checked.host_header}
-        request = UpstreamRequest(url=checked.url, payload=None, method="GET", headers=headers, wants_image=True,
-                                  to_hub=False, connect_to=checked.address)
-        return image_from_reply(self.call(request, deadline, stats, request_id))

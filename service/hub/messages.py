@@ -92,7 +92,12 @@ def error_code(reply: UpstreamReply) -> str | None:
 
 
 def _message_from_document(document) -> str | None:
-    """Read `error` (string, list or object) or `message` from a JSON error body."""
+    """Read a message from any provider's JSON error shape.
+
+    `{"error": str | [str] | {"message"}}` (hf-inference, TGI, OpenAI-style routes),
+    `{"message"}`, `{"title", "detail"}` (replicate's problem details), and
+    `{"detail": str | [{"loc", "msg"}]}` (fal-ai and other FastAPI-based providers).
+    """
     if not isinstance(document, dict):
         return None
     error = document.get("error", document.get("message"))
@@ -100,4 +105,21 @@ def _message_from_document(document) -> str | None:
         error = error.get("message")
     if isinstance(error, list):
         error = "; ".join(str(item) for item in error)
-    return str(error) if error else None
+    if error:
+        return str(error)
+    return _detail_message(document.get("title"), document.get("detail"))
+
+
+def _detail_message(title, detail) -> str | None:
+    """Read problem details and validation details: a title, and a string or a list of {loc, msg}."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict) and item.get("msg"):
+                where = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+                parts.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+            elif isinstance(item, str):
+                parts.append(item)
+        detail = "; ".join(parts)
+    texts = [str(text) for text in (title, detail) if isinstance(text, str) and text]
+    return ": ".join(texts) or None

@@ -66,6 +66,8 @@ def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
         return RateLimited(f"rate limited upstream: {message}", retry_after=wait or 1, retryable=True, wait_hint=wait)
     if status == 503:
         return _unavailable(reply, message)
+    if status == 408:  # a proxy gave up waiting: as transient as a 504
+        return UpstreamError(f"upstream HTTP 408: {message}", retryable=True)
     if status == 500 and error_kind(reply) in _GENERATION_FAILURES:
         return UpstreamError(f"the model failed on this input: {message}")
     if status >= 500:

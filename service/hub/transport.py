@@ -11,7 +11,7 @@ from requests.adapters import HTTPAdapter
 from service.errors import UpstreamError, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.protocols.images import let_others_run
+from service.hub.images import let_others_run
 from service.hub.watchdog import WATCHED_POOL_CLASSES, begin_attempt, end_attempt
 
 READ_CHUNK_BYTES = 256 * 1024

@@ -44,3 +44,13 @@ def recorded_body(uri_suffix: str, name: str = HOSTED_FILE, binary: bool = True)
         if entry["request"]["uri"].endswith(uri_suffix) and (not binary or "body_base64" in entry["response"]):
             return response_body(entry)
     raise LookupError(f"no recording in {name} answers a URI ending with {uri_suffix}")
+
+
+def from_clients(provider: str) -> tuple:
+    """Return one provider's exchanges recorded by the client libraries (tests/recordings/huggingface_js/)."""
+    return load(f"huggingface_js/{provider}.json")
+
+
+def json_body(entry: dict):
+    """Return the recorded response body parsed as JSON."""
+    return json.loads(response_body(entry))

@@ -4,6 +4,7 @@ import tomllib
 
 import pytest
 
+from service.hub.providers import check_catalog
 from service.catalog import Catalog, CatalogError, is_valid_model_name
 from service.errors import InvalidRequest, UnknownTask
 from service.settings import DEFAULT_MODELS_CONFIG, Settings
@@ -49,7 +50,7 @@ def test_shipped_configuration_serves_every_task_and_both_directions():
 )
 def test_invalid_configuration_fails_at_start_up(extra, base):
     with pytest.raises(CatalogError):
-        catalog(extra, base)
+        check_catalog(catalog(extra, base))
 
 
 def test_unreadable_file_is_a_catalog_error(tmp_path):

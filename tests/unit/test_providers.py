@@ -114,9 +114,52 @@ def test_replicate_without_version_uses_the_model_route(client, upstream):
     assert "version" not in json.loads(upstream.calls[0].request.body)
 
 
-def test_replicate_still_processing_is_503(client, upstream):
-    upstream.post(f"{ROOT}/replicate/v1/predictions", json={"status": "processing", "output": None}, status=201)
-    assert_error_shape(draw(client, "sdxl-replicate"), 503, "model_unavailable")
+def prediction(status: str, output=None) -> dict:
+    """A replicate prediction in the shape of the recorded one."""
+    return {
+        "id": "jf23sy140hrj00cn0008841srg",
+        "status": status,
+        "output": output,
+        "urls": {"get": "https://api.replicate.com/v1/predictions/jf23sy140hrj00cn0008841srg"},
+    }
+
+
+POLL_URL = f"{ROOT}/replicate/v1/predictions/jf23sy140hrj00cn0008841srg"
+IMAGE_URL = "https://replicate.delivery/yhqm/out-0.webp"
+
+
+def test_replicate_prediction_still_running_is_polled_through_the_router_until_it_succeeds(client, upstream, clock):
+    upstream.post(f"{ROOT}/replicate/v1/predictions", json=prediction("starting"), status=201)
+    upstream.get(POLL_URL, json=prediction("processing"))
+    upstream.get(POLL_URL, json=prediction("processing"))
+    upstream.get(POLL_URL, json=prediction("succeeded", [IMAGE_URL]))
+    png = recordings.recorded_body("/out-0.png", recordings.PROVIDERS_FILE)  # replicate's recorded PNG
+    upstream.get(IMAGE_URL, body=png, content_type="application/octet-stream")
+    started = clock.now
+    response = draw(client, "sdxl-replicate")
+    assert response.status_code == 200, response.get_json()
+    result = response.get_json()["result"][0]
+    assert result["content_type"] == "image/png" and base64.b64decode(result["image_base64"]) == png
+    assert [call.request.method for call in upstream.calls] == ["POST", "GET", "GET", "GET", "GET"]
+    assert all("Authorization" in call.request.headers for call in upstream.calls[:4])  # polls go through the router
+    assert "Authorization" not in upstream.calls[4].request.headers  # never to the CDN
+    assert clock.now - started == pytest.approx(3.0)  # three polls, a second apart
+
+
+def test_replicate_prediction_that_never_finishes_is_504_at_the_deadline_not_earlier(client, upstream, clock):
+    upstream.post(f"{ROOT}/replicate/v1/predictions", json=prediction("starting"), status=201)
+    upstream.get(POLL_URL, json=prediction("processing"))
+    started = clock.now
+    body = assert_error_shape(draw(client, "sdxl-replicate"), 504, "upstream_timeout")
+    assert "replicate" in body["message"]
+    assert clock.now - started == pytest.approx(60.0)  # the image deadline of these tests
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_replicate_prediction_that_failed_is_an_upstream_error(client, upstream, status):
+    upstream.post(f"{ROOT}/replicate/v1/predictions", json={**prediction(status), "error": "NSFW content detected"}, status=201)
+    body = assert_error_shape(draw(client, "sdxl-replicate"), 502, "upstream_error")
+    assert "NSFW" in body["message"] or status in body["message"]
 
 
 def test_together_base64_answer(client, upstream):
@@ -207,7 +250,10 @@ def test_target_status():
     assert target_status("hf-inference", {"hf-inference": "live"}) == "live"
     assert target_status("hf-inference", {"together": "live"}) == "not_served"
     assert target_status(None, {"together": "live"}) == "live"
-    assert target_status(None, {"together": "staging"}) == "not_served"
+    assert target_status(None, {"together": "staging"}) == "not_served"  # the router picks live ones only
+    assert target_status(None, {"together": "error", "novita": "staging"}) == "degraded"
+    assert target_status("together", {"together": "error"}) == "degraded"
+    assert target_status("together", {"together": "staging"}) == "staging"
 
 
 def hub_model(upstream, model_id, mapping, status=200):
@@ -217,6 +263,9 @@ def hub_model(upstream, model_id, mapping, status=200):
 def test_api_models_lists_routes_with_live_status_and_caches(client, upstream):
     hub_model(upstream, "Helsinki-NLP/opus-mt-zh-en", {"hf-inference": {"status": "live"}})
     hub_model(upstream, "missing/model", None, status=404)
+    # Every other model is unknown to the Hub too: no lookup retries, so the shared fake clock
+    # (which the lookups' retry waits would move) stays put.
+    upstream.get(re.compile(re.escape(HUB_API) + "/models/.*"), json={"error": "Repository not found"}, status=404)
     report = client.get("/api/models").get_json()
     routes = {route["route"]: route["targets"] for route in report["routes"]}
     assert routes["text-translation:zh2en"][0]["status"] == "live"

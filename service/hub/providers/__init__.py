@@ -1,0 +1,119 @@
+"""Provider helpers, one small module per provider, found by (provider, protocol, task).
+
+A model entry's `protocol` says which API family it is called with, and its `provider` who
+serves it. Adding a provider is one module (its helpers, each declaring the tasks it serves
+and the configuration keys it takes), one line in PROVIDERS, and its tests.
+"""
+
+from service.catalog import CatalogError, ModelTarget
+from service.hub.providers import (
+    fal_ai,
+    featherless_ai,
+    hf_inference,
+    novita,
+    nscale,
+    replicate,
+    router,
+    together,
+    wavespeed,
+    zai_org,
+)
+from service.hub.providers.base import COMMON_KEYS, ProviderHelper
+from service.tasks import TASK_TYPES
+
+# provider -> protocol -> task -> helper
+PROVIDERS = {
+    "hf-inference": hf_inference.HELPERS,
+    "fal-ai": fal_ai.HELPERS,
+    "replicate": replicate.HELPERS,
+    "together": together.HELPERS,
+    "nscale": nscale.HELPERS,
+    "novita": novita.HELPERS,
+    "featherless-ai": featherless_ai.HELPERS,
+    "wavespeed": wavespeed.HELPERS,
+    "zai-org": zai_org.HELPERS,
+}
+# Chat goes through the router whoever serves it: `provider` only follows the model id.
+CHAT_PROTOCOL = "openai-chat"
+# The provider a protocol means when a model entry names none.
+DEFAULT_PROVIDERS = {
+    "hf-inference": "hf-inference",
+    "openai-completions": "hf-inference",
+    "fal-ai": "fal-ai",
+    "replicate": "replicate",
+    "wavespeed": "wavespeed",
+    "zai-org": "zai-org",
+}
+PROTOCOLS = (*DEFAULT_PROVIDERS, "openai-images", CHAT_PROTOCOL)
+# Providers the Hugging Face router stopped serving on 2026-07-01.
+REMOVED_PROVIDERS = frozenset({"black-forest-labs", "clarifai", "hyperbolic", "nebius", "nvidia", "sambanova"})
+
+
+def provider_of(target: ModelTarget) -> str | None:
+    """Return who serves a target: its provider, the protocol's own, or None when the router picks."""
+    if target.protocol == CHAT_PROTOCOL:
+        return None if router.policy_of(target.provider) else target.provider
+    return target.provider or DEFAULT_PROVIDERS.get(target.protocol)
+
+
+def helper_for(target: ModelTarget, task_type: str) -> ProviderHelper | None:
+    """Return the helper that serves `task_type` for `target`, None when none can."""
+    if target.protocol == CHAT_PROTOCOL:
+        helper = router.CHAT
+    else:
+        helper = PROVIDERS.get(provider_of(target) or "", {}).get(target.protocol, {}).get(task_type)
+    return helper if helper is not None and helper.serves(target, task_type) else None
+
+
+def tasks_served(target: ModelTarget) -> list:
+    """Name the tasks a target can serve as configured."""
+    return [task for task in TASK_TYPES if helper_for(target, task) is not None]
+
+
+def check_model(target: ModelTarget) -> None:
+    """Refuse at start a model entry no helper could serve: unknown or removed protocol or
+    provider, keys its helper does not take, keys it needs and lacks."""
+    provider = provider_of(target)
+    if target.protocol not in PROTOCOLS:
+        raise CatalogError(f"models.{target.key}.protocol must be one of {', '.join(PROTOCOLS)}, got {target.protocol!r}")
+    if (target.provider or "") in REMOVED_PROVIDERS:
+        raise CatalogError(
+            f"models.{target.key}: provider {target.provider} was removed from the Hugging Face router on 2026-07-01"
+        )
+    if target.protocol != CHAT_PROTOCOL and target.protocol not in PROVIDERS.get(provider or "", {}):
+        offering = sorted(name for name, families in PROVIDERS.items() if target.protocol in families)
+        raise CatalogError(
+            f"models.{target.key}: protocol {target.protocol} needs provider = one of {', '.join(offering)}"
+        )
+    helpers = {helper_for(target, task) for task in TASK_TYPES} - {None}
+    if not helpers:
+        raise CatalogError(f"models.{target.key}: serves no task as configured (a chat model needs prompts.<task>)")
+    taken = COMMON_KEYS.union(*(helper.config_keys for helper in helpers))
+    unknown = sorted(target.keys - taken)
+    if unknown:
+        raise CatalogError(
+            f"models.{target.key}: {', '.join(unknown)} not taken by protocol {target.protocol} "
+            f"(provider {provider or 'chosen by the router'}); it takes: {', '.join(sorted(taken))}"
+        )
+    for helper in helpers:
+        helper.check(target)
+
+
+def check_catalog(catalog) -> None:
+    """Check every configured model, and that each chain's targets can serve their task."""
+    for target in catalog.models.values():
+        check_model(target)
+    for label, targets in catalog.all_routes():
+        task_type = label.split(":")[0]
+        for target in targets:
+            if helper_for(target, task_type) is None:
+                raise CatalogError(f"{label}: {cannot_serve(target, task_type)}")
+
+
+def cannot_serve(target: ModelTarget, task_type: str) -> str:
+    """Say that a model cannot serve a task, and which tasks it can."""
+    serves = tasks_served(target)
+    return (
+        f"model {target.key!r} ({target.id}, protocol {target.protocol}) cannot serve {task_type}; "
+        f"it serves: {', '.join(serves) or 'no task as configured'}"
+    )

@@ -1,0 +1,16 @@
+"""featherless-ai through the router: OpenAI-style completions."""
+
+from service.hub.providers.base import InferenceCall
+from service.hub.providers.openai_style import CompletionsHelper
+
+
+class FeatherlessCompletions(CompletionsHelper):
+    """`/v1/completions`."""
+
+    provider = "featherless-ai"
+
+    def route(self, call: InferenceCall, settings) -> str:
+        return f"{settings.hf_providers_base}/featherless-ai/v1/completions"
+
+
+HELPERS = {"openai-completions": {"text-completion": FeatherlessCompletions()}}

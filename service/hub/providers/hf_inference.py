@@ -1,0 +1,123 @@
+"""hf-inference: the hosted route's classic `{"inputs", "parameters"}` tasks, and vLLM's
+OpenAI-style completions on it. The same classic payloads reach a dedicated Inference
+Endpoint or a self-hosted TGI through a model's `url`."""
+
+from service.errors import UpstreamError
+from service.hub.images import image_from_reply
+from service.hub.messages import UpstreamReply
+from service.hub.providers.base import (
+    InferenceCall,
+    ProviderHelper,
+    generation_parameters,
+    json_answer,
+    require_text,
+    set_args,
+)
+from service.hub.providers.openai_style import CompletionsHelper
+
+_IMAGE_PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "width", "height", "seed")
+
+
+class HfInferenceTask(ProviderHelper):
+    """One classic task on hf-inference (or a model's own server): one result per call."""
+
+    provider = "hf-inference"
+
+    def url(self, call: InferenceCall, settings) -> str:
+        """The model's own server, or its hosted route."""
+        return call.target.url or f"{settings.hf_api_base}/{call.target.id}"
+
+    def headers(self, call: InferenceCall) -> dict:
+        """Sampled results must not come from the deployment's cache."""
+        return {"x-use-cache": "false"} if call.sampling else {}
+
+    def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
+        """The classic body: the (decorated) input and this task's parameters."""
+        return {"inputs": call.decorated_inputs(), "parameters": self.parameters(call, dict(call.args, seed=seed))}
+
+    def parameters(self, call: InferenceCall, args: dict) -> dict:
+        """Map the documented args to this task's parameters."""
+        raise NotImplementedError
+
+    def first_result(self, reply: UpstreamReply) -> dict:
+        """Return the one result object of a classic answer (`[{...}]` or `{...}`)."""
+        document = json_answer(reply)
+        item = document[0] if isinstance(document, list) and document else document
+        if not isinstance(item, dict):
+            raise UpstreamError("the upstream answer is not a list of results")
+        return item
+
+
+class Translation(HfInferenceTask):
+    """translation: sampling args under generate_parameters (the pipeline refuses a seed)."""
+
+    tasks = ("text-translation",)
+    config_keys = frozenset({"lang_codes", "send_lang_codes"})
+
+    def parameters(self, call: InferenceCall, args: dict) -> dict:
+        parameters = {"generate_parameters": generation_parameters(args, include_seed=False)}
+        if call.target.send_lang_codes and call.pair:
+            parameters["src_lang"] = call.target.lang_codes.get(call.pair.source, call.pair.source)
+            parameters["tgt_lang"] = call.target.lang_codes.get(call.pair.target, call.pair.target)
+        return parameters
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
+        """Read `translation_text`, or `generated_text` (what text2text pipelines answer)."""
+        item = self.first_result(reply)
+        text = item.get("translation_text", item.get("generated_text"))
+        return [require_text(text, "translation_text")]
+
+
+class TextGeneration(HfInferenceTask):
+    """text-generation and text2text-generation: `generated_text`."""
+
+    tasks = ("text-completion", "text-to-text")
+
+    def parameters(self, call: InferenceCall, args: dict) -> dict:
+        parameters = generation_parameters(args)
+        if call.task_type == "text-completion":
+            parameters["return_full_text"] = args["return_full_text"]
+        return parameters
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
+        """Read `generated_text`, dropping the prompt some models (gpt2) echo anyway."""
+        text = require_text(self.first_result(reply).get("generated_text"), "generated_text")
+        echoed = call.task_type == "text-completion" and not call.args.get("return_full_text")
+        return [text[len(call.inputs):] if echoed and text.startswith(call.inputs) else text]
+
+
+class TextToImage(HfInferenceTask):
+    """text-to-image: the image's bytes, whatever type the deployment picked (PNG is asked)."""
+
+    tasks = ("text-to-image",)
+    makes_images = True
+
+    def headers(self, call: InferenceCall) -> dict:
+        return {**super().headers(call), "Accept": "image/png"}
+
+    def parameters(self, call: InferenceCall, args: dict) -> dict:
+        return set_args(args, _IMAGE_PARAMETERS)
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
+        return [image_from_reply(reply)]
+
+
+class Completions(CompletionsHelper):
+    """vLLM's OpenAI-style completions on the hosted route of one model."""
+
+    provider = "hf-inference"
+
+    def route(self, call: InferenceCall, settings) -> str:
+        return f"{settings.hf_api_base}/{call.target.id}/v1/completions"
+
+
+TRANSLATION, TEXT_GENERATION, TEXT_TO_IMAGE = Translation(), TextGeneration(), TextToImage()
+HELPERS = {
+    "hf-inference": {
+        "text-translation": TRANSLATION,
+        "text-completion": TEXT_GENERATION,
+        "text-to-text": TEXT_GENERATION,
+        "text-to-image": TEXT_TO_IMAGE,
+    },
+    "openai-completions": {"text-completion": Completions()},
+}
