@@ -23,8 +23,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (for CI): tiny counts")
     parser.add_argument("--repeats", type=int, default=None, help="repeats of each measurement (default 3, quick 1)")
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="upstream latency in seconds for the concurrency-1 and memory runs (default 0)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="upstream latency in seconds for the concurrency-1 and memory runs (default 0)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default {DEFAULT_OUT})")
     arguments = parser.parse_args(argv)
     arguments.repeats = arguments.repeats or (1 if arguments.quick else 3)
@@ -71,8 +75,12 @@ def measure_capacity(arguments: argparse.Namespace, log_dir: Path) -> dict:
         with start_service(hung, log_dir, "hung", router=router, TEXT_DEADLINE_SECONDS=deadline) as server:
             figures.update(capacity.hung_upstream(server, sizes))
     report = log_dir / "stall-probe"
-    with UpstreamProcess(0) as fast, start_service(fast, log_dir, "stall", config=capacity.STALL_PROBE_CONFIG,
-                                                   WEB_CONCURRENCY="1", STALL_REPORT=str(report)) as server:
+    with (
+        UpstreamProcess(0) as fast,
+        start_service(
+            fast, log_dir, "stall", config=capacity.STALL_PROBE_CONFIG, WEB_CONCURRENCY="1", STALL_REPORT=str(report)
+        ) as server,
+    ):
         phases.warm_up(server, phases.QUICK)
         figures.update(capacity.stall(server, sizes))
     stretches = capacity.stall_probe_report(report)
@@ -88,10 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     ensure_wrk()
     started = time.monotonic()
-    context = {"command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
-               "quick": arguments.quick, "repeats": arguments.repeats,
-               "upstream_latency_seconds": arguments.latency, "load_latency_seconds": LOAD_LATENCY_SECONDS,
-               "machine": machine()}
+    context = {
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": arguments.quick,
+        "repeats": arguments.repeats,
+        "upstream_latency_seconds": arguments.latency,
+        "load_latency_seconds": LOAD_LATENCY_SECONDS,
+        "machine": machine(),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
         measured = measure(arguments, Path(log_dir))
     context["seconds"] = round(time.monotonic() - started, 1)
@@ -100,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     report.write(document, arguments.out)
     print(report.table(document))
     info = document["machine"]
-    print(f"\n{info['cores']} cores, {info['memory_gb']} GB, {info['cpu']}; Python {info['python']}, "
-          f"gunicorn {info['gunicorn']}; load {info['load_average']}; {context['seconds']} s; "
-          f"JSON in {arguments.out}")
+    print(
+        f"\n{info['cores']} cores, {info['memory_gb']} GB, {info['cpu']}; Python {info['python']}, "
+        f"gunicorn {info['gunicorn']}; load {info['load_average']}; {context['seconds']} s; "
+        f"JSON in {arguments.out}"
+    )
     return 0
 
 

@@ -53,13 +53,17 @@ async def _one(port: int, payload: bytes, go: asyncio.Event, timeout: float) -> 
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
             status = int(head.split(b" ", 2)[1])
             length = next(
-                (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
                 None,
             )
             await asyncio.wait_for(reader.readexactly(length) if length is not None else reader.read(), timeout)
         finally:
             writer.close()
-    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
         status = 0
     return time.perf_counter() - started, status
 

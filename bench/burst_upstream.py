@@ -65,7 +65,10 @@ async def main(port: int, delay: float, hang: bool) -> None:
         "chat": answer_bytes(CHAT_PATH, recordings.PROVIDERS_FILE),
     }
     server = await asyncio.start_server(
-        lambda reader, writer: serve_connection(reader, writer, answers, delay, hang), "127.0.0.1", port, backlog=BACKLOG
+        lambda reader, writer: serve_connection(reader, writer, answers, delay, hang),
+        "127.0.0.1",
+        port,
+        backlog=BACKLOG,
     )
     stop = asyncio.Event()
     for number in (signal.SIGTERM, signal.SIGINT):

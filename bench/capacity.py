@@ -16,14 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.gunicorn_server import GunicornServer
-
 from bench import workload
 from bench.burst import burst
 from bench.latency import KeepAliveClient, percentile
 from bench.memory import worker_memory_kb
 from bench.throughput import run_wrk
 from bench.upstream import BurstUpstreamProcess
+from tests.support.gunicorn_server import GunicornServer
 
 KB_PER_MB = 1024
 
@@ -42,10 +41,26 @@ class CapacitySizes:
     stall_seconds: float
 
 
-FULL = CapacitySizes(bursts=(128, 512, 1024, 4096), burst_latency=2.0, memory_burst=1000, fanout_clients=128,
-                     fanout_latency=1.0, hung_requests=1000, hung_deadline=5.0, stall_seconds=6.0)
-QUICK = CapacitySizes(bursts=(16, 32), burst_latency=0.2, memory_burst=32, fanout_clients=8,
-                      fanout_latency=0.2, hung_requests=20, hung_deadline=1.0, stall_seconds=1.0)
+FULL = CapacitySizes(
+    bursts=(128, 512, 1024, 4096),
+    burst_latency=2.0,
+    memory_burst=1000,
+    fanout_clients=128,
+    fanout_latency=1.0,
+    hung_requests=1000,
+    hung_deadline=5.0,
+    stall_seconds=6.0,
+)
+QUICK = CapacitySizes(
+    bursts=(16, 32),
+    burst_latency=0.2,
+    memory_burst=32,
+    fanout_clients=8,
+    fanout_latency=0.2,
+    hung_requests=20,
+    hung_deadline=1.0,
+    stall_seconds=1.0,
+)
 PAUSE_SECONDS = 1.0  # between bursts, so that one burst's tail does not meet the next
 
 
@@ -58,13 +73,15 @@ def bursts(server: GunicornServer, upstream: BurstUpstreamProcess, sizes: Capaci
         time.sleep(PAUSE_SECONDS)
         direct = burst(upstream.port, workload.completion_direct(), count)
         time.sleep(PAUSE_SECONDS)
-        figures.update({
-            f"burst.{count}.p50_s": through.p(50),
-            f"burst.{count}.p99_s": through.p(99),
-            f"burst.{count}.direct_p99_s": direct.p(99),
-            f"burst.{count}.ratio": through.p(99) / direct.p(99),
-            f"burst.{count}.errors": float(through.errors),
-        })
+        figures.update(
+            {
+                f"burst.{count}.p50_s": through.p(50),
+                f"burst.{count}.p99_s": through.p(99),
+                f"burst.{count}.direct_p99_s": direct.p(99),
+                f"burst.{count}.ratio": through.p(99) / direct.p(99),
+                f"burst.{count}.errors": float(through.errors),
+            }
+        )
     return figures
 
 
@@ -114,7 +131,9 @@ def hung_upstream(server: GunicornServer, sizes: CapacitySizes) -> dict:
     timeouts = sum(1 for status in run.statuses if status == 504)
     started = time.perf_counter()
     after = burst(server.port, workload.text_to_text(), 1)
-    served = [float(ms) for ms in re.findall(r"status=504 upstream_attempts=\d+ duration_ms=([\d.]+)", server.log_text())]
+    served = [
+        float(ms) for ms in re.findall(r"status=504 upstream_attempts=\d+ duration_ms=([\d.]+)", server.log_text())
+    ]
     return {
         "hung.requests": float(sizes.hung_requests),
         "hung.answered_504": float(timeouts),

@@ -61,8 +61,9 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def paired_latencies(service_port: int, service_call: Call, direct_port: int, direct_call: Call,
-                     count: int) -> tuple[list[float], list[float]]:
+def paired_latencies(
+    service_port: int, service_call: Call, direct_port: int, direct_call: Call, count: int
+) -> tuple[list[float], list[float]]:
     """Time `count` calls each way at concurrency 1, alternating, so that drift hits both alike."""
     through, direct = KeepAliveClient(service_port), KeepAliveClient(direct_port)
     try:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from tests.support.gunicorn_server import GunicornServer
-
 from bench import workload
 from bench.latency import KeepAliveClient, added_percentiles, drive, paired_latencies
 from bench.memory import reset_peak, worker_memory_kb
 from bench.throughput import run_wrk
 from bench.upstream import UpstreamProcess, large_image
+from tests.support.gunicorn_server import GunicornServer
 
 KB_PER_MB = 1024
 
@@ -28,10 +27,12 @@ class Sizes:
     warmup_requests: int
 
 
-FULL = Sizes(paired_requests=500, wrk_seconds=8, fanout_pairs=20, image_requests=30,
-             growth_requests=10_000, warmup_requests=200)
-QUICK = Sizes(paired_requests=20, wrk_seconds=1, fanout_pairs=2, image_requests=3,
-              growth_requests=200, warmup_requests=10)
+FULL = Sizes(
+    paired_requests=500, wrk_seconds=8, fanout_pairs=20, image_requests=30, growth_requests=10_000, warmup_requests=200
+)
+QUICK = Sizes(
+    paired_requests=20, wrk_seconds=1, fanout_pairs=2, image_requests=3, growth_requests=200, warmup_requests=10
+)
 GROWTH_CONCURRENCY = 8
 
 
@@ -59,8 +60,10 @@ def worker_rss(server: GunicornServer, sizes: Sizes) -> dict:
 def added_latency(server: GunicornServer, upstream: UpstreamProcess, sizes: Sizes) -> dict:
     """Concurrency 1: the same request through the service and straight upstream, side by side."""
     figures = {}
-    pairs = {"translation": (workload.translation(), workload.translation_direct()),
-             "text_to_image": (workload.text_to_image(), workload.text_to_image_direct())}
+    pairs = {
+        "translation": (workload.translation(), workload.translation_direct()),
+        "text_to_image": (workload.text_to_image(), workload.text_to_image_direct()),
+    }
     for name, (through, direct) in pairs.items():
         times = paired_latencies(server.port, through, upstream.port, direct, sizes.paired_requests)
         figures.update({f"{key}.{name}": value for key, value in added_percentiles(*times).items()})
@@ -69,8 +72,9 @@ def added_latency(server: GunicornServer, upstream: UpstreamProcess, sizes: Size
 
 def large_image_cost(server: GunicornServer, upstream: UpstreamProcess, sizes: Sizes) -> dict:
     """The 1.5 MB image at concurrency 1: time added, and the worker's peak RSS above its resting RSS."""
-    times = paired_latencies(server.port, workload.large_image(), upstream.port,
-                             workload.large_image_direct(), sizes.image_requests)
+    times = paired_latencies(
+        server.port, workload.large_image(), upstream.port, workload.large_image_direct(), sizes.image_requests
+    )
     client = KeepAliveClient(server.port)
     try:
         extra_kb = [request_peak_kb(server, client, workload.large_image()) for _ in range(sizes.image_requests)]
@@ -78,12 +82,14 @@ def large_image_cost(server: GunicornServer, upstream: UpstreamProcess, sizes: S
         client.close()
     image_bytes = large_image().size
     figures = {f"large_image.{key}": value for key, value in added_percentiles(*times).items()}
-    figures.update({
-        "large_image.image_mb": image_bytes / 2**20,
-        "large_image.extra_peak_mb": statistics.median(extra_kb) / KB_PER_MB,
-        "large_image.extra_peak_max_mb": max(extra_kb) / KB_PER_MB,
-        "large_image.extra_peak_ratio": statistics.median(extra_kb) * 1024 / image_bytes,
-    })
+    figures.update(
+        {
+            "large_image.image_mb": image_bytes / 2**20,
+            "large_image.extra_peak_mb": statistics.median(extra_kb) / KB_PER_MB,
+            "large_image.extra_peak_max_mb": max(extra_kb) / KB_PER_MB,
+            "large_image.extra_peak_ratio": statistics.median(extra_kb) * 1024 / image_bytes,
+        }
+    )
     return figures
 
 

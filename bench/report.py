@@ -48,7 +48,9 @@ FIGURES = (
     Figure("direct_requests_per_second.c32", "requests/s, c=32, upstream alone", "/s"),
     Figure("fanout_ratio", "fan-out: time num_sentences 5 / 1, upstream 100 ms", "", 1.3),
     Figure("large_image.added_p50_ms", "1.5 MB image: added time p50", "ms", 25.0),
-    Figure("large_image.extra_peak_ratio", "1.5 MB image: extra peak worker memory / image size (median request)", "x", 3.0),
+    Figure(
+        "large_image.extra_peak_ratio", "1.5 MB image: extra peak worker memory / image size (median request)", "x", 3.0
+    ),
     Figure("large_image.extra_peak_mb", "1.5 MB image: extra peak worker memory (median request)", "MB"),
     Figure("large_image.extra_peak_max_mb", "1.5 MB image: extra peak worker memory (worst request)", "MB"),
     Figure("rss_idle_mb", "worker RSS idle (largest worker)", "MB", 80.0),
@@ -61,7 +63,9 @@ FIGURES = (
             Figure(f"burst.{count}.p99_s", f"burst N={count}: p99 (upstream alone below)", "s", full_only=True),
             Figure(f"burst.{count}.direct_p99_s", f"burst N={count}: upstream alone p99", "s", full_only=True),
             Figure(f"burst.{count}.ratio", f"burst N={count}: p99 / upstream alone p99", "x", target, full_only=True),
-            Figure(f"burst.{count}.errors", f"burst N={count}: errors", "", 0.0 if count == 1024 else None, full_only=True),
+            Figure(
+                f"burst.{count}.errors", f"burst N={count}: errors", "", 0.0 if count == 1024 else None, full_only=True
+            ),
         )
     ),
     Figure("fanout_burst.p99_s", "fan-out burst 128 x num_sentences 10, upstream 1 s: p99", "s"),
@@ -69,12 +73,23 @@ FIGURES = (
     Figure("fanout_burst.ratio", "fan-out burst: p99 / upstream alone p99", "x", 1.5),
     Figure("fanout_burst.errors", "fan-out burst: errors", "", 0.0),
     Figure("hung.answered_504", "hung upstream, 1,000 requests: answered 504", ""),
-    Figure("hung.worst_over_deadline_s", "hung upstream: slowest answer past its deadline, as the client saw it", "s", 1.0),
-    Figure("hung.worst_service_time_over_deadline_s", "hung upstream: slowest answer past its deadline, in the service's log", "s"),
+    Figure(
+        "hung.worst_over_deadline_s", "hung upstream: slowest answer past its deadline, as the client saw it", "s", 1.0
+    ),
+    Figure(
+        "hung.worst_service_time_over_deadline_s",
+        "hung upstream: slowest answer past its deadline, in the service's log",
+        "s",
+    ),
     Figure("hung.next_request_ok", "hung upstream: next request served (1 = yes)", "", 1.0, at_least=True),
     Figure("memory.in_flight_mb", "worker RSS with 1,000 requests in flight (largest worker)", "MB", 150.0),
     Figure("memory.after_vs_idle_pct", "worker RSS after the burst vs idle before", "%", 10.0),
-    Figure("stall.longest_stretch_ms", "1.5 MB images passing: longest CPU stretch of one request without a turn for the others", "ms", 5.0),
+    Figure(
+        "stall.longest_stretch_ms",
+        "1.5 MB images passing: longest CPU stretch of one request without a turn for the others",
+        "ms",
+        5.0,
+    ),
     Figure("stall.tenth_longest_stretch_ms", "1.5 MB images passing: tenth longest such stretch", "ms"),
     Figure("stall.health_p50_alone_ms", "health check p50, worker idle", "ms"),
     Figure("stall.health_p99_with_images_ms", "health check p99 while 1.5 MB images pass (same worker)", "ms"),
@@ -84,16 +99,28 @@ FIGURES = (
 def medians(repeats: list[dict]) -> dict:
     """Return, for every key measured, the median over repeats and the values of each repeat."""
     keys = sorted({key for repeat in repeats for key in repeat})
-    return {key: {"median": statistics.median(r[key] for r in repeats if key in r),
-                  "runs": [r[key] for r in repeats if key in r]} for key in keys}
+    return {
+        key: {
+            "median": statistics.median(r[key] for r in repeats if key in r),
+            "runs": [r[key] for r in repeats if key in r],
+        }
+        for key in keys
+    }
 
 
 def machine() -> dict:
     """Describe the machine and the software the figures come from."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                     if line.startswith("MemTotal:"))
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
     return {
         "cores": os.cpu_count(),
         "memory_gb": round(memory_kb / 2**20, 1),
@@ -112,7 +139,9 @@ def build(measured: dict, context: dict) -> dict:
         entry = measured.get(figure.key)
         value = entry["median"] if entry else None
         figures[figure.key] = {
-            "label": figure.label, "unit": figure.unit, "value": value,
+            "label": figure.label,
+            "unit": figure.unit,
+            "value": value,
             "target": figure.target_text() or None,
             "met": figure.met(value) if value is not None else None,
             "runs": entry["runs"] if entry else [],

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.gunicorn_server import GunicornServer
-
-from service.settings import variables
-
 from bench.upstream import ReadyProcess
+from service.settings import variables
+from tests.support.gunicorn_server import GunicornServer
 
 # A made-up token: the loopback upstream accepts anything, and it must never be a real one.
 BENCH_TOKEN = "hf_bench-not-a-real-token-0123456789"
+
+
 def service_environment(upstream: ReadyProcess, router: ReadyProcess | None = None, **overrides: str) -> dict:
     """Environment of a service talking only to loopback upstreams, every other setting defaulted
     as in production (gunicorn.conf.py and Settings choose)."""
@@ -26,8 +26,14 @@ def service_environment(upstream: ReadyProcess, router: ReadyProcess | None = No
     return env
 
 
-def start_service(upstream: ReadyProcess, log_dir: Path, name: str, router: ReadyProcess | None = None,
-                  config: Path | None = None, **overrides: str) -> GunicornServer:
+def start_service(
+    upstream: ReadyProcess,
+    log_dir: Path,
+    name: str,
+    router: ReadyProcess | None = None,
+    config: Path | None = None,
+    **overrides: str,
+) -> GunicornServer:
     """Start a fresh service in front of `upstream`, logging to log_dir/name.log."""
     env = service_environment(upstream, router, **overrides)
     return GunicornServer(env=env, log_path=log_dir / f"{name}.log", config=config).start(timeout=60)

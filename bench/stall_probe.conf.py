@@ -12,7 +12,9 @@ import runpy
 import time
 import traceback
 
-globals().update(runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py")))
+globals().update(
+    runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py"))
+)
 
 
 service_post_worker_init = post_worker_init  # noqa: F821  (from gunicorn.conf.py)
@@ -44,4 +46,7 @@ def worker_exit(server, worker):
     """Write the longest stretches this worker saw."""
     stretches = sorted(getattr(worker, "stall_probe", {"stretches": []})["stretches"], reverse=True)
     with open(f"{os.environ['STALL_REPORT']}.{worker.pid}", "w", encoding="utf-8") as report:
-        json.dump({"longest_ms": [round(ran * 1000, 2) for ran, _ in stretches[:20]], "where": [w for _, w in stretches[:5]]}, report)
+        json.dump(
+            {"longest_ms": [round(ran * 1000, 2) for ran, _ in stretches[:20]], "where": [w for _, w in stretches[:5]]},
+            report,
+        )

@@ -49,9 +49,18 @@ def run_wrk(port: int, call: Call, connections: int, seconds: float) -> LoadRun:
     with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
         body_file.write(call.body)
         body_file.flush()
-        command = [ensure_wrk(), f"-t{min(WRK_THREADS, connections)}", f"-c{connections}",
-                   f"-d{max(1, round(seconds))}s", f"--timeout={WRK_TIMEOUT}", "-s", str(WRK_SCRIPT),
-                   f"http://127.0.0.1:{port}{call.path}", "--", body_file.name]
+        command = [
+            ensure_wrk(),
+            f"-t{min(WRK_THREADS, connections)}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            f"--timeout={WRK_TIMEOUT}",
+            "-s",
+            str(WRK_SCRIPT),
+            f"http://127.0.0.1:{port}{call.path}",
+            "--",
+            body_file.name,
+        ]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary = next((line[6:] for line in completed.stdout.splitlines() if line.startswith("BENCH ")), None)
     if completed.returncode != 0 or summary is None:
@@ -60,5 +69,6 @@ def run_wrk(port: int, call: Call, connections: int, seconds: float) -> LoadRun:
     errors = sum(figures[name] for name in figures if name.endswith("_errors"))
     if errors:
         raise BenchError(f"wrk saw {errors} failed requests on {call.path}: {figures}")
-    return LoadRun(figures["requests"], errors, figures["duration_us"] / 1e6,
-                   figures["p50_us"] / 1000, figures["p99_us"] / 1000)
+    return LoadRun(
+        figures["requests"], errors, figures["duration_us"] / 1e6, figures["p50_us"] / 1000, figures["p99_us"] / 1000
+    )

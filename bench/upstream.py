@@ -9,9 +9,10 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tests.integration.conftest import REPLAY_ALIASES
 from tests.support import recordings
-from tests.support.upstream import LOOPBACK_HOST, REPO_ROOT
+from tests.support.paths import REPO_ROOT
+from tests.support.service import REPLAY_ALIASES
+from tests.support.upstream import LOOPBACK_HOST
 
 # A model name the service accepts in ?model_name=, answered with a real provider's PNG.
 LARGE_IMAGE_MODEL = "bench/large-image"
@@ -68,7 +69,8 @@ class ReadyProcess:
     def start(self):
         """Start the process and wait for its `READY <port>` line."""
         self._process = subprocess.Popen(
-            self.command(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.command(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         ready, _, _ = select.select([self._process.stdout], [], [], READY_TIMEOUT_SECONDS)
         line = self._process.stdout.readline() if ready else ""
         if not line.startswith("READY "):
@@ -116,5 +118,13 @@ class BurstUpstreamProcess(ReadyProcess):
 
     def command(self) -> list[str]:
         """Return the command line."""
-        return [sys.executable, "-m", "bench.burst_upstream", "--port", "0", "--delay", str(self.latency),
-                *(["--hang"] if self.hang else [])]
+        return [
+            sys.executable,
+            "-m",
+            "bench.burst_upstream",
+            "--port",
+            "0",
+            "--delay",
+            str(self.latency),
+            *(["--hang"] if self.hang else []),
+        ]

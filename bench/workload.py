@@ -32,16 +32,21 @@ def _json_call(path: str, document: dict, status: int = 200, **headers: str) -> 
 
 def translation(num_sentences: int = 1) -> Call:
     """Translate zh to en through the service (sampling, so N results mean N upstream calls)."""
-    return _json_call("/api/infer/text-translation?model_type=zh2en",
-                      {"inputs": INPUTS, "args": {"num_sentences": num_sentences}})
+    return _json_call(
+        "/api/infer/text-translation?model_type=zh2en", {"inputs": INPUTS, "args": {"num_sentences": num_sentences}}
+    )
 
 
 def translation_direct() -> Call:
     """The upstream call the service makes for `translation()`."""
-    return _json_call(TRANSLATION_MODEL_PATH, {
-        "inputs": f"<2en> {INPUTS}",
-        "parameters": {"generate_parameters": {"do_sample": True, "top_k": 30, "max_new_tokens": 128}},
-    }, **{"x-use-cache": "false"})
+    return _json_call(
+        TRANSLATION_MODEL_PATH,
+        {
+            "inputs": f"<2en> {INPUTS}",
+            "parameters": {"generate_parameters": {"do_sample": True, "top_k": 30, "max_new_tokens": 128}},
+        },
+        **{"x-use-cache": "false"},
+    )
 
 
 def text_to_image(model_name: str | None = None) -> Call:
@@ -52,8 +57,9 @@ def text_to_image(model_name: str | None = None) -> Call:
 
 def text_to_image_direct(path: str = IMAGE_MODEL_PATH) -> Call:
     """The upstream call the service makes for `text_to_image()`."""
-    return _json_call(path, {"inputs": INPUTS, "parameters": {"seed": 1234}},
-                      Accept="image/png", **{"x-use-cache": "false"})
+    return _json_call(
+        path, {"inputs": INPUTS, "parameters": {"seed": 1234}}, Accept="image/png", **{"x-use-cache": "false"}
+    )
 
 
 def large_image() -> Call:
@@ -77,8 +83,11 @@ def completion_direct(sample: bool = False) -> Call:
     parameters = {"do_sample": sample, "max_new_tokens": 128, "return_full_text": False}
     if sample:
         parameters.update(top_k=30, seed=1234)
-    return _json_call(COMPLETION_MODEL_PATH, {"inputs": INPUTS, "parameters": parameters},
-                      **({"x-use-cache": "false"} if sample else {}))
+    return _json_call(
+        COMPLETION_MODEL_PATH,
+        {"inputs": INPUTS, "parameters": parameters},
+        **({"x-use-cache": "false"} if sample else {}),
+    )
 
 
 def text_to_text() -> Call:

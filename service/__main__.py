@@ -1,4 +1,5 @@
-"""`python -m service models`: print the configured routes and their live status."""
+"""Operator commands: `python -m service models` prints the configured routes and their live
+status; `python -m service settings --env|--markdown` writes out every setting."""
 
 import sys
 
@@ -17,20 +18,30 @@ def print_models_table(out=None) -> None:
     rows = [("ROUTE", "#", "MODEL", "PROTOCOL", "PROVIDER", "STATUS")]
     for route in report:
         for order, target in enumerate(route["targets"], start=1):
-            rows.append((route["route"], str(order), target["model"], target["protocol"], target["provider"], target["status"]))
+            rows.append(
+                (route["route"], str(order), target["model"], target["protocol"], target["provider"], target["status"])
+            )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+USAGE = "usage: python -m service models | python -m service settings --env|--markdown\n"
 
 
 def main(argv=None) -> int:
     """Dispatch the operator sub-command."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["models"]:
-        sys.stderr.write("usage: python -m service models\n")
-        return 2
-    print_models_table()
-    return 0
+    if argv == ["models"]:
+        print_models_table()
+        return 0
+    if argv in (["settings", "--env"], ["settings", "--markdown"]):
+        from service import settings_docs
+
+        sys.stdout.write(settings_docs.env_example() if argv[1] == "--env" else settings_docs.markdown_table() + "\n")
+        return 0
+    sys.stderr.write(USAGE)
+    return 2
 
 
 if __name__ == "__main__":

@@ -64,11 +64,7 @@ class Route:
 
 def is_valid_model_name(name: str) -> bool:
     """Tell whether a caller-supplied model name is a safe Hub id or alias."""
-    return (
-        len(name) <= MAX_MODEL_NAME_LENGTH
-        and _MODEL_ID.fullmatch(name) is not None
-        and ".." not in name
-    )
+    return len(name) <= MAX_MODEL_NAME_LENGTH and _MODEL_ID.fullmatch(name) is not None and ".." not in name
 
 
 class Catalog:

@@ -5,22 +5,13 @@ import logging
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from service.errors import GatewayError, PayloadTooLarge
+from service.errors import GatewayError, PayloadTooLarge, http_error_type
 from service.request_id import request_id
 
 log = logging.getLogger(__name__)
 
 # Long enough for any upstream's explanation, short enough for a log line and a terminal.
 MAX_MESSAGE_CHARS = 500
-
-# Werkzeug's own HTTP errors, named in the service's vocabulary.
-_HTTP_ERROR_TYPES = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
 
 
 def error_response(status: int, error_type: str, message: str, errors=None, headers=None):
@@ -49,7 +40,7 @@ def handle_http_exception(exc: HTTPException):
     if status == 413:
         message = PayloadTooLarge.over(current_app.extensions["gateway"].settings.max_body_bytes).message
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
-    return error_response(status, _HTTP_ERROR_TYPES.get(status, "http_error"), message, headers=headers)
+    return error_response(status, http_error_type(status), message, headers=headers)
 
 
 def handle_unexpected(exc: Exception):

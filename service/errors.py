@@ -156,6 +156,33 @@ class UpstreamTimeout(GatewayError, TimeoutError):
     error_type = "upstream_timeout"
 
 
+# Errors Flask raises itself (routing, methods, static files), named as the service names them.
+HTTP_ERROR_TYPES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+# Any other status Flask raises (416 on a static file...).
+OTHER_HTTP_ERROR_TYPE = "http_error"
+
+
+def http_error_type(status: int) -> str:
+    """Name an HTTP error Flask raised."""
+    return HTTP_ERROR_TYPES.get(status, OTHER_HTTP_ERROR_TYPE)
+
+
+def error_types() -> list:
+    """Name every error_type the service can answer with: its exception classes, then Flask's errors."""
+    names, pending = set(), [GatewayError]
+    while pending:
+        error_class = pending.pop()
+        names.add(error_class.error_type)
+        pending.extend(error_class.__subclasses__())
+    return sorted(names | set(HTTP_ERROR_TYPES.values()) | {OTHER_HTTP_ERROR_TYPE})
+
+
 def byte_size(count: int) -> str:
     """Say a byte count the way people read it: 1 MiB, 512 KiB, 1000 bytes."""
     for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.catalog import Catalog, ModelTarget
-from service.errors import GatewayError, ModelNotFound
 from service.context import outside_request
+from service.errors import GatewayError, ModelNotFound
 from service.hub.client import HubClient
 from service.hub.messages import UpstreamRequest
 from service.hub.providers import provider_of
@@ -61,7 +61,7 @@ class LivenessChecker:
         stale = sorted(model_ids - set(fresh))
         if stale:
             with ThreadPoolExecutor(min(_LOOKUP_THREADS, len(stale))) as pool:
-                found = dict(zip(stale, pool.map(self._lookup, stale)))
+                found = dict(zip(stale, pool.map(self._lookup, stale), strict=True))
             with self._lock:
                 for model_id, entry in found.items():
                     self._cache[model_id] = (now + self.settings.liveness_cache_seconds, entry)

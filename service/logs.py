@@ -6,7 +6,6 @@ import sys
 from flask import request
 
 from service import context
-
 from service.catalog import Catalog, CatalogError
 from service.json_logs import json_formatter
 from service.redaction import Redactor, secrets_of

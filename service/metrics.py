@@ -30,25 +30,35 @@ class GatewayMetrics:
 
     def __init__(self, registry=REGISTRY):
         self.requests = Counter(
-            "hf_gateway_requests", "Inference requests answered, by task, model and status.",
-            ["task", "model", "status"], registry=registry,
+            "hf_gateway_requests",
+            "Inference requests answered, by task, model and status.",
+            ["task", "model", "status"],
+            registry=registry,
         )
         self.request_duration = Histogram(
-            "hf_gateway_request_duration_seconds", "Time to answer an inference request, by task.",
-            ["task"], buckets=REQUEST_BUCKETS, registry=registry,
+            "hf_gateway_request_duration_seconds",
+            "Time to answer an inference request, by task.",
+            ["task"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
         )
         self.requests_in_flight = Gauge(
-            "hf_gateway_requests_in_flight", "Inference requests being handled now, across live workers.",
-            multiprocess_mode="livesum", registry=registry,
+            "hf_gateway_requests_in_flight",
+            "Inference requests being handled now, across live workers.",
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.upstream_attempts = Counter(
             "hf_gateway_upstream_attempts",
             "Upstream HTTP attempts, by outcome (success, retry, give_up) and the error that caused a retry or give-up.",
-            ["outcome", "reason"], registry=registry,
+            ["outcome", "reason"],
+            registry=registry,
         )
         self.upstream_duration = Histogram(
-            "hf_gateway_upstream_attempt_duration_seconds", "Time one upstream HTTP attempt took, body included.",
-            buckets=UPSTREAM_BUCKETS, registry=registry,
+            "hf_gateway_upstream_attempt_duration_seconds",
+            "Time one upstream HTTP attempt took, body included.",
+            buckets=UPSTREAM_BUCKETS,
+            registry=registry,
         )
 
 

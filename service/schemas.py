@@ -70,13 +70,17 @@ class _Args(ma.Schema):
         unknown = ma.RAISE
 
     num_sentences = _int(1, 1, TRANSLATION.max_results, metadata={"description": "How many results to return."})
-    seed = _int(low=0, high=MAX_SEED, metadata={"description": "Seed of the first result; the next ones use seed+1, seed+2..."})
+    seed = _int(
+        low=0, high=MAX_SEED, metadata={"description": "Seed of the first result; the next ones use seed+1, seed+2..."}
+    )
 
 
 class _SamplingArgs(_Args):
     """Sampling args of the text tasks."""
 
-    do_sample = StrictBoolean(load_default=True, metadata={"description": "Sample; false gives the same answer every time."})
+    do_sample = StrictBoolean(
+        load_default=True, metadata={"description": "Sample; false gives the same answer every time."}
+    )
     top_k = _int(30, 1, 1_000_000)
     top_p = _float(1.0, 0.0, 1.0, min_inclusive=False)
     temperature = _float(low=0.0, high=100.0, min_inclusive=False)
@@ -123,7 +127,10 @@ class InferRequestSchema(ma.Schema):
         unknown = ma.RAISE
 
     inputs = ma.fields.String(required=True, metadata={"description": "The text to work on (a prompt for images)."})
-    args = ArgsField(load_default=dict, metadata={"description": "Task arguments: a JSON object, or a string holding one (\"\" means {})."})
+    args = ArgsField(
+        load_default=dict,
+        metadata={"description": 'Task arguments: a JSON object, or a string holding one ("" means {}).'},
+    )
     # The original service's documentation lists num_sentences beside inputs; its examples put
     # it in args. Both work; the two disagreeing is an error.
     num_sentences = ma.fields.Raw(metadata={"description": "Also accepted here: the same as args.num_sentences."})
@@ -162,7 +169,9 @@ class QuerySchema(ma.Schema):
 
     model_name = ma.fields.String(
         validate=validate.Length(min=1, max=128),
-        metadata={"description": "A Hub model id (`name` or `org/name`) or a configured key or alias; bypasses the fallback chain."},
+        metadata={
+            "description": "A Hub model id (`name` or `org/name`) or a configured key or alias; bypasses the fallback chain."
+        },
     )
     model_type = ma.fields.String(
         validate=validate.Regexp(r"^[a-z]{2,3}2[a-z]{2,3}$", error="Must look like zh2en."),

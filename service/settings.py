@@ -133,16 +133,25 @@ class Settings:
         HUB_TOKEN, None, _text, "your Hugging Face token; never logged, never defaulted", UPSTREAM, shown="none"
     )
     hf_api_base: str = _variable(
-        "HF_API_BASE", "https://router.huggingface.co/hf-inference/models", _url,
-        "the hosted route for `hf-inference` models", UPSTREAM,
+        "HF_API_BASE",
+        "https://router.huggingface.co/hf-inference/models",
+        _url,
+        "the hosted route for `hf-inference` models",
+        UPSTREAM,
     )
     hf_router_base: str = _variable(
-        "HF_ROUTER_BASE", "https://router.huggingface.co/v1", _url,
-        "the router's OpenAI-style base, for `openai-chat`", UPSTREAM,
+        "HF_ROUTER_BASE",
+        "https://router.huggingface.co/v1",
+        _url,
+        "the router's OpenAI-style base, for `openai-chat`",
+        UPSTREAM,
     )
     hf_providers_base: str = _variable(
-        "HF_PROVIDERS_BASE", "https://router.huggingface.co", _url,
-        "the router's root, for provider routes (`/fal-ai/…`, `/replicate/…`, `/together/…`)", UPSTREAM,
+        "HF_PROVIDERS_BASE",
+        "https://router.huggingface.co",
+        _url,
+        "the router's root, for provider routes (`/fal-ai/…`, `/replicate/…`, `/together/…`)",
+        UPSTREAM,
     )
     hf_hub_api_base: str = _variable(
         "HF_HUB_API_BASE", "https://huggingface.co/api", _url, "the Hub's model API, for liveness", UPSTREAM
@@ -151,11 +160,19 @@ class Settings:
         "LIVENESS_CACHE_SECONDS", 300.0, _positive_float, "how long a liveness answer is reused", UPSTREAM
     )
     models_config: Path = _variable(
-        "MODELS_CONFIG", DEFAULT_MODELS_CONFIG, _path, "the model configuration file", UPSTREAM,
+        "MODELS_CONFIG",
+        DEFAULT_MODELS_CONFIG,
+        _path,
+        "the model configuration file",
+        UPSTREAM,
         shown="`config/models.toml`",
     )
     text_deadline: float = _variable(
-        "TEXT_DEADLINE_SECONDS", 30.0, _positive_float, "deadline of the text tasks, every attempt and wait included", DEADLINES
+        "TEXT_DEADLINE_SECONDS",
+        30.0,
+        _positive_float,
+        "deadline of the text tasks, every attempt and wait included",
+        DEADLINES,
     )
     image_deadline: float = _variable(
         "IMAGE_DEADLINE_SECONDS", 90.0, _positive_float, "deadline of text-to-image", DEADLINES
@@ -164,8 +181,11 @@ class Settings:
         "UPSTREAM_CONNECT_TIMEOUT", 5.0, _positive_float, "connect timeout of one upstream attempt", DEADLINES
     )
     body_timeout: float = _variable(
-        "BODY_TIMEOUT_SECONDS", 15.0, _positive_float,
-        "time a caller has to send its whole request body; later is `408` and the connection is closed", DEADLINES,
+        "BODY_TIMEOUT_SECONDS",
+        15.0,
+        _positive_float,
+        "time a caller has to send its whole request body; later is `408` and the connection is closed",
+        DEADLINES,
     )
     max_input_chars: int = _variable("MAX_INPUT_CHARS", 10_000, _positive_int, "longest `inputs`", LIMITS)
     max_body_bytes: int = _variable(
@@ -175,59 +195,96 @@ class Settings:
         "MAX_IMAGE_BYTES", 20 * 1024 * 1024, _positive_int, "largest image accepted from upstream", LIMITS
     )
     fanout_concurrency: int = _variable(
-        "FANOUT_CONCURRENCY", 10, _positive_int,
-        "upstream calls one request makes at once for `num_sentences` (10 sends them all at once)", LIMITS,
+        "FANOUT_CONCURRENCY",
+        10,
+        _positive_int,
+        "upstream calls one request makes at once for `num_sentences` (10 sends them all at once)",
+        LIMITS,
     )
     upstream_pool_size: int = _variable(
-        "UPSTREAM_POOL_SIZE", 1024, _positive_int,
+        "UPSTREAM_POOL_SIZE",
+        1024,
+        _positive_int,
         "keep-alive connections per upstream host and worker; when all are busy a call waits for one "
-        "within its deadline (then `504`), never more connections", LIMITS,
+        "within its deadline (then `504`), never more connections",
+        LIMITS,
     )
     fanout_workers: int = _variable(
-        "FANOUT_WORKERS", 1024, _positive_int,
-        "fan-out calls in flight per worker (threads, or greenlets under gevent); more wait their turn", LIMITS,
+        "FANOUT_WORKERS",
+        1024,
+        _positive_int,
+        "fan-out calls in flight per worker (threads, or greenlets under gevent); more wait their turn",
+        LIMITS,
     )
     host: str = _variable("HOST", "0.0.0.0", _text, "where gunicorn listens", SERVING)
     port: int = _variable("PORT", 8098, _port, "the port gunicorn listens on", SERVING)
     worker_class: str = _variable(
-        "WORKER_CLASS", "gevent", _choice(*WORKER_CLASSES),
+        "WORKER_CLASS",
+        "gevent",
+        _choice(*WORKER_CLASSES),
         "`gevent`: each worker holds thousands of waiting requests as greenlets; `gthread`: a thread per "
-        "request in flight (`GUNICORN_THREADS`)", SERVING,
+        "request in flight (`GUNICORN_THREADS`)",
+        SERVING,
     )
     workers: int = _variable(
-        "WEB_CONCURRENCY", os.cpu_count() or 1, _positive_int, "gunicorn worker processes", SERVING,
+        "WEB_CONCURRENCY",
+        os.cpu_count() or 1,
+        _positive_int,
+        "gunicorn worker processes",
+        SERVING,
         shown="number of cores",
     )
     worker_connections: int = _variable(
-        "WORKER_CONNECTIONS", 2048, _positive_int,
-        "connections one worker holds at once (gevent: requests in flight and kept-alive connections)", SERVING,
+        "WORKER_CONNECTIONS",
+        2048,
+        _positive_int,
+        "connections one worker holds at once (gevent: requests in flight and kept-alive connections)",
+        SERVING,
     )
     threads: int = _variable(
-        "GUNICORN_THREADS", 64, _positive_int, "threads per worker, the requests it serves at once (gthread only)", SERVING
+        "GUNICORN_THREADS",
+        64,
+        _positive_int,
+        "threads per worker, the requests it serves at once (gthread only)",
+        SERVING,
     )
     max_requests: int = _variable(
         "MAX_REQUESTS", 20_000, _positive_int, "recycle a worker after this many requests (±10% jitter)", SERVING
     )
     keepalive: int = _variable(
-        "KEEPALIVE_SECONDS", 75, _positive_int,
-        "keep-alive towards nginx; also the time a caller has to send a request's headers", SERVING,
+        "KEEPALIVE_SECONDS",
+        75,
+        _positive_int,
+        "keep-alive towards nginx; also the time a caller has to send a request's headers",
+        SERVING,
     )
     forwarded_allow_ips: str = _variable(
         "FORWARDED_ALLOW_IPS", "127.0.0.1", _text, "front proxies whose `X-Forwarded-*` headers are trusted", SERVING
     )
     log_level: str = _variable("LOG_LEVEL", "info", _choice(*LOG_LEVELS), "log level", LOGS)
     log_format: str = _variable(
-        "LOG_FORMAT", "text", _choice(*LOG_FORMATS),
-        "`json`: the service's lines and gunicorn's own (access log included) as one JSON object per line", LOGS,
+        "LOG_FORMAT",
+        "text",
+        _choice(*LOG_FORMATS),
+        "`json`: the service's lines and gunicorn's own (access log included) as one JSON object per line",
+        LOGS,
     )
     access_log: str | None = _variable(
-        "ACCESS_LOG", None, _text, "gunicorn's own access log (`-` for stderr); the service already logs one line per request",
-        LOGS, shown="off",
+        "ACCESS_LOG",
+        None,
+        _text,
+        "gunicorn's own access log (`-` for stderr); the service already logs one line per request",
+        LOGS,
+        shown="off",
     )
     api_keys: frozenset = _variable(
-        "API_KEYS", frozenset(), _api_keys,
+        "API_KEYS",
+        frozenset(),
+        _api_keys,
         "client keys, comma separated (`API_KEYS_FILE`: a file of them, one per line); when set, every `/api/` "
-        "call needs one", CLIENTS, shown="none",
+        "call needs one",
+        CLIENTS,
+        shown="none",
     )
     # The environment as read, for the tokens models name with `token_env` (never printed).
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)

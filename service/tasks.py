@@ -31,7 +31,11 @@ class Task:
 
 
 TRANSLATION = Task(
-    "text-translation", "Translate text between the configured language pairs.", "text", 10, "translation",
+    "text-translation",
+    "Translate text between the configured language pairs.",
+    "text",
+    10,
+    "translation",
     language_pair=True,
 )
 COMPLETION = Task("text-completion", "Continue a text.", "text", 10, "text-generation")

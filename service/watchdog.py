@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 
-
 # Released entries may stay in the heap until they come up; past this many, it is rebuilt.
 COMPACT_AFTER = 1024
 

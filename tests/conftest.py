@@ -1,21 +1,76 @@
-"""Fixtures and guards shared by every test module."""
+"""Fixtures and guards shared by every test module.
 
-import os
-import sys
-from pathlib import Path
+Unit tests: `app` and `client` on a fake `clock`, the Hub mocked at the HTTP boundary
+(`mock_hub`). Tests of real processes: `loopback`, the session's loopback upstream, and
+`upstream`, the same with no scripts and an empty request log for each test.
+"""
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-_OUTSIDE = str(REPO_ROOT.parent) + os.sep
-_INSIDE = str(REPO_ROOT) + os.sep
+import logging
 
+import pytest
+import responses
 
-def _refuse_reads_beside_the_repository(event: str, args: tuple) -> None:
-    """Fail any open() of a file next to the repository: a fresh clone has nothing there."""
-    if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
-        return
-    path = os.path.abspath(os.fsdecode(args[0]))
-    if path.startswith(_OUTSIDE) and not (path + os.sep).startswith(_INSIDE):
-        raise PermissionError(f"the tests may read only inside the repository, not {path}")
+from service.hub import deadline as deadline_module
+from tests.support.app import TEST_CATALOG, FakeClock, make_app, make_settings
+from tests.support.service import REPLAY_ALIASES
+from tests.support.upstream import LoopbackUpstream
 
 
-sys.addaudithook(_refuse_reads_beside_the_repository)
+@pytest.fixture
+def clock(monkeypatch):
+    """Replace the deadline clock and the retry sleep with a fake clock."""
+    fake = FakeClock()
+    monkeypatch.setattr(deadline_module, "_now", fake.monotonic)
+    return fake
+
+
+@pytest.fixture
+def settings():
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings, clock):
+    return make_app(settings, TEST_CATALOG, clock)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def mock_hub():
+    """The Hub mocked at the HTTP boundary; every request the service makes must be expected."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def captured_logs(caplog):
+    """Capture every log record of the service at DEBUG and above."""
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("service").propagate = True
+    yield caplog
+    logging.getLogger("service").propagate = False
+
+
+@pytest.fixture(scope="session")
+def loopback():
+    """The session's loopback upstream, answering the shipped models with recordings of their task."""
+    with LoopbackUpstream() as upstream:
+        for path, recorded in REPLAY_ALIASES.items():
+            upstream.alias(path, recorded)
+        yield upstream
+
+
+@pytest.fixture
+def upstream(loopback):
+    """The loopback upstream with no scripts and an empty request log."""
+    loopback.wait_idle()
+    loopback.clear_scripts()
+    loopback.reset_log()
+    yield loopback
+    # Stalled answers end when the service hangs up; give them a moment before the next test.
+    loopback.wait_idle()
+    loopback.clear_scripts()

@@ -22,4 +22,7 @@ fi
 if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
+# One style for the whole tree (pyproject.toml): lint and formatting fail the run first.
+"$VENV/bin/ruff" check --quiet .
+"$VENV/bin/ruff" format --check --quiet .
 exec "$VENV/bin/python" -m pytest -c tests/pytest.ini --rootdir=. "$@"

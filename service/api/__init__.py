@@ -4,9 +4,9 @@ from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from service.api import completion, docs, health, metrics, models, readiness, text_to_image, text_to_text, translation
-from service.tasks import TASK_TYPES
 from service.error_handlers import handle_gateway_error, handle_http_exception
 from service.errors import UnknownTask
+from service.tasks import TASK_TYPES
 
 unknown_task = Blueprint("unknown_task", __name__)
 _INFER_PREFIX = "/api/infer/"

@@ -215,9 +215,7 @@ def _probe_answer(description: str, properties: dict) -> dict:
         "description": description,
         "headers": {"X-Request-ID": "RequestId"},
         "content": {
-            "application/json": {
-                "schema": {"type": "object", "required": sorted(properties), "properties": properties}
-            }
+            "application/json": {"schema": {"type": "object", "required": sorted(properties), "properties": properties}}
         },
     }
 
@@ -246,6 +244,8 @@ def _add_operations(spec, settings) -> None:
         "operationId": "metrics",
         "tags": ["operations"],
         "summary": "Expose every worker's metrics in the Prometheus text format.",
-        "responses": {"200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        "responses": {
+            "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
     }
     spec.path(path="/metrics", operations={"get": metrics})

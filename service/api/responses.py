@@ -3,18 +3,16 @@
 import marshmallow as ma
 from marshmallow import validate
 
-from service.errors import GatewayError
+from service.errors import error_types
 from service.tasks import Task
-from service.error_handlers import _HTTP_ERROR_TYPES
-
-# What error_handlers answers for an HTTP error it has no name for (416 on a static file...).
-FALLBACK_ERROR_TYPE = "http_error"
 
 
 class ImageResultSchema(ma.Schema):
     """One image of a text-to-image answer."""
 
-    image_base64 = ma.fields.String(required=True, metadata={"format": "byte", "description": "The image bytes, base64."})
+    image_base64 = ma.fields.String(
+        required=True, metadata={"format": "byte", "description": "The image bytes, base64."}
+    )
     content_type = ma.fields.String(
         required=True, metadata={"example": "image/jpeg", "description": "The type the upstream sent."}
     )
@@ -48,11 +46,15 @@ class TargetStatusSchema(ma.Schema):
     provider = ma.fields.String(required=True, metadata={"description": "`auto` when the router chooses."})
     status = ma.fields.String(
         required=True,
-        metadata={"description": "live, staging, error, not_served, not_found, self-hosted, or why the Hub could not say."},
+        metadata={
+            "description": "live, staging, error, not_served, not_found, self-hosted, or why the Hub could not say."
+        },
     )
     url = ma.fields.String(metadata={"description": "Self-hosted models: their server."})
     providers = ma.fields.Dict(
-        keys=ma.fields.String(), values=ma.fields.String(), metadata={"description": "Provider -> status, from the Hub."}
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "Provider -> status, from the Hub."},
     )
 
 
@@ -68,16 +70,6 @@ class ModelsReportSchema(ma.Schema):
 
     routes = ma.fields.List(ma.fields.Nested(RouteReportSchema), required=True)
     default_pair = ma.fields.String(required=True, metadata={"example": "zh2en"})
-
-
-def error_types() -> list:
-    """Name every error_type the service can answer with, from its exception classes."""
-    names, pending = set(), [GatewayError]
-    while pending:
-        error_class = pending.pop()
-        names.add(error_class.error_type)
-        pending.extend(error_class.__subclasses__())
-    return sorted(names | set(_HTTP_ERROR_TYPES.values()) | {FALLBACK_ERROR_TYPE})
 
 
 class ErrorSchema(ma.Schema):

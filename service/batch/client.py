@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import Any
 
 import requests
-from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_when_event_set, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
 
 from service.batch.inputs import BatchItem
 
@@ -66,7 +73,9 @@ def outcome_of(response: requests.Response) -> Outcome:
     if isinstance(body, dict) and "error_type" in body:
         return error_outcome(response.status_code, body["error_type"], str(body.get("message", "")), retry_after)
     # Not the service's own error shape: a proxy in between answered, or something odd did.
-    return error_outcome(response.status_code, "http_error", response.text.strip() or response.reason or "", retry_after)
+    return error_outcome(
+        response.status_code, "http_error", response.text.strip() or response.reason or "", retry_after
+    )
 
 
 class GatewayClient:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 FORMATS = ("auto", "jsonl", "text")
 JSONL_KEYS = frozenset({"id", "inputs", "args"})
@@ -76,12 +77,12 @@ def item_from_jsonl(number: int, text: str, defaults: dict) -> BatchItem:
     except ValueError as exc:
         raise InputError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object with \"inputs\"")
+        raise InputError(f'{where}: expected a JSON object with "inputs"')
     unknown = sorted(set(record) - JSONL_KEYS)
     if unknown:
         raise InputError(f"{where}: unknown keys {', '.join(unknown)} (allowed: id, inputs, args)")
     if "inputs" not in record:
-        raise InputError(f"{where}: \"inputs\" is missing")
+        raise InputError(f'{where}: "inputs" is missing')
     item_id = record.get("id", number)
     if isinstance(item_id, bool) or not isinstance(item_id, (int, str)) or item_id == "":
         raise InputError(f"{where}: id must be a non-empty string or an integer")
@@ -103,7 +104,7 @@ def read_items(stream: TextIO, input_format: str = "auto", defaults: dict | None
 def ensure_unique_ids(items: Iterable[BatchItem], line_numbers: list[int]) -> None:
     """Refuse two lines with the same id: resuming could not tell them apart."""
     first_line: dict[str, int] = {}
-    for item, number in zip(items, line_numbers):
+    for item, number in zip(items, line_numbers, strict=True):
         key = id_key(item.id)
         if key in first_line:
             raise InputError(f"line {number}: id {key} repeats line {first_line[key]}")

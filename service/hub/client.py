@@ -44,8 +44,16 @@ class HubClient:
         """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
         checked = check_download(link.url, allowed_hosts, self._resolve)
         headers = {"Accept": "image/*", "Host": checked.host_header}
-        request = UpstreamRequest(url=checked.url, payload=None, method="GET", headers=headers, wants_image=True,
-                                  to_hub=False, connect_to=checked.address, credential=None)
+        request = UpstreamRequest(
+            url=checked.url,
+            payload=None,
+            method="GET",
+            headers=headers,
+            wants_image=True,
+            to_hub=False,
+            connect_to=checked.address,
+            credential=None,
+        )
         return image_from_reply(self.call(request, context))
 
     def pause(self, seconds: float) -> None:
@@ -58,8 +66,10 @@ class HubClient:
         metrics.count_upstream_outcome(metrics.RETRY, metrics.upstream_failure_reason(exc))
         log.info(
             "upstream retry request_id=%s attempt=%d reason=%s wait=%.2fs",
-            retry_state.kwargs["context"].request_id, retry_state.attempt_number,
-            getattr(exc, "error_type", type(exc).__name__), retry_state.upcoming_sleep,
+            retry_state.kwargs["context"].request_id,
+            retry_state.attempt_number,
+            getattr(exc, "error_type", type(exc).__name__),
+            retry_state.upcoming_sleep,
         )
 
     def _attempt(self, request: UpstreamRequest, context: RequestContext, deadline) -> UpstreamReply:

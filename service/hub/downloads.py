@@ -22,7 +22,9 @@ from service.errors import UpstreamError
 MAX_URL_CHARS = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Host names only: letters, digits, hyphens and dots. No `%`, `[`, `_`, `@` or anything else.
-_HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?"
+)
 # A last label of digits (or 0x...) makes the C resolver read the whole host as an IPv4
 # address in one of its old forms (2130706433, 0x7f000001, 127.1, 0177.0.0.1).
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
@@ -66,7 +68,9 @@ def check_download(url, allowed: tuple, resolve=socket.getaddrinfo) -> CheckedDo
     origin = f"{scheme}://{host}" + (f":{parsed.port}" if parsed.port is not None else "")
     explicit = origin in allowed
     if not explicit and not (scheme == "https" and port == 443 and _is_name(host) and _name_allowed(host, allowed)):
-        raise UpstreamError(f"refused to download the result from {origin}: not an allowed https host for this provider")
+        raise UpstreamError(
+            f"refused to download the result from {origin}: not an allowed https host for this provider"
+        )
     address = _checked_address(host, port, resolve, public_only=not explicit)
     rebuilt = origin + parsed.request_uri
     return CheckedDownload(url=rebuilt, host=host, port=port, address=address)
@@ -120,14 +124,18 @@ def _checked_address(host: str, port: int, resolve, public_only: bool) -> str:
     try:
         answers = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise UpstreamError(f"could not resolve the result host {host} ({type(exc).__name__})", retryable=True) from None
+        raise UpstreamError(
+            f"could not resolve the result host {host} ({type(exc).__name__})", retryable=True
+        ) from None
     addresses = [answer[4][0] for answer in answers]
     if not addresses:
         raise UpstreamError(f"the result host {host} has no address")
     if public_only:
         for address in addresses:
             if not is_public_address(address):
-                raise UpstreamError(f"refused to download the result from {host}: it resolves to a private or special address")
+                raise UpstreamError(
+                    f"refused to download the result from {host}: it resolves to a private or special address"
+                )
     return addresses[0]
 
 

@@ -22,6 +22,8 @@ _NOT_SERVED = re.compile(
     r"not supported by (any |the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
     re.IGNORECASE,
 )
+
+
 def missing_token_hint(variable: str = HUB_TOKEN) -> str:
     """Tell the operator which token is missing and how to set it."""
     if variable == HUB_TOKEN:

@@ -1,7 +1,6 @@
 """Send one request upstream and read its answer within the deadline and a size limit."""
 
 import os
-import socket
 import threading
 
 import requests
@@ -10,8 +9,8 @@ from requests.adapters import HTTPAdapter
 
 from service.errors import UpstreamError, UpstreamTimeout
 from service.hub.deadline import Deadline
-from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.images import let_others_run
+from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.watchdog import WATCHED_POOL_CLASSES, begin_attempt, end_attempt
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -68,7 +67,11 @@ class WatchedAdapter(HTTPAdapter):
         address = getattr(request, "connect_to", None)
         if address:
             if host_params["scheme"] == "https":  # TLS still names and verifies the checked host
-                pool_kwargs = {**pool_kwargs, "server_hostname": host_params["host"], "assert_hostname": host_params["host"]}
+                pool_kwargs = {
+                    **pool_kwargs,
+                    "server_hostname": host_params["host"],
+                    "assert_hostname": host_params["host"],
+                }
             host_params = {**host_params, "host": address}
         return host_params, pool_kwargs
 
@@ -89,7 +92,8 @@ def send(
         try:
             prepared = _prepare(session, request)
             response = session.get_adapter(prepared.url).send(
-                prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={})
+                prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={}
+            )
         except urllib3.exceptions.EmptyPoolError as exc:
             raise UpstreamTimeout("no upstream connection became free before the deadline", retryable=True) from exc
         except _READ_FAILURES as exc:
@@ -170,7 +174,7 @@ def _read_chunk(response: requests.Response, deadline: Deadline) -> bytes:
     """Read what has arrived (up to one chunk), translating transport failures."""
     try:
         return response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
-    except (socket.timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
         raise UpstreamTimeout("the deadline passed while the upstream was still sending", retryable=True) from exc
     except _READ_FAILURES as exc:
         if deadline.expired():

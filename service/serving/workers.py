@@ -21,7 +21,11 @@ log = logging.getLogger("gunicorn.error")
 # What gunicorn refuses before the app sees a request, in the service's vocabulary. The
 # messages are fixed: what the caller sent is never echoed (it may hold a key).
 _PARSE_ERRORS = (
-    (http_errors.LimitRequestLine, UriTooLong, "the request line is longer than the service accepts; send long inputs in the body"),
+    (
+        http_errors.LimitRequestLine,
+        UriTooLong,
+        "the request line is longer than the service accepts; send long inputs in the body",
+    ),
     (http_errors.LimitRequestHeaders, HeadersTooLarge, "the request headers are too many or too large"),
     (http_errors.ParseException, InvalidRequest, "the request is not valid HTTP/1.1"),
 )
@@ -29,7 +33,12 @@ _PARSE_ERRORS = (
 # request a client may already be sending.
 STOP_KEEPALIVE_LINGER = 2.0
 STOP_CHECK_SECONDS = 0.2
-_REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+_REASONS = {
+    400: "Bad Request",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
 
 
 def error_bytes(status: int, error_type: str, message: str, request_id: str) -> bytes:
@@ -48,14 +57,15 @@ class JsonErrors:
 
     def handle_error(self, req, client, addr, exc):
         request_id = uuid.uuid4().hex
-        for kind, error, message in _PARSE_ERRORS:
-            if isinstance(exc, kind):
-                status, error_type = error.status_code, error.error_type
-                log.warning("refused request request_id=%s status=%d reason=%s", request_id, status, type(exc).__name__)
-                break
+        refusal = next(((error, message) for kind, error, message in _PARSE_ERRORS if isinstance(exc, kind)), None)
+        if refusal:
+            error, message = refusal
+            status, error_type = error.status_code, error.error_type
+            log.warning("refused request request_id=%s status=%d reason=%s", request_id, status, type(exc).__name__)
         else:  # not the caller's fault: logged with its traceback, shown as internal_error
             log.exception("error handling request request_id=%s", request_id)
-            status, error_type, message = 500, "internal_error", "internal error; quote the request_id when reporting it"
+            status, error_type = 500, "internal_error"
+            message = "internal error; quote the request_id when reporting it"
         try:
             client.sendall(error_bytes(status, error_type, message, request_id))
         except OSError:

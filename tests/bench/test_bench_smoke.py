@@ -9,7 +9,7 @@ import pytest
 
 from bench.latency import percentile
 from bench.report import FIGURES, Figure, medians
-from tests.support.upstream import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -17,8 +17,13 @@ pytestmark = pytest.mark.integration
 def test_quick_run_reports_every_figure_in_the_table_and_the_json(tmp_path):
     out = tmp_path / "bench.json"
 
-    completed = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     document = json.loads(out.read_text(encoding="utf-8"))
@@ -55,12 +60,15 @@ def test_medians_keep_every_run():
     assert measured == {"a": {"median": 2.0, "runs": [3.0, 1.0, 2.0]}, "b": {"median": 5.0, "runs": [5.0]}}
 
 
-@pytest.mark.parametrize("figure, value, met", [
-    (Figure("k", "ceiling", "ms", 1.0), 1.0, True),
-    (Figure("k", "ceiling", "ms", 1.0), 1.01, False),
-    (Figure("k", "floor", "", 0.9, at_least=True), 0.89, False),
-    (Figure("k", "floor", "", 0.9, at_least=True), 0.95, True),
-    (Figure("k", "no target", "ms"), 123.0, None),
-])
+@pytest.mark.parametrize(
+    "figure, value, met",
+    [
+        (Figure("k", "ceiling", "ms", 1.0), 1.0, True),
+        (Figure("k", "ceiling", "ms", 1.0), 1.01, False),
+        (Figure("k", "floor", "", 0.9, at_least=True), 0.89, False),
+        (Figure("k", "floor", "", 0.9, at_least=True), 0.95, True),
+        (Figure("k", "no target", "ms"), 123.0, None),
+    ],
+)
 def test_targets_are_ceilings_unless_marked_as_floors(figure, value, met):
     assert figure.met(value) is met

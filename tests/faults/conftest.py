@@ -3,9 +3,14 @@
 import pytest
 import requests
 
-from tests.support.fault_service import TOKEN, WORKERS, booted_workers, fault_env, write_models_config
+from tests.support.fault_service import (
+    TOKEN,
+    WORKERS,
+    booted_workers,
+    fault_env,
+    write_models_config,
+)
 from tests.support.gunicorn_server import GunicornServer
-from tests.support.upstream import LoopbackUpstream
 
 
 class CapturedCalls:
@@ -23,7 +28,8 @@ class CapturedCalls:
     def leaks(self, secret: str) -> list:
         """Return the responses whose body or headers contain `secret`."""
         return [
-            response for response in self.responses
+            response
+            for response in self.responses
             if secret.encode() in response.content
             or any(secret in name or secret in value for name, value in response.headers.items())
         ]
@@ -39,32 +45,14 @@ def captured():
     return CapturedCalls()
 
 
-@pytest.fixture(scope="session")
-def fault_upstream():
-    with LoopbackUpstream() as loopback:
-        yield loopback
-
-
 @pytest.fixture(scope="session", params=["gevent", "gthread"])
-def fault_service(request, fault_upstream, models_config, captured, tmp_path_factory):
+def fault_service(request, loopback, models_config, captured, tmp_path_factory):
     """The service under each worker class in turn: every fault scenario runs under both."""
     log_path = tmp_path_factory.mktemp(f"gunicorn-faults-{request.param}") / "service.log"
-    env = fault_env(fault_upstream, models_config, WORKER_CLASS=request.param)
+    env = fault_env(loopback, models_config, WORKER_CLASS=request.param)
     with GunicornServer(env=env, log_path=log_path) as server:
         server.initial_workers = booted_workers(server, WORKERS)
         yield server
     # Over everything captured in every scenario, shutdown included.
     assert TOKEN not in server.log_text()
     assert not captured.leaks(TOKEN)
-
-
-@pytest.fixture
-def upstream(fault_upstream):
-    """The shared upstream with no scripts and an empty request log."""
-    fault_upstream.wait_idle()
-    fault_upstream.clear_scripts()
-    fault_upstream.reset_log()
-    yield fault_upstream
-    # Stalled answers end when the service hangs up; give them a moment before the next test.
-    fault_upstream.wait_idle()
-    fault_upstream.clear_scripts()

@@ -7,7 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.fault_service import TEXT_DEADLINE, TRANSLATION_BODY, TRANSLATION_PATH, fault_env, write_models_config
+from tests.support.fault_service import (
+    TEXT_DEADLINE,
+    TRANSLATION_BODY,
+    TRANSLATION_PATH,
+    fault_env,
+    write_models_config,
+)
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.upstream import Step
 
@@ -17,10 +23,15 @@ CALLERS = 60  # three waves of 20: the third cannot start before 3.0 s and end b
 
 
 @pytest.fixture(scope="module", params=["gevent", "gthread"])
-def small_pool_service(request, fault_upstream, tmp_path_factory):
+def small_pool_service(request, loopback, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"pool-{request.param}")
-    env = fault_env(fault_upstream, write_models_config(folder), WORKER_CLASS=request.param,
-                    UPSTREAM_POOL_SIZE=str(POOL_SIZE), GUNICORN_THREADS="64")
+    env = fault_env(
+        loopback,
+        write_models_config(folder),
+        WORKER_CLASS=request.param,
+        UPSTREAM_POOL_SIZE=str(POOL_SIZE),
+        GUNICORN_THREADS="64",
+    )
     with GunicornServer(env=env, log_path=folder / "service.log") as server:
         yield server
     log = server.log_text()

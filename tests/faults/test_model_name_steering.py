@@ -62,7 +62,9 @@ def test_steering_model_name_is_refused_before_any_upstream_call(fault_service, 
 def test_a_plain_hub_id_does_reach_the_upstream(fault_service, upstream, captured):
     # The same path with a valid id: proves the check above would see a request that got through.
     response = captured.post(
-        f"{fault_service.url}/api/infer/text-translation", params={"model_name": "t5-base"}, data=TRANSLATION_BODY,
+        f"{fault_service.url}/api/infer/text-translation",
+        params={"model_name": "t5-base"},
+        data=TRANSLATION_BODY,
     )
     assert response.status_code == 200, response.text
     assert [entry.path for entry in upstream.requests] == ["/hf-inference/models/t5-base"]

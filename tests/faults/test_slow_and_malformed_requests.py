@@ -19,10 +19,10 @@ MAX_BODY = 1024 * 1024
 
 
 @pytest.fixture(scope="module", params=["gevent", "gthread"])
-def service(request, fault_upstream, tmp_path_factory):
+def service(request, loopback, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"slow-{request.param}")
     env = fault_env(
-        fault_upstream, write_models_config(folder), WORKER_CLASS=request.param, BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT)
+        loopback, write_models_config(folder), WORKER_CLASS=request.param, BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT)
     )
     with GunicornServer(env=env, log_path=folder / "service.log") as server:
         server.worker_class = request.param
@@ -123,9 +123,7 @@ def chunked(body: bytes, piece: int = 64 * 1024) -> bytes:
 def test_a_chunked_body_over_the_limit_is_413(service, body):
     sock = connect(service)
     try:
-        sock.sendall(
-            b"POST /api/infer/text-translation HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
+        sock.sendall(b"POST /api/infer/text-translation HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         try:
             sock.sendall(chunked(body))
         except OSError:  # the service may close its side as soon as it has answered
@@ -140,7 +138,9 @@ def test_a_chunked_body_over_the_limit_is_413(service, body):
 
 def test_a_chunked_body_under_the_limit_is_served(service):
     response = requests.post(
-        f"{service.url}/api/infer/text-translation", data=iter([b'{"inputs": ', b'"\xe8\xbf\x9e\xe8\xa1\xa3\xe8\xa3\x99"}']), timeout=10
+        f"{service.url}/api/infer/text-translation",
+        data=iter([b'{"inputs": ', b'"\xe8\xbf\x9e\xe8\xa1\xa3\xe8\xa3\x99"}']),
+        timeout=10,
     )
     assert response.status_code == 200, response.text
 
@@ -149,7 +149,11 @@ def test_a_chunked_body_under_the_limit_is_served(service):
     "request_bytes, code, error_type",
     [
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(120)) + b"\r\n", 431, "headers_too_large"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(120)) + b"\r\n",
+            431,
+            "headers_too_large",
+        ),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n", 400, "invalid_request"),
         (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "invalid_request"),

@@ -86,32 +86,58 @@ def retry_after_seconds(response) -> int:
 
 FAILING_SCENARIOS = {
     "still loading, estimate beyond the deadline": (
-        Step(status=503, json=loading(20.0), repeat=50), 503, "model_unavailable"),
+        Step(status=503, json=loading(20.0), repeat=50),
+        503,
+        "model_unavailable",
+    ),
     "502 until the deadline": (
         Step(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html", repeat=200),
-        502, "upstream_error"),
-    "reset mid-body every time": (
-        Step(json=TRANSLATION_ANSWER, reset_after=5, repeat=200), 502, "upstream_error"),
+        502,
+        "upstream_error",
+    ),
+    "reset mid-body every time": (Step(json=TRANSLATION_ANSWER, reset_after=5, repeat=200), 502, "upstream_error"),
     "headers never come": (Step(never_respond=True, repeat=20), 504, "upstream_timeout"),
     "body trickles forever": (
-        Step(json=[{"translation_text": "x" * 400}], trickle=0.1, repeat=20), 504, "upstream_timeout"),
+        Step(json=[{"translation_text": "x" * 400}], trickle=0.1, repeat=20),
+        504,
+        "upstream_timeout",
+    ),
     "endless slow body": (
         Step(body=b'[{"translation_text": "', content_type="application/json", endless=True, repeat=20),
-        504, "upstream_timeout"),
+        504,
+        "upstream_timeout",
+    ),
     "endless fast body": (
-        Step(body=b'[{"translation_text": "', content_type="application/json", endless=True,
-             chunk_size=256 * 1024, trickle=0.001),
-        502, "upstream_error"),
+        Step(
+            body=b'[{"translation_text": "',
+            content_type="application/json",
+            endless=True,
+            chunk_size=256 * 1024,
+            trickle=0.001,
+        ),
+        502,
+        "upstream_error",
+    ),
     "garbage 200 body": (
-        Step(body=b"\x00\xff\xfe garbage \x80", content_type="application/json"), 502, "upstream_error"),
+        Step(body=b"\x00\xff\xfe garbage \x80", content_type="application/json"),
+        502,
+        "upstream_error",
+    ),
     "truncated JSON": (
-        Step(body=b'[{"translation_text": "Dre', content_type="application/json"), 502, "upstream_error"),
+        Step(body=b'[{"translation_text": "Dre', content_type="application/json"),
+        502,
+        "upstream_error",
+    ),
     "HTML error page with 200": (
-        Step(body="<!DOCTYPE html><html><body><h1>Service Unavailable</h1></body></html>",
-             content_type="text/html"),
-        502, "upstream_error"),
+        Step(body="<!DOCTYPE html><html><body><h1>Service Unavailable</h1></body></html>", content_type="text/html"),
+        502,
+        "upstream_error",
+    ),
     "image bytes to a text task": (
-        Step(body=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, content_type="image/png"), 502, "upstream_error"),
+        Step(body=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, content_type="image/png"),
+        502,
+        "upstream_error",
+    ),
     "JSON of the wrong shape": (Step(json={"unexpected": True}), 502, "upstream_error"),
 }
 
@@ -147,10 +173,13 @@ def test_loading_poll_interval_follows_estimated_time(fault_service, upstream, c
     assert_unharmed(fault_service, upstream, captured)
 
 
-@pytest.mark.parametrize("headers, expected_wait", [
-    ({"Retry-After": "60"}, 60),
-    ({"RateLimit": '"api";r=0;t=45'}, 45),
-])
+@pytest.mark.parametrize(
+    "headers, expected_wait",
+    [
+        ({"Retry-After": "60"}, 60),
+        ({"RateLimit": '"api";r=0;t=45'}, 45),
+    ],
+)
 def test_rate_limit_longer_than_the_deadline_is_passed_on(fault_service, upstream, captured, headers, expected_wait):
     upstream.script(TRANSLATION_PATH, Step(status=429, json=RATE_LIMITED, headers=headers, repeat=50))
     response, seconds = infer(captured, fault_service)
@@ -160,7 +189,9 @@ def test_rate_limit_longer_than_the_deadline_is_passed_on(fault_service, upstrea
     assert_unharmed(fault_service, upstream, captured)
 
 
-@pytest.mark.parametrize("headers", [{"Retry-After": "1"}, {"RateLimit": '"api";r=0;t=1'}], ids=["Retry-After", "RateLimit"])
+@pytest.mark.parametrize(
+    "headers", [{"Retry-After": "1"}, {"RateLimit": '"api";r=0;t=1'}], ids=["Retry-After", "RateLimit"]
+)
 def test_rate_limit_is_waited_out(fault_service, upstream, captured, headers):
     upstream.script(TRANSLATION_PATH, Step(status=429, json=RATE_LIMITED, headers=headers))
     response, seconds = infer(captured, fault_service)
@@ -190,12 +221,16 @@ def test_reset_mid_body_once_is_retried(fault_service, upstream, captured):
     assert_unharmed(fault_service, upstream, captured)
 
 
-@pytest.mark.parametrize("step", [
-    Step(body="<html><body>not an image</body></html>", content_type="text/html"),
-    Step(json=TRANSLATION_ANSWER),
-    Step(body=b"", content_type="image/jpeg"),
-    Step(body=b"\x00" * 64, content_type="application/octet-stream"),
-], ids=["html", "json without image", "empty image", "octet-stream"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        Step(body="<html><body>not an image</body></html>", content_type="text/html"),
+        Step(json=TRANSLATION_ANSWER),
+        Step(body=b"", content_type="image/jpeg"),
+        Step(body=b"\x00" * 64, content_type="application/octet-stream"),
+    ],
+    ids=["html", "json without image", "empty image", "octet-stream"],
+)
 def test_image_answer_of_the_wrong_type(fault_service, upstream, captured, step):
     upstream.script(IMAGE_PATH, step)
     response, seconds = infer(captured, fault_service, "text-to-image", IMAGE_BODY)
@@ -204,10 +239,14 @@ def test_image_answer_of_the_wrong_type(fault_service, upstream, captured, step)
     assert_unharmed(fault_service, upstream, captured, "text-to-image", IMAGE_BODY)
 
 
-@pytest.mark.parametrize("step", [
-    Step(size=HUGE_IMAGE_BYTES, content_type="image/jpeg", chunk_size=1024 * 1024),
-    Step(endless=True, content_type="image/jpeg", chunk_size=1024 * 1024, trickle=0.001),
-], ids=["with Content-Length", "without Content-Length"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        Step(size=HUGE_IMAGE_BYTES, content_type="image/jpeg", chunk_size=1024 * 1024),
+        Step(endless=True, content_type="image/jpeg", chunk_size=1024 * 1024, trickle=0.001),
+    ],
+    ids=["with Content-Length", "without Content-Length"],
+)
 def test_image_over_the_size_limit_is_refused_without_reading_it(fault_service, upstream, captured, step):
     # An ordinary image first, so that what the worker needs for images is already in place.
     assert_success(infer(captured, fault_service, "text-to-image", IMAGE_BODY)[0])
@@ -223,11 +262,23 @@ def test_image_over_the_size_limit_is_refused_without_reading_it(fault_service, 
     assert_unharmed(fault_service, upstream, captured, "text-to-image", IMAGE_BODY)
 
 
-@pytest.mark.parametrize("step, status, error_type", [
-    (Step(status=422, json={"error": f"Authorization: Bearer {TOKEN} is not valid here"}), 422, "model_rejected_input"),
-    (Step(status=500, body=f"<html>token={TOKEN}</html>", content_type="text/html", repeat=200), 502, "upstream_error"),
-    (Step(status=401, json={"error": f"Invalid credentials in header: {TOKEN}"}), 502, "upstream_auth"),
-], ids=["422", "500", "401"])
+@pytest.mark.parametrize(
+    "step, status, error_type",
+    [
+        (
+            Step(status=422, json={"error": f"Authorization: Bearer {TOKEN} is not valid here"}),
+            422,
+            "model_rejected_input",
+        ),
+        (
+            Step(status=500, body=f"<html>token={TOKEN}</html>", content_type="text/html", repeat=200),
+            502,
+            "upstream_error",
+        ),
+        (Step(status=401, json={"error": f"Invalid credentials in header: {TOKEN}"}), 502, "upstream_auth"),
+    ],
+    ids=["422", "500", "401"],
+)
 def test_upstream_echoing_the_token_never_passes_it_on(fault_service, upstream, captured, step, status, error_type):
     upstream.script(TRANSLATION_PATH, step)
     response, _ = infer(captured, fault_service)

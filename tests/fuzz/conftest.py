@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from service import create_app
 from service.catalog import Catalog
-from tests.unit.conftest import TEST_CATALOG, make_settings
+from tests.support.app import TEST_CATALOG, make_settings
 
 UPSTREAM_HOST = "hub.test"
 API_KEY = "fuzz-client-key-0123456789"

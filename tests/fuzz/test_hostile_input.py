@@ -12,8 +12,20 @@ from tests.fuzz.conftest import API_KEY, CASES, FUZZ, STATUSES, UPSTREAM_HOST
 
 TASKS = ("text-translation", "text-completion", "text-to-text", "text-to-image")
 ARG_NAMES = (
-    "num_sentences", "do_sample", "top_k", "top_p", "temperature", "max_new_tokens", "return_full_text",
-    "seed", "negative_prompt", "guidance_scale", "num_inference_steps", "width", "height", "num_sentence",
+    "num_sentences",
+    "do_sample",
+    "top_k",
+    "top_p",
+    "temperature",
+    "max_new_tokens",
+    "return_full_text",
+    "seed",
+    "negative_prompt",
+    "guidance_scale",
+    "num_inference_steps",
+    "width",
+    "height",
+    "num_sentence",
 )
 # The error types each status may carry, from the README's table.
 DOCUMENTED_ERRORS = {
@@ -33,11 +45,15 @@ special_floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sa
 json_scalars = st.one_of(st.none(), st.booleans(), huge_integers, special_floats, st.text(max_size=50))
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.one_of(st.lists(children, max_size=5), st.dictionaries(st.text(max_size=10), children, max_size=5)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5), st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=25,
 )
 args_objects = st.dictionaries(st.sampled_from(ARG_NAMES), json_values, max_size=6)
-task_names = st.one_of(st.sampled_from(TASKS), st.text(alphabet=st.characters(blacklist_characters="/?#%"), min_size=1, max_size=20))
+task_names = st.one_of(
+    st.sampled_from(TASKS), st.text(alphabet=st.characters(blacklist_characters="/?#%"), min_size=1, max_size=20)
+)
 
 
 def dumps(value) -> str:
@@ -117,11 +133,25 @@ def test_args_as_broken_json_strings(client, mocked_upstream, task, args, cut, n
 @FUZZ
 @given(
     task=st.sampled_from(TASKS),
-    body=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda text: text.encode("utf-8", "surrogatepass"))),
-    content_type=st.one_of(st.none(), st.sampled_from([
-        "application/json", "application/json; charset=latin-1", "text/plain", "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x", "application/xml", "application/vnd.api+json", "image/png",
-    ]), st.text(max_size=30)),
+    body=st.one_of(
+        st.binary(max_size=300), st.text(max_size=300).map(lambda text: text.encode("utf-8", "surrogatepass"))
+    ),
+    content_type=st.one_of(
+        st.none(),
+        st.sampled_from(
+            [
+                "application/json",
+                "application/json; charset=latin-1",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+                "application/xml",
+                "application/vnd.api+json",
+                "image/png",
+            ]
+        ),
+        st.text(max_size=30),
+    ),
 )
 def test_raw_bytes_and_invalid_utf8(client, mocked_upstream, task, body, content_type):
     headers = {"Content-Type": _header_safe(content_type)} if content_type is not None else {}
@@ -132,7 +162,10 @@ def test_raw_bytes_and_invalid_utf8(client, mocked_upstream, task, body, content
 @given(
     task=st.sampled_from(TASKS),
     params=st.lists(
-        st.tuples(st.sampled_from(["model_name", "model_type", "args", "inputs"]) | st.text(max_size=10), st.text(max_size=140)),
+        st.tuples(
+            st.sampled_from(["model_name", "model_type", "args", "inputs"]) | st.text(max_size=10),
+            st.text(max_size=140),
+        ),
         max_size=4,
     ),
     raw=st.binary(max_size=60),
@@ -146,7 +179,17 @@ def test_query_strings(client, mocked_upstream, task, params, raw):
 @given(
     task=st.sampled_from(TASKS),
     headers=st.dictionaries(
-        st.sampled_from(["X-Request-ID", "Authorization", "X-API-Key", "Content-Type", "Accept", "X-Forwarded-For", "Content-Encoding"]),
+        st.sampled_from(
+            [
+                "X-Request-ID",
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "Accept",
+                "X-Forwarded-For",
+                "Content-Encoding",
+            ]
+        ),
         st.one_of(st.text(max_size=200), st.sampled_from([f"Bearer {API_KEY}", API_KEY, "Bearer ", "a" * 129])),
         max_size=5,
     ),

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import recordings
+from tests.support.documents import OPERATIONS, shell_blocks
+from tests.support.paths import REPO_ROOT
 from tests.support.upstream import Step
-from tests.support.readme import shell_blocks
 
-REPO = Path(__file__).resolve().parents[2]
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 OPUS = "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en"
 CHAT = "/v1/chat/completions"
@@ -35,7 +35,9 @@ def batch_command(service, *args):
 
 def hf_infer(service, *args, stdin=None):
     """Run `hf-infer batch` to the end and return the finished process."""
-    return subprocess.run(batch_command(service, *args), cwd=REPO, input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        batch_command(service, *args), cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def output_lines(path):
@@ -46,28 +48,45 @@ def recorded_jpeg() -> bytes:
     return recordings.recorded_body("CompVis/stable-diffusion-v1-4")
 
 
-def test_plain_text_lines_in_order_with_args_for_every_line(service, fresh_upstream, tmp_path):
+def test_plain_text_lines_in_order_with_args_for_every_line(service, upstream, tmp_path):
     (tmp_path / "in.txt").write_text("连衣裙\n\n裙子\n外套\n", encoding="utf-8")
-    run = hf_infer(service, "--task", "text-translation", "--args", '{"num_sentences": 2}', str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-translation",
+        "--args",
+        '{"num_sentences": 2}',
+        str(tmp_path / "in.txt"),
+        str(tmp_path / "out.jsonl"),
+    )
     assert run.returncode == 0, run.stderr
     assert output_lines(tmp_path / "out.jsonl") == [
         {"id": number, "result": [RECORDED_TRANSLATION] * 2} for number in (1, 3, 4)
     ]
-    fresh_upstream.wait_idle()
-    assert sorted(request.json["inputs"] for request in fresh_upstream.requests_for(MADLAD)) == sorted(
-        ["<2en> 连衣裙", "<2en> 裙子", "<2en> 外套"] * 2)
+    upstream.wait_idle()
+    assert sorted(request.json["inputs"] for request in upstream.requests_for(MADLAD)) == sorted(
+        ["<2en> 连衣裙", "<2en> 裙子", "<2en> 外套"] * 2
+    )
     assert run.stderr.startswith("hf-infer: 3 done, 0 failed, 0 skipped, ")
     assert "line/s" not in run.stderr and "\r" not in run.stderr  # no progress bar when stderr is not a terminal
 
 
-def test_jsonl_per_line_args_and_a_refused_line(service, fresh_upstream, tmp_path):
+def test_jsonl_per_line_args_and_a_refused_line(service, upstream, tmp_path):
     lines = [
         {"id": "three", "inputs": "连衣裙", "args": {"num_sentences": 3}},
         {"id": "typo", "inputs": "裙子", "args": {"num_sentence": 3}},
         {"id": "default", "inputs": "外套"},
     ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    run = hf_infer(service, "--task", "text-translation", "--args", '{"num_sentences": 2}', str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-translation",
+        "--args",
+        '{"num_sentences": 2}',
+        str(tmp_path / "in.jsonl"),
+        str(tmp_path / "out.jsonl"),
+    )
     assert run.returncode == 1, run.stderr
     three, typo, default = output_lines(tmp_path / "out.jsonl")
     assert three == {"id": "three", "result": [RECORDED_TRANSLATION] * 3}
@@ -75,59 +94,94 @@ def test_jsonl_per_line_args_and_a_refused_line(service, fresh_upstream, tmp_pat
     assert (typo["error"]["status"], typo["error"]["error_type"]) == (400, "invalid_request")
     assert "num_sentence" in typo["error"]["message"]
     assert default == {"id": "default", "result": [RECORDED_TRANSLATION] * 2}
-    fresh_upstream.wait_idle()
-    assert len(fresh_upstream.requests_for(MADLAD)) == 3 + 2  # the refused line never went upstream
+    upstream.wait_idle()
+    assert len(upstream.requests_for(MADLAD)) == 3 + 2  # the refused line never went upstream
     assert run.stderr.startswith("hf-infer: 2 done, 1 failed, 0 skipped, ")
 
 
-def test_a_line_the_model_rejects_is_an_error_line_and_not_retried(service, fresh_upstream, tmp_path):
+def test_a_line_the_model_rejects_is_an_error_line_and_not_retried(service, upstream, tmp_path):
     # One line at a time, so the second upstream call belongs to the second line.
-    fresh_upstream.script(MADLAD, Step(), Step(status=422, json={"error": "Input validation error", "error_type": "validation"}))
+    upstream.script(
+        MADLAD, Step(), Step(status=422, json={"error": "Input validation error", "error_type": "validation"})
+    )
     (tmp_path / "in.txt").write_text("连衣裙\n裙子\n外套\n", encoding="utf-8")
-    run = hf_infer(service, "--task", "text-translation", "--concurrency", "1", str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-translation",
+        "--concurrency",
+        "1",
+        str(tmp_path / "in.txt"),
+        str(tmp_path / "out.jsonl"),
+    )
     assert run.returncode == 1, run.stderr
     first, rejected, third = output_lines(tmp_path / "out.jsonl")
     assert first == {"id": 1, "result": [RECORDED_TRANSLATION]} and third == {"id": 3, "result": [RECORDED_TRANSLATION]}
     assert rejected["id"] == 2
     assert (rejected["error"]["status"], rejected["error"]["error_type"]) == (422, "model_rejected_input")
     assert "Input validation error" in rejected["error"]["message"]
-    fresh_upstream.wait_idle()
-    assert len(fresh_upstream.requests_for(MADLAD)) == 3
+    upstream.wait_idle()
+    assert len(upstream.requests_for(MADLAD)) == 3
 
 
 @pytest.mark.parametrize("retries, exit_code", [(1, 0), (0, 1)])
-def test_an_unavailable_model_is_retried_a_bounded_number_of_times(service, fresh_upstream, tmp_path, retries, exit_code):
+def test_an_unavailable_model_is_retried_a_bounded_number_of_times(service, upstream, tmp_path, retries, exit_code):
     # Every model of the chain is loading for longer than the service's deadline: it answers 503 at once.
     for path in (MADLAD, OPUS, CHAT):
-        fresh_upstream.script(path, Step(status=503, json=LOADING, headers={"Retry-After": "30"}))
+        upstream.script(path, Step(status=503, json=LOADING, headers={"Retry-After": "30"}))
     (tmp_path / "in.txt").write_text("连衣裙\n", encoding="utf-8")
-    run = hf_infer(service, "--task", "text-translation", "--retries", str(retries), "--max-wait", "0.2",
-                   str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-translation",
+        "--retries",
+        str(retries),
+        "--max-wait",
+        "0.2",
+        str(tmp_path / "in.txt"),
+        str(tmp_path / "out.jsonl"),
+    )
     assert run.returncode == exit_code, run.stderr
     [line] = output_lines(tmp_path / "out.jsonl")
-    fresh_upstream.wait_idle()
+    upstream.wait_idle()
     if retries:
         assert line == {"id": 1, "result": [RECORDED_TRANSLATION]}
-        assert [request.status for request in fresh_upstream.requests_for(MADLAD)] == [503, 200]
+        assert [request.status for request in upstream.requests_for(MADLAD)] == [503, 200]
     else:
         assert (line["error"]["status"], line["error"]["error_type"]) == (503, "model_unavailable")
-        assert [request.status for request in fresh_upstream.requests_for(MADLAD)] == [503]
+        assert [request.status for request in upstream.requests_for(MADLAD)] == [503]
 
 
-def test_images_are_written_to_a_folder(service, fresh_upstream, tmp_path):
-    lines = [{"id": "red", "inputs": "红色连衣裙", "args": {"num_sentences": 2}}, {"id": "blue", "inputs": "蓝色连衣裙"}]
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+def test_images_are_written_to_a_folder(service, upstream, tmp_path):
+    lines = [
+        {"id": "red", "inputs": "红色连衣裙", "args": {"num_sentences": 2}},
+        {"id": "blue", "inputs": "蓝色连衣裙"},
+    ]
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8"
+    )
     images = tmp_path / "images"
-    run = hf_infer(service, "--task", "text-to-image", "--images-dir", str(images), str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-to-image",
+        "--images-dir",
+        str(images),
+        str(tmp_path / "in.jsonl"),
+        str(tmp_path / "out.jsonl"),
+    )
     assert run.returncode == 0, run.stderr
     red, blue = output_lines(tmp_path / "out.jsonl")
-    assert red == {"id": "red", "result": [{"path": str(images / f"red-{n}.jpg"), "content_type": "image/jpeg"} for n in (1, 2)]}
+    assert red == {
+        "id": "red",
+        "result": [{"path": str(images / f"red-{n}.jpg"), "content_type": "image/jpeg"} for n in (1, 2)],
+    }
     assert blue == {"id": "blue", "result": [{"path": str(images / "blue-1.jpg"), "content_type": "image/jpeg"}]}
     assert sorted(path.name for path in images.iterdir()) == ["blue-1.jpg", "red-1.jpg", "red-2.jpg"]
     assert all(path.read_bytes() == recorded_jpeg() for path in images.iterdir())
 
 
-def test_stdin_to_stdout(service, fresh_upstream):
+def test_stdin_to_stdout(service, upstream):
     run = hf_infer(service, "--task", "text-completion", "-", "-", stdin="连衣裙\n裙子\n")
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
@@ -147,13 +201,13 @@ def wait_for_lines(path: Path, count: int, process: subprocess.Popen, timeout: f
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_run_resumes_where_it_stopped(service, fresh_upstream, tmp_path, signal_number):
-    fresh_upstream.script(MADLAD, Step(replay=True, delay=0.3, repeat=100))
+def test_an_interrupted_run_resumes_where_it_stopped(service, upstream, tmp_path, signal_number):
+    upstream.script(MADLAD, Step(replay=True, delay=0.3, repeat=100))
     total = 12
     (tmp_path / "in.txt").write_text("".join(f"连衣裙 {n}\n" for n in range(1, total + 1)), encoding="utf-8")
     output = tmp_path / "out.jsonl"
     args = ("--task", "text-translation", "--concurrency", "2", str(tmp_path / "in.txt"), str(output))
-    process = subprocess.Popen(batch_command(service, *args), cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(batch_command(service, *args), cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_lines(output, 2, process)
         process.send_signal(signal_number)
@@ -166,8 +220,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(service, fresh_upstream, tm
     assert 2 <= len(first_ids) < total
     assert first_ids == list(range(1, len(first_ids) + 1))  # a clean prefix of the input
 
-    fresh_upstream.wait_idle()
-    fresh_upstream.clear_scripts()
+    upstream.wait_idle()
+    upstream.clear_scripts()
     rerun = hf_infer(service, *args)
     assert rerun.returncode == 0, rerun.stderr
     assert [line["id"] for line in output_lines(output)] == list(range(1, total + 1))
@@ -175,7 +229,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(service, fresh_upstream, tm
     assert rerun.stderr.startswith(f"hf-infer: {total - len(first_ids)} done, 0 failed, {len(first_ids)} skipped, ")
 
 
-def test_a_finished_run_resumes_to_nothing_and_still_reports_old_failures(service, fresh_upstream, tmp_path):
+def test_a_finished_run_resumes_to_nothing_and_still_reports_old_failures(service, upstream, tmp_path):
     (tmp_path / "in.txt").write_text("连衣裙\n裙子\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
     output.write_text('{"id": 1, "result": ["Dress"]}\n{"id": 2, "error": {"status": 422}}\n')
@@ -183,8 +237,8 @@ def test_a_finished_run_resumes_to_nothing_and_still_reports_old_failures(servic
     assert run.returncode == 1  # a line of this output failed, even if in an earlier run
     assert run.stderr.startswith("hf-infer: 0 done, 0 failed, 2 skipped, ")
     assert len(output_lines(output)) == 2
-    fresh_upstream.wait_idle()
-    assert not fresh_upstream.requests
+    upstream.wait_idle()
+    assert not upstream.requests
 
 
 def installed_command() -> str:
@@ -197,11 +251,16 @@ def installed_command() -> str:
     return command
 
 
-def test_the_installed_command_runs_a_batch(service, fresh_upstream, tmp_path):
+def test_the_installed_command_runs_a_batch(service, upstream, tmp_path):
     command = installed_command()
     (tmp_path / "in.txt").write_text("连衣裙\n", encoding="utf-8")
-    run = subprocess.run([command, "batch", "--url", service.url, "--task", "text-translation", "in.txt", "out.jsonl"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [command, "batch", "--url", service.url, "--task", "text-translation", "in.txt", "out.jsonl"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert output_lines(tmp_path / "out.jsonl") == [{"id": 1, "result": [RECORDED_TRANSLATION]}]
 
@@ -220,13 +279,13 @@ def read_all(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, fresh_upstream, tmp_path):
-    fresh_upstream.script(MADLAD, Step(), Step(status=422, json={"error": "Input validation error"}))
+def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, upstream, tmp_path):
+    upstream.script(MADLAD, Step(), Step(status=422, json={"error": "Input validation error"}))
     (tmp_path / "in.txt").write_text("连衣裙\n裙子\n外套\n", encoding="utf-8")
     master, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty has 0 columns
     args = ("--task", "text-translation", "--concurrency", "1", str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"))
-    process = subprocess.Popen(batch_command(service, *args), cwd=REPO, stderr=terminal)
+    process = subprocess.Popen(batch_command(service, *args), cwd=REPO_ROOT, stderr=terminal)
     os.close(terminal)
     try:
         shown = read_all(master)
@@ -238,21 +297,28 @@ def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, fresh_upstre
     assert "hf-infer: 2 done, 1 failed, 0 skipped" in shown
 
 
-def readme_batch_script(command: str) -> str:
-    """Return the shell blocks of the README's 'Batch jobs' section, calling `command`."""
-    script = "\n".join(shell_blocks("Batch jobs")).replace(".venv/bin/hf-infer", command)
+def documented_batch_script(command: str) -> str:
+    """Return the shell blocks of the 'Batch jobs' section of docs/operations.md, calling `command`."""
+    script = "\n".join(shell_blocks(OPERATIONS, "Batch jobs")).replace(".venv/bin/hf-infer", command)
     if not shutil.which("jq"):
         script = "\n".join(line for line in script.splitlines() if "| jq" not in line)
     return script
 
 
-def test_the_readme_batch_examples_run_as_written(service, fresh_upstream, tmp_path):
-    script = readme_batch_script(installed_command())
-    run = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=dict(os.environ, HF_GATEWAY_URL=service.url),
-                         capture_output=True, text=True, timeout=60)
+def test_the_documented_batch_examples_run_as_written(service, upstream, tmp_path):
+    script = documented_batch_script(installed_command())
+    run = subprocess.run(
+        ["sh", "-e", "-c", script],
+        cwd=tmp_path,
+        env=dict(os.environ, HF_GATEWAY_URL=service.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert output_lines(tmp_path / "translations.jsonl") == [
-        {"id": number, "result": [RECORDED_TRANSLATION] * 2} for number in (1, 2, 3)]
+        {"id": number, "result": [RECORDED_TRANSLATION] * 2} for number in (1, 2, 3)
+    ]
     assert [line["id"] for line in output_lines(tmp_path / "images.jsonl")] == ["dress", "coat"]
     images = sorted((tmp_path / "images").iterdir())
     assert [path.name for path in images] == ["coat-1.jpg", "dress-1.jpg", "dress-2.jpg"]

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.readme import curl_lines
 from tests.support import recordings
+from tests.support.documents import README, curl_lines
 from tests.support.upstream import Step
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def readme_curl_commands() -> list:
     """Return the curl lines of the README's 'Calling it' section."""
-    return curl_lines("Calling it")
+    return curl_lines(README, "Calling it")
 
 
 def run_curl(command: str, port: int, cwd: Path) -> dict:
@@ -56,39 +54,43 @@ def assert_documented_success(body: dict, task: str, model: str, count: int) -> 
 
 
 @pytest.mark.parametrize("index, task, model, count", README_EXAMPLES)
-def test_readme_curl_writes_the_documented_json(service, fresh_upstream, tmp_path, index, task, model, count):
+def test_readme_curl_writes_the_documented_json(service, upstream, tmp_path, index, task, model, count):
     body = run_curl(readme_curl_commands()[index], service.port, tmp_path)
     assert_documented_success(body, task, model, count)
 
 
-def test_translation_reaches_upstream_with_the_model_prefix(service, fresh_upstream, tmp_path):
+def test_translation_reaches_upstream_with_the_model_prefix(service, upstream, tmp_path):
     body = run_curl(readme_curl_commands()[0], service.port, tmp_path)
     assert body["result"] == ["Mein Name ist Wolfgang und ich lebe in Berlin"] * 3  # the recorded answer
-    sent = fresh_upstream.requests_for("/hf-inference/models/google/madlad400-3b-mt")
+    sent = upstream.requests_for("/hf-inference/models/google/madlad400-3b-mt")
     assert [request.json["inputs"] for request in sent] == ["<2en> 连衣裙"] * 3
     assert all(request.headers["Authorization"].startswith("Bearer hf_") for request in sent)
 
 
-def test_image_decodes_to_the_recorded_jpeg(service, fresh_upstream, tmp_path):
+def test_image_decodes_to_the_recorded_jpeg(service, upstream, tmp_path):
     body = run_curl(readme_curl_commands()[3], service.port, tmp_path)
     image = body["result"][0]
     assert image["content_type"] == "image/jpeg"
     assert base64.b64decode(image["image_base64"]) == recorded_jpeg()
     decoded = subprocess.run(
-        ["sh", "-c", "python3 -c \"import json,sys; print(json.load(open('out.t2i.json'))['result'][0]['image_base64'])\" | base64 -d > x.jpg"],
+        [
+            "sh",
+            "-c",
+            "python3 -c \"import json,sys; print(json.load(open('out.t2i.json'))['result'][0]['image_base64'])\" | base64 -d > x.jpg",
+        ],
         cwd=tmp_path,
         check=True,
     )
     assert decoded.returncode == 0 and (tmp_path / "x.jpg").read_bytes() == recorded_jpeg()
 
 
-def test_three_sentences_are_three_overlapping_upstream_calls(service, fresh_upstream, tmp_path):
+def test_three_sentences_are_three_overlapping_upstream_calls(service, upstream, tmp_path):
     path = "/hf-inference/models/google/madlad400-3b-mt"
-    fresh_upstream.script(path, Step(replay=True, delay=0.5, repeat=3))
+    upstream.script(path, Step(replay=True, delay=0.5, repeat=3))
     run_curl(readme_curl_commands()[0], service.port, tmp_path)
-    fresh_upstream.wait_idle()
-    calls = fresh_upstream.requests_for(path)
+    upstream.wait_idle()
+    calls = upstream.requests_for(path)
     assert len(calls) == 3
-    assert fresh_upstream.max_in_flight == 3
+    assert upstream.max_in_flight == 3
     assert max(call.started for call in calls) < min(call.ended for call in calls)
     assert all(call.headers["x-use-cache"] == "false" for call in calls)

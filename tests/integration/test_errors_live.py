@@ -25,10 +25,10 @@ def assert_error(response, status, error_type):
     return body
 
 
-def fail_whole_chain(upstream, *steps):
+def fail_whole_chain(loopback, *steps):
     """Make every target of the zh2en chain answer with the same steps."""
     for path in (MADLAD, OPUS, CHAT):
-        upstream.script(path, *steps)
+        loopback.script(path, *steps)
 
 
 @pytest.mark.parametrize(
@@ -43,34 +43,36 @@ def fail_whole_chain(upstream, *steps):
         ({"headers": {"Content-Type": "application/xml"}}, 415, "unsupported_media_type"),
     ],
 )
-def test_caller_errors(service, fresh_upstream, request_kwargs, status, error_type):
+def test_caller_errors(service, upstream, request_kwargs, status, error_type):
     assert_error(call(service, **request_kwargs), status, error_type)
-    assert not fresh_upstream.requests
+    assert not upstream.requests
 
 
 def test_405(service):
     assert_error(requests.get(f"{service.url}/api/infer/text-translation", timeout=5), 405, "method_not_allowed")
 
 
-def test_model_not_found_from_upstream(service, fresh_upstream):
+def test_model_not_found_from_upstream(service, upstream):
     body = assert_error(call(service, params={"model_name": "this-model-does-not-exist-123"}), 404, "model_not_found")
     assert "does not exist" in body["message"]
 
 
-def test_model_rejected_input(service, fresh_upstream):
-    fresh_upstream.script(MADLAD, Step(status=422, json={"error": "Input validation error", "error_type": "validation"}))
+def test_model_rejected_input(service, upstream):
+    upstream.script(MADLAD, Step(status=422, json={"error": "Input validation error", "error_type": "validation"}))
     assert "Input validation error" in assert_error(call(service), 422, "model_rejected_input")["message"]
-    assert len(fresh_upstream.requests) == 1  # no fallback on the caller's own error
+    assert len(upstream.requests) == 1  # no fallback on the caller's own error
 
 
-def test_upstream_auth(service, fresh_upstream):
-    fresh_upstream.script(MADLAD, Step(status=401, json={"error": "Invalid username or password."}))
+def test_upstream_auth(service, upstream):
+    upstream.script(MADLAD, Step(status=401, json={"error": "Invalid username or password."}))
     assert ".env" in assert_error(call(service), 502, "upstream_auth")["message"]
-    assert len(fresh_upstream.requests) == 1
+    assert len(upstream.requests) == 1
 
 
-def test_rate_limited_at_deadline(service, fresh_upstream):
-    fail_whole_chain(fresh_upstream, Step(status=429, json={"error": "Rate limit reached"}, headers={"Retry-After": "60"}, repeat=50))
+def test_rate_limited_at_deadline(service, upstream):
+    fail_whole_chain(
+        upstream, Step(status=429, json={"error": "Rate limit reached"}, headers={"Retry-After": "60"}, repeat=50)
+    )
     started = time.monotonic()
     response = call(service)
     assert_error(response, 429, "rate_limited")
@@ -78,9 +80,9 @@ def test_rate_limited_at_deadline(service, fresh_upstream):
     assert time.monotonic() - started < 4 + 1
 
 
-def test_model_unavailable_at_deadline(service, fresh_upstream):
+def test_model_unavailable_at_deadline(service, upstream):
     loading = {"error": "Model is currently loading", "estimated_time": 20.0}
-    fail_whole_chain(fresh_upstream, Step(status=503, json=loading, repeat=50))
+    fail_whole_chain(upstream, Step(status=503, json=loading, repeat=50))
     started = time.monotonic()
     response = call(service)
     assert_error(response, 503, "model_unavailable")
@@ -88,21 +90,23 @@ def test_model_unavailable_at_deadline(service, fresh_upstream):
     assert time.monotonic() - started < 4 + 1
 
 
-def test_upstream_error_after_retries(service, fresh_upstream):
-    fail_whole_chain(fresh_upstream, Step(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html", repeat=200))
+def test_upstream_error_after_retries(service, upstream):
+    fail_whole_chain(
+        upstream, Step(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html", repeat=200)
+    )
     started = time.monotonic()
     assert_error(call(service), 502, "upstream_error")
     assert time.monotonic() - started < 4 + 1
-    assert len(fresh_upstream.requests_for(MADLAD)) > 1  # retried
+    assert len(upstream.requests_for(MADLAD)) > 1  # retried
 
 
-def test_upstream_timeout(service, fresh_upstream):
-    fail_whole_chain(fresh_upstream, Step(never_respond=True, repeat=20))
+def test_upstream_timeout(service, upstream):
+    fail_whole_chain(upstream, Step(never_respond=True, repeat=20))
     started = time.monotonic()
     assert_error(call(service), 504, "upstream_timeout")
     assert time.monotonic() - started < 4 + 1
 
 
-def test_service_still_serves_after_errors(service, fresh_upstream):
+def test_service_still_serves_after_errors(service, upstream):
     response = call(service)
     assert response.status_code == 200 and response.json()["code"] == 0

@@ -8,9 +8,9 @@ import time
 import pytest
 import requests
 
-from tests.integration.conftest import service_env
-from tests.support.gunicorn_server import GunicornServer
 from tests.support import recordings
+from tests.support.gunicorn_server import GunicornServer
+from tests.support.service import service_env
 from tests.support.upstream import Step
 
 FAL_ROUTE = "/fal-ai/fal-ai/flux/dev"
@@ -57,18 +57,18 @@ def recorded_png() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def hub_service(upstream, tmp_path_factory):
+def hub_service(loopback, tmp_path_factory):
     folder = tmp_path_factory.mktemp("hub2026")
     config = folder / "models.toml"
-    config.write_text(CONFIG.format(origin=upstream.url))
+    config.write_text(CONFIG.format(origin=loopback.url))
     env = service_env(
-        upstream,
+        loopback,
         MODELS_CONFIG=str(config),
-        HF_PROVIDERS_BASE=upstream.url,
-        HF_HUB_API_BASE=f"{upstream.url}/api",
+        HF_PROVIDERS_BASE=loopback.url,
+        HF_HUB_API_BASE=f"{loopback.url}/api",
         MAX_IMAGE_BYTES=str(4 * 1024 * 1024),
     )
-    upstream.alias(MADLAD, "/hf-inference/models/t5-base")
+    loopback.alias(MADLAD, "/hf-inference/models/t5-base")
     with GunicornServer(env=env, log_path=folder / "service.log") as server:
         yield server
     assert "WORKER TIMEOUT" not in server.log_text()
@@ -78,39 +78,43 @@ def infer(server, task, body='{"inputs": "连衣裙"}', params=None):
     return requests.post(f"{server.url}/api/infer/{task}", data=body, params=params, timeout=30)
 
 
-def test_fallback_taken_when_the_first_model_is_gone(hub_service, fresh_upstream):
+def test_fallback_taken_when_the_first_model_is_gone(hub_service, upstream):
     response = infer(hub_service, "text-translation")
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "google/madlad400-3b-mt"
-    assert [r.path for r in fresh_upstream.requests] == [GONE, MADLAD]
+    assert [r.path for r in upstream.requests] == [GONE, MADLAD]
 
 
-def test_fallback_not_taken_for_the_callers_error(hub_service, fresh_upstream):
-    fresh_upstream.script(GONE, Step(status=422, json={"error": "Input validation error: too long", "error_type": "validation"}))
+def test_fallback_not_taken_for_the_callers_error(hub_service, upstream):
+    upstream.script(
+        GONE, Step(status=422, json={"error": "Input validation error: too long", "error_type": "validation"})
+    )
     response = infer(hub_service, "text-translation")
     assert response.status_code == 422 and response.json()["error_type"] == "model_rejected_input"
-    assert [r.path for r in fresh_upstream.requests] == [GONE]
+    assert [r.path for r in upstream.requests] == [GONE]
 
 
-def test_provider_image_is_fetched_by_url(hub_service, fresh_upstream):
-    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": f"{fresh_upstream.url}{FAL_IMAGE}", "content_type": "image/jpeg"}]}))
+def test_provider_image_is_fetched_by_url(hub_service, upstream):
+    upstream.script(
+        FAL_ROUTE, Step(json={"images": [{"url": f"{upstream.url}{FAL_IMAGE}", "content_type": "image/jpeg"}]})
+    )
     response = infer(hub_service, "text-to-image")
     assert response.status_code == 200, response.text
     image = response.json()["result"][0]
     assert image["content_type"] == "image/png"
     assert base64.b64decode(image["image_base64"]) == recorded_png()
-    download = fresh_upstream.requests_for(FAL_IMAGE)[0]
+    download = upstream.requests_for(FAL_IMAGE)[0]
     assert download.method == "GET" and "authorization" not in {name.lower() for name in download.headers}
 
 
 @pytest.mark.parametrize("url", ["https://images.example.com" + FAL_IMAGE, "http://localhost:{port}" + FAL_IMAGE])
-def test_url_on_a_disallowed_host_is_refused(hub_service, fresh_upstream, url):
-    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=fresh_upstream.port)}]}))
+def test_url_on_a_disallowed_host_is_refused(hub_service, upstream, url):
+    upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=upstream.port)}]}))
     response = infer(hub_service, "text-to-image")
     assert response.status_code == 502 and response.json()["error_type"] == "upstream_error"
     assert "refused" in response.json()["message"]
-    fresh_upstream.wait_idle()
-    assert not fresh_upstream.requests_for(FAL_IMAGE)
+    upstream.wait_idle()
+    assert not upstream.requests_for(FAL_IMAGE)
 
 
 class CountingListener:
@@ -168,8 +172,8 @@ def https_listener():
         "https://127.1/x.png",
     ],
 )
-def test_a_result_url_that_could_reach_port_443_here_never_connects_to_it(hub_service, fresh_upstream, https_listener, url):
-    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url}]}))
+def test_a_result_url_that_could_reach_port_443_here_never_connects_to_it(hub_service, upstream, https_listener, url):
+    upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url}]}))
     response = infer(hub_service, "text-to-image")
     assert response.status_code == 502 and response.json()["error_type"] == "upstream_error", response.text
     time.sleep(0.3)
@@ -190,32 +194,38 @@ def test_a_result_url_that_could_reach_port_443_here_never_connects_to_it(hub_se
         "http://[::ffff:127.0.0.1]:{port}/x.png",
     ],
 )
-def test_a_result_url_that_could_reach_a_local_listener_never_connects_to_it(hub_service, fresh_upstream, listener, url):
-    fresh_upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=listener.port)}]}))
+def test_a_result_url_that_could_reach_a_local_listener_never_connects_to_it(hub_service, upstream, listener, url):
+    upstream.script(FAL_ROUTE, Step(json={"images": [{"url": url.format(port=listener.port)}]}))
     response = infer(hub_service, "text-to-image")
     assert response.status_code == 502 and response.json()["error_type"] == "upstream_error", response.text
     time.sleep(0.3)
     assert listener.connections == 0
 
 
-def test_chat_and_completions_routes(hub_service, fresh_upstream):
+def test_chat_and_completions_routes(hub_service, upstream):
     t2t = infer(hub_service, "text-to-text", body='{"inputs": "Say hi", "args": {"num_sentences": 2}}')
     completion = infer(hub_service, "text-completion", body='{"inputs": "one plus two equals"}')
     assert t2t.status_code == 200 and len(t2t.json()["result"]) == 2
     assert completion.status_code == 200 and completion.json()["result"][0]
-    chat = fresh_upstream.requests_for("/v1/chat/completions")[0].json
+    chat = upstream.requests_for("/v1/chat/completions")[0].json
     assert chat["n"] == 2 and chat["messages"][-1] == {"role": "user", "content": "Say hi"}
 
 
-def test_api_models_reports_liveness_from_the_hub(hub_service, fresh_upstream):
+def test_api_models_reports_liveness_from_the_hub(hub_service, upstream):
     live = {"inferenceProviderMapping": {"hf-inference": {"status": "live", "task": "translation"}}}
-    fresh_upstream.script("/api/models/google/madlad400-3b-mt", Step(json=live, repeat=2))
-    fresh_upstream.script("/api/models/meta-llama/Llama-3.1-8B-Instruct", Step(json={"inferenceProviderMapping": [{"provider": "novita", "status": "live"}]}, repeat=2))
+    upstream.script("/api/models/google/madlad400-3b-mt", Step(json=live, repeat=2))
+    upstream.script(
+        "/api/models/meta-llama/Llama-3.1-8B-Instruct",
+        Step(json={"inferenceProviderMapping": [{"provider": "novita", "status": "live"}]}, repeat=2),
+    )
     response = requests.get(f"{hub_service.url}/api/models", timeout=30)
     assert response.status_code == 200
     routes = {route["route"]: route["targets"] for route in response.json()["routes"]}
-    assert [(t["model"], t["status"]) for t in routes["text-translation:zh2en"]] == [("gone/model", "not_found"), ("google/madlad400-3b-mt", "live")]
+    assert [(t["model"], t["status"]) for t in routes["text-translation:zh2en"]] == [
+        ("gone/model", "not_found"),
+        ("google/madlad400-3b-mt", "live"),
+    ]
     assert routes["text-to-text"][0]["status"] == "live"  # the router picks any live provider
     assert routes["text-completion"][0]["status"] == "not_served"  # hf-inference is not among its providers
-    fresh_upstream.wait_idle()
-    assert not [r for r in fresh_upstream.requests if not r.path.startswith("/api/models/")]
+    upstream.wait_idle()
+    assert not [r for r in upstream.requests if not r.path.startswith("/api/models/")]

@@ -5,8 +5,8 @@ import json
 import pytest
 import requests
 
-from tests.integration.conftest import TOKEN, service_env
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.service import TOKEN, service_env
 from tests.support.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
@@ -19,22 +19,22 @@ def translate(server, request_id=None, body=None):
 
 
 @pytest.fixture(scope="module")
-def json_log(upstream, tmp_path_factory):
+def json_log(loopback, tmp_path_factory):
     """Run a JSON-logging gunicorn (access log on) through a few requests; return its log lines and answers."""
-    upstream.wait_idle()
-    upstream.clear_scripts()
+    loopback.wait_idle()
+    loopback.clear_scripts()
     log_path = tmp_path_factory.mktemp("json-logs") / "service.log"
-    env = service_env(upstream, LOG_FORMAT="json", ACCESS_LOG="-")
+    env = service_env(loopback, LOG_FORMAT="json", ACCESS_LOG="-")
     with GunicornServer(env=env, log_path=log_path) as server:
         answers = {
             "ok": translate(server, "caller-id.ok:1"),
             "invalid": translate(server, "caller-id-invalid", {"inputs": ""}),
             "token_as_id": translate(server, TOKEN),
         }
-        upstream.script(MADLAD, Step(status=422, json={"error": "Input validation error"}))
+        loopback.script(MADLAD, Step(status=422, json={"error": "Input validation error"}))
         answers["rejected"] = translate(server, "caller-id-rejected", {"inputs": "连衣裙"})
-    upstream.wait_idle()
-    upstream.clear_scripts()
+    loopback.wait_idle()
+    loopback.clear_scripts()
     return server.log_text().splitlines(), answers
 
 
@@ -62,7 +62,12 @@ def test_request_line_has_the_fields(json_log):
     _, answers = json_log
     assert answers["ok"].status_code == 200
     line = request_line(json_log, "caller-id.ok:1")
-    assert (line["method"], line["path"], line["task"], line["status"]) == ("POST", "/api/infer/text-translation", "text-translation", 200)
+    assert (line["method"], line["path"], line["task"], line["status"]) == (
+        "POST",
+        "/api/infer/text-translation",
+        "text-translation",
+        200,
+    )
     assert line["model"] == answers["ok"].json()["model"] == "google/madlad400-3b-mt"
     assert line["upstream_attempts"] == 2  # num_sentences: 2, one call each
     assert isinstance(line["duration_ms"], (int, float)) and line["duration_ms"] >= 0
@@ -91,17 +96,17 @@ def test_the_token_never_reaches_the_log(json_log):
     assert any(line.get("request_id") == "[REDACTED]" for line in lines_of(json_log, "service.access"))
 
 
-def test_caller_request_id_is_the_one_the_upstream_receives(service, fresh_upstream):
+def test_caller_request_id_is_the_one_the_upstream_receives(service, upstream):
     response = translate(service, "batch-42.line:7")
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == response.json()["request_id"] == "batch-42.line:7"
-    sent = fresh_upstream.requests_for(MADLAD)
+    sent = upstream.requests_for(MADLAD)
     assert len(sent) == 2 and all(entry.headers["X-Request-ID"] == "batch-42.line:7" for entry in sent)
 
 
-def test_unsafe_request_id_is_replaced_everywhere_alike(service, fresh_upstream):
+def test_unsafe_request_id_is_replaced_everywhere_alike(service, upstream):
     response = translate(service, "two words")
     assert response.status_code == 200
     own_id = response.headers["X-Request-ID"]
     assert own_id != "two words" and own_id == response.json()["request_id"]
-    assert [entry.headers["X-Request-ID"] for entry in fresh_upstream.requests_for(MADLAD)] == [own_id, own_id]
+    assert [entry.headers["X-Request-ID"] for entry in upstream.requests_for(MADLAD)] == [own_id, own_id]

@@ -13,8 +13,8 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import service_env
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.service import service_env
 from tests.support.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
@@ -80,56 +80,65 @@ def metrics_dir(tmp_path_factory, worker_class):
 
 
 @pytest.fixture(scope="module")
-def two_workers(upstream, tmp_path_factory, metrics_dir, worker_class):
+def two_workers(loopback, tmp_path_factory, metrics_dir, worker_class):
     log_path = tmp_path_factory.mktemp("gunicorn-metrics") / "service.log"
-    env = service_env(upstream, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), WORKER_CLASS=worker_class)
+    env = service_env(
+        loopback, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), WORKER_CLASS=worker_class
+    )
     with GunicornServer(env=env, log_path=log_path) as server:
         yield server
 
 
-def run_mixed_batch(server, upstream, sent: dict) -> None:
+def run_mixed_batch(server, loopback, sent: dict) -> None:
     """Send slow successes, caller errors and unknown models at once, tallying what was sent."""
-    upstream.script(MADLAD, Step(replay=True, delay=0.3, repeat=6))
+    loopback.script(MADLAD, Step(replay=True, delay=0.3, repeat=6))
     jobs = [lambda: translate(server)] * 6
     jobs += [lambda: translate(server, body='{"inputs": ""}')] * 3
     jobs += [lambda: translate(server, model_name=MISSING_MODEL)] * 2
     with ThreadPoolExecutor(len(jobs)) as pool:
         for status in pool.map(lambda job: job(), jobs):
             sent[status] = sent.get(status, 0) + 1
-    upstream.wait_idle()
+    loopback.wait_idle()
 
 
 def requests_by_worker(server, directory: Path) -> dict:
     """Return how many inference requests each current worker has counted in its own file."""
-    return {pid: per_worker(directory, "counter", pid).total("hf_gateway_requests_total") for pid in server.worker_pids()}
+    return {
+        pid: per_worker(directory, "counter", pid).total("hf_gateway_requests_total") for pid in server.worker_pids()
+    }
 
 
-def test_counts_add_up_across_two_workers(two_workers, fresh_upstream, metrics_dir):
+def test_counts_add_up_across_two_workers(two_workers, upstream, metrics_dir):
     sent = {}
     for _ in range(ROUNDS):
-        run_mixed_batch(two_workers, fresh_upstream, sent)
+        run_mixed_batch(two_workers, upstream, sent)
         if all(requests_by_worker(two_workers, metrics_dir).values()):
             break
     by_worker = requests_by_worker(two_workers, metrics_dir)
     assert len(by_worker) == 2 and all(by_worker.values()), f"one worker served everything: {by_worker}"
 
     # One success that needed a retry: the model is loading once, then answers.
-    fresh_upstream.script(MADLAD, Step(status=503, json={"error": "Model is currently loading", "estimated_time": 0.2}))
+    upstream.script(MADLAD, Step(status=503, json={"error": "Model is currently loading", "estimated_time": 0.2}))
     assert translate(two_workers) == 200
     sent[200] += 1
-    fresh_upstream.wait_idle()
+    upstream.wait_idle()
 
     total = sum(sent.values())
     metrics = scrape(two_workers)
     assert set(sent) == {200, 400, 404}
     assert metrics.total("hf_gateway_requests_total") == total
     assert sum(requests_by_worker(two_workers, metrics_dir).values()) == total
-    assert metrics.value("hf_gateway_requests_total", task="text-translation", model="google/madlad400-3b-mt", status="200") == sent[200]
+    assert (
+        metrics.value(
+            "hf_gateway_requests_total", task="text-translation", model="google/madlad400-3b-mt", status="200"
+        )
+        == sent[200]
+    )
     assert metrics.value("hf_gateway_requests_total", task="text-translation", model="none", status="400") == sent[400]
     assert metrics.value("hf_gateway_requests_total", task="text-translation", model="other", status="404") == sent[404]
     assert metrics.value("hf_gateway_request_duration_seconds_count", task="text-translation") == total
 
-    upstream_calls = len(fresh_upstream.requests)
+    upstream_calls = len(upstream.requests)
     assert metrics.value("hf_gateway_upstream_attempts_total", outcome="success", reason="") == sent[200]
     assert metrics.value("hf_gateway_upstream_attempts_total", outcome="retry", reason="model_unavailable") == 1
     assert metrics.value("hf_gateway_upstream_attempts_total", outcome="give_up", reason="model_not_found") == sent[404]
@@ -138,15 +147,18 @@ def test_counts_add_up_across_two_workers(two_workers, fresh_upstream, metrics_d
     assert metrics.value("hf_gateway_requests_in_flight") == 0
 
 
-def test_a_killed_worker_keeps_its_counts_and_leaves_flight(two_workers, fresh_upstream, metrics_dir):
+def test_a_killed_worker_keeps_its_counts_and_leaves_flight(two_workers, upstream, metrics_dir):
     before = scrape(two_workers)
-    fresh_upstream.script(MADLAD, Step(replay=True, delay=2.5))
+    upstream.script(MADLAD, Step(replay=True, delay=2.5))
     outcome = {}
     slow = threading.Thread(target=lambda: outcome.update(result=_try(lambda: translate(two_workers))))
     slow.start()
     wait_for(lambda: scrape(two_workers).value("hf_gateway_requests_in_flight") == 1, "the slow request in flight")
-    busy = [pid for pid in two_workers.worker_pids()
-            if per_worker(metrics_dir, "gauge_livesum", pid).value("hf_gateway_requests_in_flight") == 1]
+    busy = [
+        pid
+        for pid in two_workers.worker_pids()
+        if per_worker(metrics_dir, "gauge_livesum", pid).value("hf_gateway_requests_in_flight") == 1
+    ]
     assert len(busy) == 1
 
     os.kill(busy[0], signal.SIGKILL)
@@ -156,10 +168,14 @@ def test_a_killed_worker_keeps_its_counts_and_leaves_flight(two_workers, fresh_u
 
     after = scrape(two_workers)
     assert after.value("hf_gateway_requests_in_flight") == 0
-    for name in ("hf_gateway_requests_total", "hf_gateway_upstream_attempts_total", "hf_gateway_request_duration_seconds_count"):
+    for name in (
+        "hf_gateway_requests_total",
+        "hf_gateway_upstream_attempts_total",
+        "hf_gateway_request_duration_seconds_count",
+    ):
         assert after.total(name) == before.total(name), name
 
-    fresh_upstream.wait_idle()
+    upstream.wait_idle()
     assert [translate(two_workers) for _ in range(4)] == [200] * 4
     assert scrape(two_workers).total("hf_gateway_requests_total") == before.total("hf_gateway_requests_total") + 4
 
@@ -172,11 +188,13 @@ def _try(call):
         return exc
 
 
-def test_without_a_directory_gunicorn_makes_one_and_removes_it(upstream, tmp_path):
-    env = service_env(upstream, WEB_CONCURRENCY="1", PROMETHEUS_MULTIPROC_DIR=None)
+def test_without_a_directory_gunicorn_makes_one_and_removes_it(loopback, tmp_path):
+    env = service_env(loopback, WEB_CONCURRENCY="1", PROMETHEUS_MULTIPROC_DIR=None)
     with GunicornServer(env=env, log_path=tmp_path / "service.log") as server:
         assert translate(server, body='{"inputs": ""}') == 400
-        assert scrape(server).value("hf_gateway_requests_total", task="text-translation", model="none", status="400") == 1
+        assert (
+            scrape(server).value("hf_gateway_requests_total", task="text-translation", model="none", status="400") == 1
+        )
         directory = Path(re.search(r"metrics directory (\S+)", server.log_text()).group(1))
         assert any(directory.glob("counter_*.db"))
     assert not directory.exists()

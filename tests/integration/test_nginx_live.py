@@ -5,7 +5,12 @@ import re
 import pytest
 import requests
 
-from tests.integration.test_curl_examples import README_EXAMPLES, assert_documented_success, readme_curl_commands, run_curl
+from tests.integration.test_curl_examples import (
+    README_EXAMPLES,
+    assert_documented_success,
+    readme_curl_commands,
+    run_curl,
+)
 from tests.support.nginx_server import NginxServer
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
@@ -26,42 +31,46 @@ def body_of_size(size: int) -> bytes:
     return frame[:-2] + b"x" * (size - len(frame)) + frame[-2:]
 
 
-def assert_one_id_end_to_end(nginx, upstream, response, path=MADLAD) -> str:
+def assert_one_id_end_to_end(nginx, loopback, response, path=MADLAD) -> str:
     """Check the response's id is the one nginx logged and the upstream received; return it."""
     request_id = response.headers["X-Request-ID"]
     assert response.json()["request_id"] == request_id
     assert nginx.access_logged(f"request_id={request_id} ")
-    sent = upstream.requests_for(path)
+    sent = loopback.requests_for(path)
     assert sent and all(call.headers["X-Request-ID"] == request_id for call in sent)
     return request_id
 
 
 @pytest.mark.parametrize("index, task, model, count", README_EXAMPLES)
-def test_readme_curl_through_nginx_writes_the_documented_json(nginx, fresh_upstream, tmp_path, index, task, model, count):
+def test_readme_curl_through_nginx_writes_the_documented_json(nginx, upstream, tmp_path, index, task, model, count):
     body = run_curl(readme_curl_commands()[index], nginx.port, tmp_path)
     assert_documented_success(body, task, model, count)
     # curl sent no id: the one nginx made up is the one the service answered with and sent upstream.
     assert NGINX_ID.fullmatch(body["request_id"])
     assert nginx.access_logged(f"request_id={body['request_id']} ")
-    fresh_upstream.wait_idle()
-    assert fresh_upstream.requests
-    assert {call.headers["X-Request-ID"] for call in fresh_upstream.requests} == {body["request_id"]}
+    upstream.wait_idle()
+    assert upstream.requests
+    assert {call.headers["X-Request-ID"] for call in upstream.requests} == {body["request_id"]}
 
 
-def test_a_callers_sane_request_id_passes_through(nginx, fresh_upstream):
-    response = requests.post(nginx.url + TRANSLATION, json={"inputs": "连衣裙"}, headers={"X-Request-ID": "batch-42.line:7"}, timeout=20)
+def test_a_callers_sane_request_id_passes_through(nginx, upstream):
+    response = requests.post(
+        nginx.url + TRANSLATION, json={"inputs": "连衣裙"}, headers={"X-Request-ID": "batch-42.line:7"}, timeout=20
+    )
     assert response.status_code == 200
-    assert assert_one_id_end_to_end(nginx, fresh_upstream, response) == "batch-42.line:7"
+    assert assert_one_id_end_to_end(nginx, upstream, response) == "batch-42.line:7"
 
 
-@pytest.mark.parametrize("offered", ["two words", "x" * 129, "id\"quoted", "ünï"])
-def test_an_unsafe_request_id_is_replaced_by_nginxs(nginx, fresh_upstream, offered):
-    response = requests.post(nginx.url + TRANSLATION, json={"inputs": "连衣裙"}, headers={"X-Request-ID": offered}, timeout=20)
+@pytest.mark.parametrize("offered", ["two words", "x" * 129, 'id"quoted', "ünï"])
+def test_an_unsafe_request_id_is_replaced_by_nginxs(nginx, upstream, offered):
+    response = requests.post(
+        nginx.url + TRANSLATION, json={"inputs": "连衣裙"}, headers={"X-Request-ID": offered}, timeout=20
+    )
     assert response.status_code == 200
-    assert NGINX_ID.fullmatch(assert_one_id_end_to_end(nginx, fresh_upstream, response))
+    assert NGINX_ID.fullmatch(assert_one_id_end_to_end(nginx, upstream, response))
 
 
-def test_a_2mb_body_is_refused_by_nginx_in_the_services_error_shape(nginx, service, fresh_upstream):
+def test_a_2mb_body_is_refused_by_nginx_in_the_services_error_shape(nginx, service, upstream):
     response = requests.post(nginx.url + TRANSLATION, data=body_of_size(2 * 1024 * 1024), timeout=20)
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/json"
@@ -70,10 +79,10 @@ def test_a_2mb_body_is_refused_by_nginx_in_the_services_error_shape(nginx, servi
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert NGINX_ID.fullmatch(body["request_id"])
     assert body["request_id"] not in service.log_text()  # nginx answered alone
-    assert not fresh_upstream.requests
+    assert not upstream.requests
 
 
-def test_a_chunked_body_over_the_limit_is_refused_too(nginx, service, fresh_upstream):
+def test_a_chunked_body_over_the_limit_is_refused_too(nginx, service, upstream):
     chunks = (b"x" * 65536 for _ in range(40))  # 2.5 MiB without a Content-Length
     response = requests.post(nginx.url + TRANSLATION, data=chunks, headers={"X-Request-ID": "chunked-1"}, timeout=20)
     assert response.status_code == 413
@@ -81,16 +90,16 @@ def test_a_chunked_body_over_the_limit_is_refused_too(nginx, service, fresh_upst
     assert "request_id=chunked-1 " not in service.log_text()
 
 
-def test_a_body_at_the_limit_reaches_the_service(nginx, fresh_upstream):
+def test_a_body_at_the_limit_reaches_the_service(nginx, upstream):
     at_limit = requests.post(nginx.url + TRANSLATION, data=body_of_size(BODY_LIMIT), timeout=20)
     assert at_limit.status_code == 400  # the service's answer: inputs too long
     assert at_limit.json()["error_type"] == "invalid_request"
     over = requests.post(nginx.url + TRANSLATION, data=body_of_size(BODY_LIMIT + 1), timeout=20)
     assert over.status_code == 413
-    assert not fresh_upstream.requests
+    assert not upstream.requests
 
 
-def test_service_errors_pass_through_unchanged(nginx, fresh_upstream):
+def test_service_errors_pass_through_unchanged(nginx, upstream):
     response = requests.get(nginx.url + TRANSLATION, timeout=5)
     assert response.status_code == 405
     assert response.json()["error_type"] == "method_not_allowed"

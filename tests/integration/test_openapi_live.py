@@ -37,9 +37,9 @@ class AssetReferences(HTMLParser):
 def test_openapi_document_is_served(service):
     response = requests.get(f"{service.url}/openapi.json", timeout=5)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("application/json")
-    assert {f"/api/infer/{task}" for task in ("text-translation", "text-completion", "text-to-text", "text-to-image")} <= set(
-        response.json()["paths"]
-    )
+    assert {
+        f"/api/infer/{task}" for task in ("text-translation", "text-completion", "text-to-text", "text-to-image")
+    } <= set(response.json()["paths"])
 
 
 def test_docs_page_and_every_asset_come_from_the_service(service):
@@ -61,25 +61,34 @@ def test_docs_page_and_every_asset_come_from_the_service(service):
             assert "validatorUrl: null" in asset.text  # no badge fetched from validator.swagger.io
 
 
-def test_readyz_answers_without_calling_the_upstream(service, fresh_upstream):
+def test_readyz_answers_without_calling_the_upstream(service, upstream):
     response = requests.get(f"{service.url}/readyz", timeout=5)
     assert response.status_code == 200 and response.json()["status"] == "ready"
-    assert not fresh_upstream.requests
+    assert not upstream.requests
 
 
-def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(service, fresh_upstream, tmp_path):
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(service, upstream, tmp_path):
     command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json",
-        "--checks", SCHEMATHESIS_CHECKS,
-        "--max-examples", str(SCHEMATHESIS_MAX_EXAMPLES),
-        "--seed", str(SCHEMATHESIS_SEED),
-        "--request-timeout", "15",
-        "--generation-database", "none",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{service.url}/openapi.json",
+        "--checks",
+        SCHEMATHESIS_CHECKS,
+        "--max-examples",
+        str(SCHEMATHESIS_MAX_EXAMPLES),
+        "--seed",
+        str(SCHEMATHESIS_SEED),
+        "--request-timeout",
+        "15",
+        "--generation-database",
+        "none",
         "--no-color",
     ]
     started = time.monotonic()
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_SECONDS)
-    print(f"schemathesis: {time.monotonic() - started:.1f} s, {len(fresh_upstream.requests)} upstream requests")
+    print(f"schemathesis: {time.monotonic() - started:.1f} s, {len(upstream.requests)} upstream requests")
     report = run.stdout[-8000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
     assert "Failures:" not in run.stdout and re.search(r"(\d+) generated, \1 passed", run.stdout), report
@@ -89,4 +98,4 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(s
     assert set(warnings) <= {f"/api/infer/{task}" for task in TASK_TYPES}, report
     tested = re.search(r"Tested: (\d+)", run.stdout)
     assert tested and int(tested.group(1)) == 8, report  # four tasks, the probes, /api/models and /metrics
-    assert fresh_upstream.requests  # valid cases did reach the (replaying) upstream
+    assert upstream.requests  # valid cases did reach the (replaying) upstream

@@ -5,8 +5,8 @@ payload; each with a token of its own (`token_env`) or none, never the Hub token
 import pytest
 import requests
 
-from tests.integration.conftest import TOKEN, service_env
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.service import TOKEN, service_env
 
 SERVER_TOKEN = "local-server-secret-5f1e2d3c4b"
 ENDPOINT_PATH = "/endpoint/my-translator"
@@ -55,12 +55,12 @@ url = "{origin}/endpoint/my-translator"
 
 
 @pytest.fixture(scope="module")
-def self_hosted(upstream, tmp_path_factory):
+def self_hosted(loopback, tmp_path_factory):
     folder = tmp_path_factory.mktemp("self-hosted")
     config = folder / "models.toml"
-    config.write_text(CONFIG.format(origin=upstream.url), encoding="utf-8")
-    upstream.alias(ENDPOINT_PATH, "/hf-inference/models/t5-base")
-    env = service_env(upstream, MODELS_CONFIG=str(config), MY_VLLM_TOKEN=SERVER_TOKEN)
+    config.write_text(CONFIG.format(origin=loopback.url), encoding="utf-8")
+    loopback.alias(ENDPOINT_PATH, "/hf-inference/models/t5-base")
+    env = service_env(loopback, MODELS_CONFIG=str(config), MY_VLLM_TOKEN=SERVER_TOKEN)
     with GunicornServer(env=env, log_path=folder / "service.log") as server:
         yield server
     assert SERVER_TOKEN not in server.log_text() and TOKEN not in server.log_text()
@@ -71,29 +71,29 @@ def infer(server, task, model_name=None):
     return requests.post(f"{server.url}/api/infer/{task}", json={"inputs": "连衣裙"}, params=params, timeout=30)
 
 
-def authorization(fresh_upstream, path_start: str):
-    [request] = [r for r in fresh_upstream.requests if r.path.startswith(path_start)]
+def authorization(upstream, path_start: str):
+    [request] = [r for r in upstream.requests if r.path.startswith(path_start)]
     return request.headers.get("Authorization")
 
 
-def test_an_openai_compatible_server_without_a_token_gets_none(self_hosted, fresh_upstream):
+def test_an_openai_compatible_server_without_a_token_gets_none(self_hosted, upstream):
     response = infer(self_hosted, "text-to-text")
     assert response.status_code == 200, response.text
-    assert authorization(fresh_upstream, "/ollama/v1/chat/completions") is None
-    assert fresh_upstream.requests[0].json["model"] == "llama3.1:8b"
+    assert authorization(upstream, "/ollama/v1/chat/completions") is None
+    assert upstream.requests[0].json["model"] == "llama3.1:8b"
 
 
-def test_an_openai_compatible_server_gets_its_own_token_for_chat_and_completions(self_hosted, fresh_upstream):
+def test_an_openai_compatible_server_gets_its_own_token_for_chat_and_completions(self_hosted, upstream):
     assert infer(self_hosted, "text-to-text", "vllm-chat").status_code == 200
     assert infer(self_hosted, "text-completion").status_code == 200
-    assert authorization(fresh_upstream, "/vllm/v1/chat/completions") == f"Bearer {SERVER_TOKEN}"
-    assert authorization(fresh_upstream, "/vllm/v1/completions") == f"Bearer {SERVER_TOKEN}"
+    assert authorization(upstream, "/vllm/v1/chat/completions") == f"Bearer {SERVER_TOKEN}"
+    assert authorization(upstream, "/vllm/v1/completions") == f"Bearer {SERVER_TOKEN}"
 
 
-def test_an_inference_endpoint_gets_the_hub_token_only_when_its_entry_asks_for_it(self_hosted, fresh_upstream):
+def test_an_inference_endpoint_gets_the_hub_token_only_when_its_entry_asks_for_it(self_hosted, upstream):
     response = infer(self_hosted, "text-translation")
     assert response.status_code == 200, response.text
-    assert authorization(fresh_upstream, ENDPOINT_PATH) == f"Bearer {TOKEN}"
-    fresh_upstream.reset_log()
+    assert authorization(upstream, ENDPOINT_PATH) == f"Bearer {TOKEN}"
+    upstream.reset_log()
     assert infer(self_hosted, "text-translation", "tgi-no-token").status_code == 200
-    assert authorization(fresh_upstream, ENDPOINT_PATH) is None
+    assert authorization(upstream, ENDPOINT_PATH) is None

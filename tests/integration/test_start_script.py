@@ -5,20 +5,20 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
 from tests.support.gunicorn_server import free_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
 
 
 def test_start_sh_serves_and_stops_cleanly(tmp_path):
     port = free_port()
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", VENV=sys.prefix, WEB_CONCURRENCY="1", HF_API_TOKEN="")
     with open(tmp_path / "start.log", "w") as log:
-        process = subprocess.Popen(["sh", "start.sh"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            ["sh", "start.sh"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -24,7 +24,7 @@ UPSTREAM_DELAY = 1.5
 
 
 @pytest.fixture
-def upstream():
+def loopback():
     with LoopbackUpstream(latency=0.02) as loopback:
         yield loopback
 
@@ -35,9 +35,9 @@ def worker_class(request):
     return request.param
 
 
-def start_service(upstream, tmp_path, worker_class, **overrides) -> GunicornServer:
+def start_service(loopback, tmp_path, worker_class, **overrides) -> GunicornServer:
     """Start gunicorn against `upstream` and wait for all its workers."""
-    env = fault_env(upstream, write_models_config(tmp_path), WORKER_CLASS=worker_class, **overrides)
+    env = fault_env(loopback, write_models_config(tmp_path), WORKER_CLASS=worker_class, **overrides)
     server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
     server.initial_workers = booted_workers(server)
     return server
@@ -60,13 +60,13 @@ def wait_until(condition, timeout: float = 20.0) -> bool:
     return True
 
 
-def test_sigterm_lets_requests_in_flight_finish(upstream, tmp_path, worker_class):
-    server = start_service(upstream, tmp_path, worker_class)
-    upstream.script(TRANSLATION_PATH, Step(delay=UPSTREAM_DELAY, repeat=IN_FLIGHT))
+def test_sigterm_lets_requests_in_flight_finish(loopback, tmp_path, worker_class):
+    server = start_service(loopback, tmp_path, worker_class)
+    loopback.script(TRANSLATION_PATH, Step(delay=UPSTREAM_DELAY, repeat=IN_FLIGHT))
     url = f"{server.url}/api/infer/text-translation"
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
         futures = [pool.submit(requests.post, url, data=TRANSLATION_BODY, timeout=30) for _ in range(IN_FLIGHT)]
-        assert wait_until(lambda: len(upstream.requests) == IN_FLIGHT), server.log_tail()
+        assert wait_until(lambda: len(loopback.requests) == IN_FLIGHT), server.log_tail()
         exit_code = server.stop()  # SIGTERM while every request waits on the upstream
         responses = [future.result() for future in futures]
     assert [response.status_code for response in responses] == [200] * IN_FLIGHT
@@ -76,8 +76,8 @@ def test_sigterm_lets_requests_in_flight_finish(upstream, tmp_path, worker_class
     assert_clean_log(server)
 
 
-def test_sighup_reload_drops_no_request(upstream, tmp_path, worker_class):
-    server = start_service(upstream, tmp_path, worker_class)
+def test_sighup_reload_drops_no_request(loopback, tmp_path, worker_class):
+    server = start_service(loopback, tmp_path, worker_class)
     try:
         with RequestStream(server.url, concurrency=4) as stream:
             stream.wait_for(40)
@@ -94,8 +94,8 @@ def test_sighup_reload_drops_no_request(upstream, tmp_path, worker_class):
         assert server.stop() == 0
 
 
-def test_recycled_workers_drop_no_request(upstream, tmp_path, worker_class):
-    server = start_service(upstream, tmp_path, worker_class, MAX_REQUESTS="50")
+def test_recycled_workers_drop_no_request(loopback, tmp_path, worker_class):
+    server = start_service(loopback, tmp_path, worker_class, MAX_REQUESTS="50")
     try:
         # Enough requests for each of the two workers to pass its 50 (+ up to 5 jitter) twice.
         with RequestStream(server.url, concurrency=4, limit=260) as stream:
@@ -110,8 +110,8 @@ def test_recycled_workers_drop_no_request(upstream, tmp_path, worker_class):
         assert server.stop() == 0
 
 
-def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(upstream, tmp_path, worker_class):
-    server = start_service(upstream, tmp_path, worker_class)
+def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(loopback, tmp_path, worker_class):
+    server = start_service(loopback, tmp_path, worker_class)
     config = tmp_path / "models.toml"
     try:
         with config.open("a", encoding="utf-8") as file:
@@ -138,7 +138,7 @@ def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(upstream
         ({"TEXT_DEADLINE_SECONDS": "-3"}, "TEXT_DEADLINE_SECONDS"),
     ],
 )
-def test_a_broken_configuration_stops_the_start_with_one_line(upstream, tmp_path, overrides, named):
+def test_a_broken_configuration_stops_the_start_with_one_line(loopback, tmp_path, overrides, named):
     config = write_models_config(tmp_path)
     if overrides.get("MODELS_CONFIG") == "broken":
         with config.open("a", encoding="utf-8") as file:
@@ -146,7 +146,7 @@ def test_a_broken_configuration_stops_the_start_with_one_line(upstream, tmp_path
         overrides = {}
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = fault_env(upstream, config, TMPDIR=str(scratch), **overrides)
+    env = fault_env(loopback, config, TMPDIR=str(scratch), **overrides)
     server = GunicornServer(env=env, log_path=tmp_path / "service.log")
     with pytest.raises(GunicornStartError):
         server.start(timeout=20)

@@ -14,7 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.fault_service import TOKEN, TRANSLATION_BODY, booted_workers, fault_env, write_models_config
+from tests.support.fault_service import (
+    TOKEN,
+    TRANSLATION_BODY,
+    booted_workers,
+    fault_env,
+    write_models_config,
+)
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.upstream import LoopbackUpstream
 
@@ -123,8 +129,8 @@ def figures(run: LoadRun, seconds: float, sampler: RssSampler) -> dict:
 
 @pytest.fixture
 def loaded_service(tmp_path):
-    with LoopbackUpstream(latency=UPSTREAM_LATENCY) as upstream:
-        env = fault_env(upstream, write_models_config(tmp_path), GUNICORN_THREADS="16")
+    with LoopbackUpstream(latency=UPSTREAM_LATENCY) as loopback:
+        env = fault_env(loopback, write_models_config(tmp_path), GUNICORN_THREADS="16")
         with GunicornServer(env=env, log_path=tmp_path / "service.log") as server:
             server.initial_workers = booted_workers(server)
             yield server

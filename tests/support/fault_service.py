@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from tests.integration.conftest import service_env
+from tests.support.service import service_env
 
 # Recognisable, so that any leak into a log line, body or header is found by a plain search.
 TOKEN = "hf_fault-suite-not-a-real-token-9876543210"
@@ -20,7 +20,7 @@ MAX_IMAGE_BYTES = 1024 * 1024
 WORKERS = 2
 TRANSLATION_PATH = "/hf-inference/models/t5-base"
 IMAGE_PATH = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
-TRANSLATION_BODY = '{"inputs": "连衣裙"}'.encode("utf-8")
+TRANSLATION_BODY = '{"inputs": "连衣裙"}'.encode()
 
 # One target per task (all of them recorded), so a fault costs exactly one model's attempts.
 SINGLE_TARGET_MODELS = """

@@ -7,13 +7,24 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
 CONF = REPO_ROOT / "gunicorn.conf.py"
 VALUES = (
-    "bind", "worker_class", "workers", "worker_connections", "threads", "timeout", "graceful_timeout",
-    "keepalive", "max_requests", "max_requests_jitter", "accesslog", "loglevel", "forwarded_allow_ips",
+    "bind",
+    "worker_class",
+    "workers",
+    "worker_connections",
+    "threads",
+    "timeout",
+    "graceful_timeout",
+    "keepalive",
+    "max_requests",
+    "max_requests_jitter",
+    "accesslog",
+    "loglevel",
+    "forwarded_allow_ips",
 )
 _PROBE = f"""
 import json, runpy, sys, warnings
@@ -41,7 +52,9 @@ def load(env: dict | None = None) -> dict:
     """Return gunicorn's values from gunicorn.conf.py under `env` (None values unset a variable)."""
     environ = {name: value for name, value in os.environ.items() if name not in (env or {})}
     environ.update({name: value for name, value in (env or {}).items() if value is not None})
-    done = subprocess.run([sys.executable, "-c", _PROBE], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=60
+    )
     if done.returncode != 0:
         raise RuntimeError(f"gunicorn.conf.py failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
 LOOPBACK_HOST = "127.0.0.1"
 HEALTH_PATH = "/healthz"
 POLL_SECONDS = 0.1
@@ -132,8 +134,11 @@ class GunicornServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab")
         self._process = subprocess.Popen(
-            self.command, cwd=self.repo_root, env=self.environment(),
-            stdout=self._log_file, stderr=subprocess.STDOUT,
+            self.command,
+            cwd=self.repo_root,
+            env=self.environment(),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a hung master and its workers can be killed together
         )
         try:
@@ -151,10 +156,12 @@ class GunicornServer:
                 exit_code = self._process.poll()
                 if exit_code is not None:
                     raise GunicornStartError(
-                        f"gunicorn exited with {exit_code} before answering {HEALTH_PATH}:\n{self.log_tail()}")
+                        f"gunicorn exited with {exit_code} before answering {HEALTH_PATH}:\n{self.log_tail()}"
+                    )
                 if time.monotonic() >= deadline:
                     raise GunicornStartError(
-                        f"gunicorn did not answer {HEALTH_PATH} within {timeout}s:\n{self.log_tail()}")
+                        f"gunicorn did not answer {HEALTH_PATH} within {timeout}s:\n{self.log_tail()}"
+                    )
                 time.sleep(POLL_SECONDS)
 
     def _answers_health_check(self, session: requests.Session) -> bool:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.gunicorn_server import LOOPBACK_HOST, free_port
+from tests.support.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE_CONF = REPO_ROOT / "deploy" / "nginx.conf"
 # The sample's own addresses and paths, replaced by the test's.
 SAMPLE_UPSTREAM = "server 127.0.0.1:8098;"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
 
-RECORDINGS_DIR = Path(__file__).resolve().parents[1] / "recordings"
+from tests.support.paths import RECORDINGS_DIR
+
 # The hosted route's answers, then the router's other providers (see tests/recordings/README.md).
 HOSTED_FILE = "recordings.json"
 PROVIDERS_FILE = "providers.json"
 RECORDING_FILES = (HOSTED_FILE, PROVIDERS_FILE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> tuple:
     """Return the entries of one recordings file, by its path under tests/recordings/."""
     return tuple(json.loads((RECORDINGS_DIR / name).read_text(encoding="utf-8")))

@@ -25,15 +25,16 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.recordings import RECORDING_FILES, RECORDINGS_DIR
+from tests.support.paths import RECORDINGS_DIR
+from tests.support.recordings import RECORDING_FILES
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK_HOST = "127.0.0.1"
 
 # Framing is recomputed for every answer, so the recorded framing must not leak through.
@@ -121,11 +122,11 @@ class Answer:
         if self.filler_size is None:
             view = memoryview(self.body)
             for start in range(0, len(view), chunk_size):
-                yield view[start:start + chunk_size]
+                yield view[start : start + chunk_size]
             return
         block = FILLER_BYTE * chunk_size
         for start in range(0, self.filler_size, chunk_size):
-            yield block[:self.filler_size - start]
+            yield block[: self.filler_size - start]
 
 
 @dataclass(frozen=True)
@@ -270,11 +271,14 @@ class RecordingIndex:
         if not candidates:
             return None
         wanted_inputs, wanted_stream = inputs_kind(request_body), wants_stream(request_body)
-        return min(candidates, key=lambda r: (
-            r.status != 200,
-            inputs_kind(r.request_body) != wanted_inputs,
-            wants_stream(r.request_body) != wanted_stream,
-        ))
+        return min(
+            candidates,
+            key=lambda r: (
+                r.status != 200,
+                inputs_kind(r.request_body) != wanted_inputs,
+                wants_stream(r.request_body) != wanted_stream,
+            ),
+        )
 
     def find_any_method(self, path: str, request_body: Any) -> Recording | None:
         """Pick the best recording of a path whatever its method (POST first, then GET...)."""
@@ -294,8 +298,12 @@ class RecordingIndex:
     @staticmethod
     def _is_chat_completion(recording: Recording) -> bool:
         """Tell whether a recording is a successful, non-streamed chat completion."""
-        return (recording.method == "POST" and recording.path.endswith("/chat/completions")
-                and recording.status == 200 and "json" in (recording.content_type or ""))
+        return (
+            recording.method == "POST"
+            and recording.path.endswith("/chat/completions")
+            and recording.status == 200
+            and "json" in (recording.content_type or "")
+        )
 
     @staticmethod
     def _completion_text(recordings: list[Recording]) -> str:
@@ -309,7 +317,7 @@ class RecordingIndex:
             text = body[0]["generated_text"]
             # An answer that echoes its prompt is a full-text answer: the part after it is the continuation.
             if isinstance(prompt, str) and text.startswith(prompt):
-                return text[len(prompt):]
+                return text[len(prompt) :]
             texts.append(text)
         return texts[0] if texts else ""
 
@@ -512,9 +520,14 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         body = self._read_body()
         return LoggedRequest(
-            method=self.command, path=url.path, query=url.query,
-            headers=HeaderDict(self.headers.items()), body=body, json=parse_json(body),
-            client_port=self.client_address[1], started=time.monotonic(),
+            method=self.command,
+            path=url.path,
+            query=url.query,
+            headers=HeaderDict(self.headers.items()),
+            body=body,
+            json=parse_json(body),
+            client_port=self.client_address[1],
+            started=time.monotonic(),
         )
 
     def _read_body(self) -> bytes:
@@ -663,8 +676,10 @@ class LoopbackUpstream:
         if self._server is None:
             self._server = _LoopbackServer(self, self._requested_port)
             self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": POLL_SECONDS},
-                name=f"loopback-upstream-{self.port}", daemon=True,
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": POLL_SECONDS},
+                name=f"loopback-upstream-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -751,7 +766,8 @@ class LoopbackUpstream:
             return recording.answer()
         if method == "POST" and path.endswith(CHAT_SUFFIX):
             template = self.recordings.chat_completion(
-                request_body.get("model") if isinstance(request_body, dict) else None)
+                request_body.get("model") if isinstance(request_body, dict) else None
+            )
             if template is not None:
                 return self._chat_answer(template, requested_n(request_body))
         return self._model_not_found(path)
@@ -770,9 +786,15 @@ class LoopbackUpstream:
             {"index": index, "text": self.recordings.completion_text, "finish_reason": "length"}
             for index in range(requested_n(request_body))
         ]
-        return Answer.of_json(200, {
-            "id": "cmpl-replay", "object": "text_completion", "model": model, "choices": choices,
-        })
+        return Answer.of_json(
+            200,
+            {
+                "id": "cmpl-replay",
+                "object": "text_completion",
+                "model": model,
+                "choices": choices,
+            },
+        )
 
     @staticmethod
     def _model_not_found(path: str) -> Answer:
@@ -795,8 +817,14 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
     parser.add_argument("--recordings-dir", default=None, help="folder holding recordings.json")
-    parser.add_argument("--alias", type=_alias_argument, action="append", default=[],
-                        metavar="PATH=RECORDED_PATH", help="answer PATH as if it were RECORDED_PATH")
+    parser.add_argument(
+        "--alias",
+        type=_alias_argument,
+        action="append",
+        default=[],
+        metavar="PATH=RECORDED_PATH",
+        help="answer PATH as if it were RECORDED_PATH",
+    )
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from tests.support import recordings
-from tests.support.upstream import REPO_ROOT, LoopbackUpstream, Step
+from tests.support.paths import REPO_ROOT
+from tests.support.upstream import LoopbackUpstream, Step
 
 T5_BASE = "/hf-inference/models/t5-base"
 STABLE_DIFFUSION = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
@@ -28,20 +29,20 @@ def recorded_entry(uri_suffix, status=200):
 
 
 @pytest.fixture(scope="module")
-def running_upstream():
+def loopback():
     """Start one upstream for the module: loading the recordings is the slow part."""
     with LoopbackUpstream() as upstream:
         yield upstream
 
 
 @pytest.fixture
-def upstream(running_upstream):
+def upstream(loopback):
     """Hand each test an upstream with no scripts, aliases of other tests or logged requests."""
-    running_upstream.clear_scripts()
-    running_upstream.wait_idle()
-    running_upstream.reset_log()
-    yield running_upstream
-    running_upstream.clear_scripts()
+    loopback.clear_scripts()
+    loopback.wait_idle()
+    loopback.reset_log()
+    yield loopback
+    loopback.clear_scripts()
 
 
 def test_replays_translation_for_a_string_and_a_list(upstream):
@@ -52,12 +53,15 @@ def test_replays_translation_for_a_string_and_a_list(upstream):
     assert single.headers["Content-Type"] == "application/json"
     assert single.json() == [{"translation_text": "Mein Name ist Wolfgang und ich lebe in Berlin"}]
     assert [item["translation_text"] for item in several.json()] == [
-        "Mein Name ist Wolfgang und ich lebe in Berlin", "Ich arbeite als Programmierer"]
+        "Mein Name ist Wolfgang und ich lebe in Berlin",
+        "Ich arbeite als Programmierer",
+    ]
 
 
 def test_logs_each_request(upstream):
-    requests.post(upstream.url + T5_BASE + "?wait=1", json={"inputs": "x"},
-                  headers={"Authorization": "Bearer t"}, timeout=5)
+    requests.post(
+        upstream.url + T5_BASE + "?wait=1", json={"inputs": "x"}, headers={"Authorization": "Bearer t"}, timeout=5
+    )
 
     assert upstream.wait_idle()
     [logged] = upstream.requests_for(T5_BASE)
@@ -69,8 +73,9 @@ def test_logs_each_request(upstream):
 def test_alias_answers_like_the_recorded_path(upstream):
     upstream.alias("/hf-inference/models/Helsinki-NLP/opus-mt-zh-en", T5_BASE)
 
-    response = requests.post(upstream.url + "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en",
-                             json={"inputs": "你好"}, timeout=5)
+    response = requests.post(
+        upstream.url + "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en", json={"inputs": "你好"}, timeout=5
+    )
 
     assert response.status_code == 200
     assert "translation_text" in response.json()[0]
@@ -97,11 +102,19 @@ def test_a_post_to_a_recorded_get_path_without_alias_is_404(upstream):
 
 
 def test_chat_completion_repeats_a_recorded_choice_n_times(upstream):
-    recorded = json.loads(recorded_entry(
-        "/meta-llama/Llama-3.1-8B-Instruct/v1/chat/completions")["response"]["body_text"])
+    recorded = json.loads(
+        recorded_entry("/meta-llama/Llama-3.1-8B-Instruct/v1/chat/completions")["response"]["body_text"]
+    )
 
-    response = requests.post(upstream.url + "/v1/chat/completions", timeout=5, json={
-        "model": "meta-llama/Llama-3.1-8B-Instruct:novita", "messages": [{"role": "user", "content": "hi"}], "n": 3})
+    response = requests.post(
+        upstream.url + "/v1/chat/completions",
+        timeout=5,
+        json={
+            "model": "meta-llama/Llama-3.1-8B-Instruct:novita",
+            "messages": [{"role": "user", "content": "hi"}],
+            "n": 3,
+        },
+    )
 
     choices = response.json()["choices"]
     assert response.status_code == 200
@@ -110,8 +123,11 @@ def test_chat_completion_repeats_a_recorded_choice_n_times(upstream):
 
 
 def test_text_completion_shape(upstream):
-    response = requests.post(upstream.url + "/hf-inference/models/openai-community/gpt2/v1/completions",
-                             json={"model": "openai-community/gpt2", "prompt": "Hi", "n": 2}, timeout=5)
+    response = requests.post(
+        upstream.url + "/hf-inference/models/openai-community/gpt2/v1/completions",
+        json={"model": "openai-community/gpt2", "prompt": "Hi", "n": 2},
+        timeout=5,
+    )
 
     body = response.json()
     assert response.status_code == 200
@@ -124,8 +140,9 @@ def test_text_completion_shape(upstream):
 def test_binary_image_is_byte_identical(upstream):
     recorded = base64.b64decode(recorded_entry("/CompVis/stable-diffusion-v1-4")["response"]["body_base64"])
 
-    response = requests.post(upstream.url + STABLE_DIFFUSION, json={"inputs": "An astronaut"},
-                             headers={"Accept": "image/png"}, timeout=5)
+    response = requests.post(
+        upstream.url + STABLE_DIFFUSION, json={"inputs": "An astronaut"}, headers={"Accept": "image/png"}, timeout=5
+    )
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/jpeg"
@@ -210,7 +227,7 @@ def test_endless_body_keeps_coming_until_the_client_leaves(upstream):
             if arrival_times[-1] > deadline:
                 break
 
-    gaps = [later - earlier for earlier, later in zip(arrival_times, arrival_times[1:])]
+    gaps = [later - earlier for earlier, later in zip(arrival_times, arrival_times[1:], strict=False)]
     assert "Content-Length" not in response.headers
     assert len(arrival_times) >= 10
     assert max(gaps) < 0.3
@@ -240,8 +257,12 @@ def test_keep_alive_reuses_one_connection(upstream):
 def test_max_in_flight_counts_concurrent_requests(upstream):
     upstream.script_default(Step(delay=0.3, repeat=3))
 
-    threads = [threading.Thread(target=requests.post, args=(upstream.url + T5_BASE,),
-                                kwargs={"json": {"inputs": "x"}, "timeout": 5}) for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=requests.post, args=(upstream.url + T5_BASE,), kwargs={"json": {"inputs": "x"}, "timeout": 5}
+        )
+        for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -280,14 +301,26 @@ def test_stop_cuts_hanging_answers_short():
 
 
 def test_command_line_serves_until_sigterm():
-    command = [sys.executable, "-m", "tests.support.upstream", "--port", "0", "--latency", "0.1",
-               "--alias", f"/hf-inference/models/Helsinki-NLP/opus-mt-zh-en={T5_BASE}"]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.upstream",
+        "--port",
+        "0",
+        "--latency",
+        "0.1",
+        "--alias",
+        f"/hf-inference/models/Helsinki-NLP/opus-mt-zh-en={T5_BASE}",
+    ]
     with subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
             ready, port = process.stdout.readline().split()
             started = time.monotonic()
-            response = requests.post(f"http://127.0.0.1:{port}/hf-inference/models/Helsinki-NLP/opus-mt-zh-en",
-                                     json={"inputs": "你好"}, timeout=5)
+            response = requests.post(
+                f"http://127.0.0.1:{port}/hf-inference/models/Helsinki-NLP/opus-mt-zh-en",
+                json={"inputs": "你好"},
+                timeout=5,
+            )
             elapsed = time.monotonic() - started
         finally:
             process.send_signal(signal.SIGTERM)

@@ -7,7 +7,7 @@ from service.api.answer import SplicedString, json_chunks
 
 
 def test_text_answer_is_one_chunk_of_the_same_json():
-    document = {"code": 0, "message": "ok", "result": ["连衣裙 \"quoted\" \\ \n", None, 1.5, True], "nested": {"a": []}}
+    document = {"code": 0, "message": "ok", "result": ['连衣裙 "quoted" \\ \n', None, 1.5, True], "nested": {"a": []}}
 
     chunks = json_chunks(document)
 

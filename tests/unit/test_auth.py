@@ -3,8 +3,8 @@
 import pytest
 
 from service import create_app
-from tests.unit.conftest import API, make_settings, post
-from tests.unit.test_validation import assert_error_shape
+from tests.support.app import API, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 KEY = "client-key-7f3a"
 
@@ -16,27 +16,35 @@ def guarded(clock):
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "client-key-7f3"}, {"Authorization": KEY}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"X-API-Key": "client-key-7f3"},
+        {"Authorization": KEY},
+        {"Authorization": "Bearer "},
+    ],
 )
-def test_missing_or_wrong_key_is_401(guarded, upstream, headers):
+def test_missing_or_wrong_key_is_401(guarded, mock_hub, headers):
     response = post(guarded, "text-translation", {"inputs": "x"}, headers=headers)
     assert_error_shape(response, 401, "unauthorized")
     assert KEY not in response.get_data(as_text=True)
-    assert not upstream.calls
+    assert not mock_hub.calls
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY}, {"authorization": f"bearer {KEY}"}])
-def test_valid_key_is_served(guarded, upstream, headers):
-    upstream.post(f"{API}/google/madlad400-3b-mt", json=[{"translation_text": "Dress"}])
+@pytest.mark.parametrize(
+    "headers", [{"Authorization": f"Bearer {KEY}"}, {"X-API-Key": KEY}, {"authorization": f"bearer {KEY}"}]
+)
+def test_valid_key_is_served(guarded, mock_hub, headers):
+    mock_hub.post(f"{API}/google/madlad400-3b-mt", json=[{"translation_text": "Dress"}])
     assert post(guarded, "text-translation", {"inputs": "连衣裙"}, headers=headers).status_code == 200
-    assert "Authorization" in upstream.calls[0].request.headers
-    assert KEY not in upstream.calls[0].request.headers["Authorization"]  # the caller's key never goes upstream
+    assert "Authorization" in mock_hub.calls[0].request.headers
+    assert KEY not in mock_hub.calls[0].request.headers["Authorization"]  # the caller's key never goes upstream
 
 
 def test_health_stays_open(guarded):
     assert guarded.get("/healthz").status_code == 200
 
 
-def test_no_keys_configured_means_open(client, upstream):
-    upstream.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"translation_text": "Dress"}])
+def test_no_keys_configured_means_open(client, mock_hub):
+    mock_hub.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"translation_text": "Dress"}])
     assert post(client, "text-translation", {"inputs": "连衣裙"}).status_code == 200

@@ -32,8 +32,13 @@ def client(waits):
 @responses.activate
 def test_success_sends_inputs_args_and_query(waits):
     responses.post(ENDPOINT, json=OK)
-    client = GatewayClient(URL + "/", "text-translation", params={"model_type": "en2de", "model_name": None},
-                           api_key="k-123", sleep=waits.append)
+    client = GatewayClient(
+        URL + "/",
+        "text-translation",
+        params={"model_type": "en2de", "model_name": None},
+        api_key="k-123",
+        sleep=waits.append,
+    )
     outcome = client.infer(BatchItem(1, "连衣裙", {"num_sentences": 1}))
     assert outcome.result == ["Dress"] and outcome.error is None
     sent = responses.calls[0].request
@@ -51,8 +56,16 @@ def test_no_args_sends_no_args_and_no_key_sends_no_authorization(client):
     assert sent.body == b'{"inputs": "x"}' and "Authorization" not in sent.headers
 
 
-@pytest.mark.parametrize("status, error_type", [(400, "invalid_request"), (401, "unauthorized"), (404, "model_not_found"),
-                                                (422, "model_rejected_input"), (500, "internal_error")])
+@pytest.mark.parametrize(
+    "status, error_type",
+    [
+        (400, "invalid_request"),
+        (401, "unauthorized"),
+        (404, "model_not_found"),
+        (422, "model_rejected_input"),
+        (500, "internal_error"),
+    ],
+)
 @responses.activate
 def test_caller_and_model_errors_are_not_retried(client, waits, status, error_type):
     responses.post(ENDPOINT, status=status, json=error_body(status, error_type, "Input validation error"))
@@ -61,8 +74,10 @@ def test_caller_and_model_errors_are_not_retried(client, waits, status, error_ty
     assert len(responses.calls) == 1 and waits == []
 
 
-@pytest.mark.parametrize("status, error_type", [(429, "rate_limited"), (502, "upstream_error"),
-                                                (503, "model_unavailable"), (504, "upstream_timeout")])
+@pytest.mark.parametrize(
+    "status, error_type",
+    [(429, "rate_limited"), (502, "upstream_error"), (503, "model_unavailable"), (504, "upstream_timeout")],
+)
 @responses.activate
 def test_busy_statuses_are_retried_until_success(client, waits, status, error_type):
     responses.post(ENDPOINT, status=status, json=error_body(status, error_type))
@@ -131,7 +146,9 @@ def test_each_thread_has_its_own_session(client):
     assert client.session() is client.session()
 
 
-@pytest.mark.parametrize("value, expected", [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None),
-                                             ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected

@@ -6,17 +6,20 @@ import json
 import random
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from service.batch import cli
+from service.batch import cli, command
 from service.batch.images import ensure_ids_are_file_names, extension_for, save_images
 from service.batch.inputs import BatchItem, InputError
 from service.batch.output import OrderedWriter
 from service.batch.runner import WINDOW_PER_WORKER, WorkerPool, run_batch
-from tests.support.readme import readme_section
+from tests.support.documents import OPERATIONS, section
+from tests.support.paths import REPO_ROOT
 
 
 def written_ids(stream):
@@ -47,7 +50,9 @@ def test_a_slow_first_line_holds_back_at_most_a_window_of_work():
         return {"id": item.id, "result": []}
 
     pool, stream = WorkerPool(handle, 2), io.StringIO()
-    runner = threading.Thread(target=run_batch, args=([BatchItem(n, "x") for n in range(40)], pool, OrderedWriter(stream), threading.Event()))
+    runner = threading.Thread(
+        target=run_batch, args=([BatchItem(n, "x") for n in range(40)], pool, OrderedWriter(stream), threading.Event())
+    )
     runner.start()
     deadline = time.monotonic() + 5
     while len(started) < 2 * WINDOW_PER_WORKER and time.monotonic() < deadline:
@@ -86,18 +91,30 @@ def test_a_failing_handler_still_yields_an_error_line():
 
 
 def test_images_are_saved_as_files_named_by_id_and_number(tmp_path):
-    result = [{"image_base64": base64.b64encode(b"\xff\xd8jpeg").decode(), "content_type": "image/jpeg"},
-              {"image_base64": base64.b64encode(b"\x89PNG").decode(), "content_type": "image/png"}]
+    result = [
+        {"image_base64": base64.b64encode(b"\xff\xd8jpeg").decode(), "content_type": "image/jpeg"},
+        {"image_base64": base64.b64encode(b"\x89PNG").decode(), "content_type": "image/png"},
+    ]
     saved = save_images(result, "dress-7", tmp_path)
-    assert saved == [{"path": str(tmp_path / "dress-7-1.jpg"), "content_type": "image/jpeg"},
-                     {"path": str(tmp_path / "dress-7-2.png"), "content_type": "image/png"}]
+    assert saved == [
+        {"path": str(tmp_path / "dress-7-1.jpg"), "content_type": "image/jpeg"},
+        {"path": str(tmp_path / "dress-7-2.png"), "content_type": "image/png"},
+    ]
     assert (tmp_path / "dress-7-1.jpg").read_bytes() == b"\xff\xd8jpeg"
     assert (tmp_path / "dress-7-2.png").read_bytes() == b"\x89PNG"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["dress-7-1.jpg", "dress-7-2.png"]
 
 
-@pytest.mark.parametrize("content_type, extension", [("image/jpeg", ".jpg"), ("image/PNG; q=1", ".png"),
-                                                     ("image/webp", ".webp"), (None, ".bin"), ("x/unknown", ".bin")])
+@pytest.mark.parametrize(
+    "content_type, extension",
+    [
+        ("image/jpeg", ".jpg"),
+        ("image/PNG; q=1", ".png"),
+        ("image/webp", ".webp"),
+        (None, ".bin"),
+        ("x/unknown", ".bin"),
+    ],
+)
 def test_extension_for(content_type, extension):
     assert extension_for(content_type) == extension
 
@@ -115,14 +132,16 @@ def test_ids_that_cannot_name_a_file_are_refused(item_id):
         (["--args", "[1]"], "in.txt", "--args: args must be a JSON object"),
         (["--images-dir", "imgs"], "in.txt", "--images-dir only applies to --task text-to-image"),
         ([], "missing.txt", "cannot read missing.txt"),
-        ([], "bad.jsonl", "line 2: \"inputs\" is missing"),
+        ([], "bad.jsonl", 'line 2: "inputs" is missing'),
     ],
 )
 def test_usage_errors_exit_2_before_sending_anything(tmp_path, monkeypatch, capsys, options, input_name, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.txt").write_text("连衣裙\n")
     (tmp_path / "bad.jsonl").write_text('{"inputs": "a"}\n{"id": 2}\n')
-    code = cli.main(["batch", "--task", "text-translation", "--url", "http://127.0.0.1:9", *options, input_name, "out.jsonl"])
+    code = cli.main(
+        ["batch", "--task", "text-translation", "--url", "http://127.0.0.1:9", *options, input_name, "out.jsonl"]
+    )
     assert code == cli.EXIT_USAGE
     assert capsys.readouterr().err.startswith(f"hf-infer: {message}")
     assert not (tmp_path / "out.jsonl").exists()
@@ -149,34 +168,58 @@ def test_bad_options_exit_2(argv, capsys):
 def test_the_url_and_api_key_come_from_the_environment_unless_given(monkeypatch):
     monkeypatch.setenv("HF_GATEWAY_URL", "http://gateway.internal:9000")
     monkeypatch.setenv("HF_GATEWAY_API_KEY", "key-from-env")
-    from_env = cli.make_client(cli.build_parser().parse_args(["batch", "--task", "text-to-text", "in", "out"]), threading.Event())
-    assert (from_env.endpoint, from_env.api_key) == ("http://gateway.internal:9000/api/infer/text-to-text", "key-from-env")
-    given = cli.make_client(cli.build_parser().parse_args(
-        ["batch", "--task", "text-to-text", "--url", "http://127.0.0.1:1", "--api-key", "k2", "in", "out"]), threading.Event())
+    from_env = command.make_client(
+        cli.build_parser().parse_args(["batch", "--task", "text-to-text", "in", "out"]), threading.Event()
+    )
+    assert (from_env.endpoint, from_env.api_key) == (
+        "http://gateway.internal:9000/api/infer/text-to-text",
+        "key-from-env",
+    )
+    given = command.make_client(
+        cli.build_parser().parse_args(
+            ["batch", "--task", "text-to-text", "--url", "http://127.0.0.1:1", "--api-key", "k2", "in", "out"]
+        ),
+        threading.Event(),
+    )
     assert (given.endpoint, given.api_key) == ("http://127.0.0.1:1/api/infer/text-to-text", "k2")
 
 
 def test_without_environment_the_default_url_is_the_local_service(monkeypatch):
     monkeypatch.delenv("HF_GATEWAY_URL", raising=False)
     monkeypatch.delenv("HF_GATEWAY_API_KEY", raising=False)
-    client = cli.make_client(cli.build_parser().parse_args(["batch", "--task", "text-to-image", "in", "out"]), threading.Event())
+    client = command.make_client(
+        cli.build_parser().parse_args(["batch", "--task", "text-to-image", "in", "out"]), threading.Event()
+    )
     assert (client.endpoint, client.api_key) == ("http://127.0.0.1:8098/api/infer/text-to-image", None)
 
 
 def test_every_option_the_readme_documents_exists(capsys):
-    documented = set(re.findall(r"`(--[a-z-]+)", readme_section("Batch jobs")))
+    documented = set(re.findall(r"`(--[a-z-]+)", section(OPERATIONS, "Batch jobs")))
     with pytest.raises(SystemExit):
         cli.main(["batch", "--help"])
     offered = set(re.findall(r"(--[a-z-]+)", capsys.readouterr().out))
     assert len(documented) >= 10 and documented <= offered, documented - offered
 
 
-@pytest.mark.parametrize("output, message", [("a-folder", "cannot read a-folder"), ("missing/out.jsonl", "cannot write missing/out.jsonl")])
-def test_an_unusable_output_is_a_usage_error_and_signal_handlers_are_restored(tmp_path, monkeypatch, capsys, output, message):
+@pytest.mark.parametrize(
+    "output, message", [("a-folder", "cannot read a-folder"), ("missing/out.jsonl", "cannot write missing/out.jsonl")]
+)
+def test_an_unusable_output_is_a_usage_error_and_signal_handlers_are_restored(
+    tmp_path, monkeypatch, capsys, output, message
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.txt").write_text("连衣裙\n")
     (tmp_path / "a-folder").mkdir()
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    assert cli.main(["batch", "--task", "text-translation", "--url", "http://127.0.0.1:9", "in.txt", output]) == cli.EXIT_USAGE
+    assert (
+        cli.main(["batch", "--task", "text-translation", "--url", "http://127.0.0.1:9", "in.txt", output])
+        == cli.EXIT_USAGE
+    )
     assert capsys.readouterr().err.startswith(f"hf-infer: {message}")
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_the_command_line_loads_only_its_parser_until_a_batch_runs():
+    probe = "import sys, service.batch.cli; print(sorted({'flask', 'requests', 'tqdm', 'marshmallow', 'service.app'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert loaded.stdout.strip() == "[]"

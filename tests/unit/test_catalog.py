@@ -4,10 +4,10 @@ import tomllib
 
 import pytest
 
-from service.hub.providers import check_catalog
 from service.catalog import Catalog, CatalogError, is_valid_model_name
 from service.errors import InvalidRequest, UnknownTask
-from service.settings import DEFAULT_MODELS_CONFIG, Settings
+from service.hub.providers import check_catalog
+from service.settings import DEFAULT_MODELS_CONFIG
 
 MINIMAL = """
 [tasks.text-translation]
@@ -74,23 +74,17 @@ def test_route_errors():
         catalog().route("text-translation", None, "en2zh")
 
 
-@pytest.mark.parametrize("name, valid", [("gpt2", True), ("org/name-1.5_b", True), ("a..b", False), ("org/", False), ("/x", False), ("a/b/c", False), ("x" * 97, False)])
+@pytest.mark.parametrize(
+    "name, valid",
+    [
+        ("gpt2", True),
+        ("org/name-1.5_b", True),
+        ("a..b", False),
+        ("org/", False),
+        ("/x", False),
+        ("a/b/c", False),
+        ("x" * 97, False),
+    ],
+)
 def test_model_name_rule(name, valid):
     assert is_valid_model_name(name) is valid
-
-
-def test_settings_from_environment(tmp_path):
-    keys = tmp_path / "keys"
-    keys.write_text("# comment\nk2\n\n")
-    settings = Settings.from_env({"HF_API_TOKEN": " t ", "TEXT_DEADLINE_SECONDS": "12.5", "API_KEYS": "k1, ,", "API_KEYS_FILE": str(keys), "HF_API_BASE": "http://x/"})
-    assert settings.hf_api_token == "t"
-    assert settings.text_deadline == 12.5
-    assert settings.api_keys == frozenset({"k1", "k2"})
-    assert settings.hf_api_base == "http://x"
-    assert Settings.from_env({}).hf_api_token is None
-
-
-@pytest.mark.parametrize("name, value", [("TEXT_DEADLINE_SECONDS", "0"), ("MAX_INPUT_CHARS", "-3"), ("IMAGE_DEADLINE_SECONDS", "soon")])
-def test_bad_settings_fail_loudly(name, value):
-    with pytest.raises(ValueError):
-        Settings.from_env({name: value})

@@ -2,16 +2,15 @@
 
 import configparser
 import re
-from pathlib import Path
 
 import pytest
 
 from service.settings import Settings
 from tests.support import gunicorn_conf
+from tests.support.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-NGINX = (REPO / "deploy" / "nginx.conf").read_text()
-UNIT = REPO / "deploy" / "hf-gateway.service"
+NGINX = (REPO_ROOT / "deploy" / "nginx.conf").read_text()
+UNIT = REPO_ROOT / "deploy" / "hf-gateway.service"
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2}
 
 
@@ -70,3 +69,8 @@ def test_systemd_waits_for_the_graceful_stop(defaults):
     assert service["EnvironmentFile"].endswith("/.env")
     assert service["ExecStart"].split()[0].endswith(("/gunicorn", "/start.sh"))
     assert (service["NoNewPrivileges"], service["ProtectSystem"]) == ("true", "strict")
+
+
+def test_systemd_lets_each_worker_hold_its_connections(defaults):
+    _, settings = defaults
+    assert int(unit_file()["Service"]["LimitNOFILE"]) >= settings.open_files_needed

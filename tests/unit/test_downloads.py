@@ -22,12 +22,17 @@ def resolver(table: dict):
     def resolve(host, port, type=0, **kwargs):
         if host not in table:
             raise socket.gaierror(socket.EAI_NONAME, "unknown name")
-        return [(socket.AF_INET6 if ":" in address else socket.AF_INET, 1, 6, "", (address, port)) for address in table[host]]
+        return [
+            (socket.AF_INET6 if ":" in address else socket.AF_INET, 1, 6, "", (address, port))
+            for address in table[host]
+        ]
 
     return resolve
 
 
-PUBLIC = resolver({"v3.fal.media": ["93.184.215.14"], "fal.media": ["93.184.215.15"], "cdn.v3.fal.media": ["2606:4700::6810:84e5"]})
+PUBLIC = resolver(
+    {"v3.fal.media": ["93.184.215.14"], "fal.media": ["93.184.215.15"], "cdn.v3.fal.media": ["2606:4700::6810:84e5"]}
+)
 
 
 # Forms on which a checker and a connecting stack are known to disagree, or which only an
@@ -153,7 +158,13 @@ def test_an_explicit_origin_allows_one_private_server_and_only_it():
 
 @pytest.mark.parametrize(
     "address, public",
-    [("93.184.215.14", True), ("2606:4700::1", True), ("127.0.0.1", False), ("::ffff:10.0.0.1", False), ("nonsense", False)],
+    [
+        ("93.184.215.14", True),
+        ("2606:4700::1", True),
+        ("127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("nonsense", False),
+    ],
 )
 def test_is_public_address(address, public):
     assert is_public_address(address) is public
@@ -180,8 +191,11 @@ def test_the_connection_goes_to_the_checked_address_not_to_a_new_dns_answer(monk
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     try:
-        checked = check_download(f"http://rebind.test:{port}/x.png", (f"http://rebind.test:{port}",),
-                                 resolver({"rebind.test": ["127.0.0.1"]}))
+        checked = check_download(
+            f"http://rebind.test:{port}/x.png",
+            (f"http://rebind.test:{port}",),
+            resolver({"rebind.test": ["127.0.0.1"]}),
+        )
 
         def rebound(host, *args, **kwargs):  # any later lookup of the name would go elsewhere
             if host == "rebind.test":
@@ -190,8 +204,15 @@ def test_the_connection_goes_to_the_checked_address_not_to_a_new_dns_answer(monk
 
         real_getaddrinfo = socket.getaddrinfo
         monkeypatch.setattr(socket, "getaddrinfo", rebound)
-        request = UpstreamRequest(url=checked.url, payload=None, method="GET", headers={"Host": checked.host_header},
-                                  wants_image=True, to_hub=False, connect_to=checked.address)
+        request = UpstreamRequest(
+            url=checked.url,
+            payload=None,
+            method="GET",
+            headers={"Host": checked.host_header},
+            wants_image=True,
+            to_hub=False,
+            connect_to=checked.address,
+        )
         session = transport.SessionPool(4).get()
         reply = transport.send(session, request, Deadline(5), 2.0, 1024)
         session.close()

@@ -5,8 +5,8 @@ import base64
 import pytest
 
 from tests.support import recordings
-from tests.unit.conftest import API, post
-from tests.unit.test_validation import assert_error_shape
+from tests.support.app import API, post
+from tests.support.assertions import assert_error_shape
 
 SD = f"{API}/CompVis/stable-diffusion-v1-4"
 JPEG = recordings.recorded_body("CompVis/stable-diffusion-v1-4")
@@ -31,8 +31,8 @@ def draw(client):
         ("binary/octet-stream", PNG, "image/png"),
     ],
 )
-def test_the_type_reported_is_the_one_the_bytes_prove(client, upstream, label, data, proven):
-    upstream.post(SD, body=data, content_type=label)
+def test_the_type_reported_is_the_one_the_bytes_prove(client, mock_hub, label, data, proven):
+    mock_hub.post(SD, body=data, content_type=label)
     response = draw(client)
     assert response.status_code == 200, response.get_json()
     image = response.get_json()["result"][0]
@@ -52,7 +52,7 @@ def test_the_type_reported_is_the_one_the_bytes_prove(client, upstream, label, d
         ("image/png", b"\x89PNG"),
     ],
 )
-def test_anything_but_a_raster_image_is_an_upstream_error(client, upstream, label, data):
-    upstream.post(SD, body=data, content_type=label)
+def test_anything_but_a_raster_image_is_an_upstream_error(client, mock_hub, label, data):
+    mock_hub.post(SD, body=data, content_type=label)
     body = assert_error_shape(draw(client), 502, "upstream_error")
     assert "PNG, JPEG, WebP or GIF" in body["message"]

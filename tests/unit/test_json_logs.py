@@ -8,10 +8,10 @@ import logging.config
 import pytest
 
 from service.json_logs import AccessFields, gunicorn_logconfig, json_formatter
-from service.settings import Settings, SettingsError
 from service.logs import RedactSecrets, configure_logging
 from service.redaction import Redactor, secrets_of
-from tests.unit.conftest import TOKEN, make_settings, post
+from service.settings import Settings, SettingsError
+from tests.support.app import TOKEN, make_settings, post
 
 
 def json_handler(stream, secrets=(TOKEN,)) -> logging.Handler:
@@ -76,8 +76,19 @@ def test_exceptions_are_one_line_and_redacted():
 
 
 def test_access_fields_come_from_gunicorn_atoms_never_headers():
-    atoms = {"h": "10.0.0.1", "m": "POST", "U": "/api/infer/text-to-text", "q": "", "s": "200", "B": 120, "M": 35,
-             "a": "curl/8", "{x-request-id}o": "req-1", "{authorization}i": f"Bearer {TOKEN}", "r": "POST / HTTP/1.1"}
+    atoms = {
+        "h": "10.0.0.1",
+        "m": "POST",
+        "U": "/api/infer/text-to-text",
+        "q": "",
+        "s": "200",
+        "B": 120,
+        "M": 35,
+        "a": "curl/8",
+        "{x-request-id}o": "req-1",
+        "{authorization}i": f"Bearer {TOKEN}",
+        "r": "POST / HTTP/1.1",
+    }
     entry = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s %(s)s", (atoms,), None)
     line = emit(entry, AccessFields())
     assert line["message"] == "POST / HTTP/1.1 200"
@@ -96,25 +107,36 @@ def test_gunicorn_logconfig_is_accepted_by_dictconfig(monkeypatch, access_log, a
     configurator = logging.config.DictConfigurator(config)
     filters = {name: configurator.configure_filter(dict(spec)) for name, spec in config["filters"].items()}
     assert isinstance(filters["redact"], RedactSecrets) and isinstance(filters["access_fields"], AccessFields)
-    assert configurator.configure_formatter(dict(config["formatters"]["json"])).__class__.__name__ == "JsonLineFormatter"
+    assert (
+        configurator.configure_formatter(dict(config["formatters"]["json"])).__class__.__name__ == "JsonLineFormatter"
+    )
 
 
-def test_request_line_as_json(app, client, upstream, captured_logs):
+def test_request_line_as_json(app, client, mock_hub, captured_logs):
     handler = json_handler(stream := io.StringIO())
     logging.getLogger("service").addHandler(handler)
     try:
-        upstream.add("POST", "https://hub.test/hf-inference/models/openai-community/gpt2",
-                     json=[{"generated_text": "Once upon"}])
-        response = post(client, "text-completion", {"inputs": "Once", "args": {"num_sentences": 2}},
-                        headers={"X-Request-ID": "caller-id-7"})
+        mock_hub.add(
+            "POST", "https://hub.test/hf-inference/models/openai-community/gpt2", json=[{"generated_text": "Once upon"}]
+        )
+        response = post(
+            client,
+            "text-completion",
+            {"inputs": "Once", "args": {"num_sentences": 2}},
+            headers={"X-Request-ID": "caller-id-7"},
+        )
     finally:
         logging.getLogger("service").removeHandler(handler)
     assert response.status_code == 200
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     request_line = next(line for line in lines if line["logger"] == "service.access")
     assert request_line["request_id"] == "caller-id-7"
-    assert (request_line["task"], request_line["model"], request_line["status"]) == ("text-completion", "openai-community/gpt2", 200)
-    assert request_line["upstream_attempts"] == len(upstream.calls) == 2
+    assert (request_line["task"], request_line["model"], request_line["status"]) == (
+        "text-completion",
+        "openai-community/gpt2",
+        200,
+    )
+    assert request_line["upstream_attempts"] == len(mock_hub.calls) == 2
     assert isinstance(request_line["duration_ms"], float)
 
 

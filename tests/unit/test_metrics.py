@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import metrics
 from service.serving import hooks
-from tests.unit.conftest import API, post
+from tests.support.app import API, post
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]
@@ -49,8 +49,8 @@ def upstream_seconds_count() -> float:
     return sample("hf_gateway_upstream_attempt_duration_seconds_count")
 
 
-def test_success_counts_the_request_and_one_successful_attempt(client, upstream):
-    upstream.post(GPT2, json=OK)
+def test_success_counts_the_request_and_one_successful_attempt(client, mock_hub):
+    mock_hub.post(GPT2, json=OK)
     delta = Delta(
         requests=requests_counted,
         durations=lambda: sample("hf_gateway_request_duration_seconds_count", task="text-completion"),
@@ -61,9 +61,9 @@ def test_success_counts_the_request_and_one_successful_attempt(client, upstream)
     assert delta() == {"requests": 1, "durations": 1, "success": 1, "upstream": 1}
 
 
-def test_a_retried_503_counts_the_retry_by_reason_then_the_success(client, upstream, clock):
-    upstream.post(GPT2, json=LOADING, status=503)
-    upstream.post(GPT2, json=OK)
+def test_a_retried_503_counts_the_retry_by_reason_then_the_success(client, mock_hub, clock):
+    mock_hub.post(GPT2, json=LOADING, status=503)
+    mock_hub.post(GPT2, json=OK)
     delta = Delta(
         retry=lambda: attempts("retry", "model_unavailable"),
         success=lambda: attempts("success"),
@@ -74,8 +74,8 @@ def test_a_retried_503_counts_the_retry_by_reason_then_the_success(client, upstr
     assert delta() == {"retry": 1, "success": 1, "upstream": 2, "requests": 1}
 
 
-def test_retries_until_the_deadline_end_in_one_give_up(client, upstream, clock):
-    upstream.post(GPT2, body="<h1>502 Bad Gateway</h1>", status=502, content_type="text/html")
+def test_retries_until_the_deadline_end_in_one_give_up(client, mock_hub, clock):
+    mock_hub.post(GPT2, body="<h1>502 Bad Gateway</h1>", status=502, content_type="text/html")
     delta = Delta(
         retry=lambda: attempts("retry", "upstream_error"),
         give_up=lambda: attempts("give_up", "upstream_error"),
@@ -85,11 +85,13 @@ def test_retries_until_the_deadline_end_in_one_give_up(client, upstream, clock):
     assert complete(client).status_code == 502
     moved = delta()
     assert moved["retry"] >= 1 and moved["give_up"] == 1 and moved["requests"] == 1
-    assert moved["upstream"] == len(upstream.calls) == moved["retry"] + 1
+    assert moved["upstream"] == len(mock_hub.calls) == moved["retry"] + 1
 
 
-def test_a_model_not_configured_is_labelled_other(client, upstream):
-    upstream.post(f"{API}/someone/unknown-model", json={"error": "Model someone/unknown-model does not exist"}, status=404)
+def test_a_model_not_configured_is_labelled_other(client, mock_hub):
+    mock_hub.post(
+        f"{API}/someone/unknown-model", json={"error": "Model someone/unknown-model does not exist"}, status=404
+    )
     delta = Delta(
         other=lambda: requests_counted(model="other", status="404"),
         named=lambda: requests_counted(model="someone/unknown-model", status="404"),
@@ -99,10 +101,10 @@ def test_a_model_not_configured_is_labelled_other(client, upstream):
     assert delta() == {"other": 1, "named": 0, "give_up": 1}
 
 
-def test_a_configured_model_keeps_its_name_after_a_fallback(client, upstream):
+def test_a_configured_model_keeps_its_name_after_a_fallback(client, mock_hub):
     image = b"\xff\xd8\xff\xe0 jpeg"
-    upstream.post(f"{API}/missing/image-model", json={"error": "Model missing/image-model does not exist"}, status=404)
-    upstream.post(f"{API}/CompVis/stable-diffusion-v1-4", body=image, content_type="image/jpeg")
+    mock_hub.post(f"{API}/missing/image-model", json={"error": "Model missing/image-model does not exist"}, status=404)
+    mock_hub.post(f"{API}/CompVis/stable-diffusion-v1-4", body=image, content_type="image/jpeg")
     delta = Delta(
         served=lambda: requests_counted("text-to-image", "CompVis/stable-diffusion-v1-4", "200"),
         give_up=lambda: attempts("give_up", "model_not_found"),
@@ -120,7 +122,7 @@ def test_a_configured_model_keeps_its_name_after_a_fallback(client, upstream):
         ('{"inputs": "' + "x" * (1024 * 1024 + 10) + '"}', 413, "text-completion"),
     ],
 )
-def test_caller_errors_are_counted_without_upstream_attempts(client, upstream, body, status, task):
+def test_caller_errors_are_counted_without_upstream_attempts(client, mock_hub, body, status, task):
     delta = Delta(
         requests=lambda: requests_counted(task=task, model="none", status=str(status)),
         upstream=upstream_seconds_count,
@@ -137,7 +139,9 @@ def test_unknown_task_is_counted_without_its_name(client):
 
 
 def all_requests_counted() -> float:
-    return sum(s.value for family in REGISTRY.collect() for s in family.samples if s.name == "hf_gateway_requests_total")
+    return sum(
+        s.value for family in REGISTRY.collect() for s in family.samples if s.name == "hf_gateway_requests_total"
+    )
 
 
 def test_health_and_scrapes_are_not_inference_requests(client):
@@ -147,14 +151,14 @@ def test_health_and_scrapes_are_not_inference_requests(client):
     assert delta() == {"requests": 0}
 
 
-def test_in_flight_is_one_during_a_request_and_zero_after(client, upstream):
+def test_in_flight_is_one_during_a_request_and_zero_after(client, mock_hub):
     seen = []
 
     def answer(request):
         seen.append(sample("hf_gateway_requests_in_flight"))
         return 200, {}, '[{"generated_text": " and so on"}]'
 
-    upstream.add_callback("POST", GPT2, callback=answer, content_type="application/json")
+    mock_hub.add_callback("POST", GPT2, callback=answer, content_type="application/json")
     before = sample("hf_gateway_requests_in_flight")
     assert complete(client).status_code == 200
     assert seen == [before + 1]
@@ -173,8 +177,8 @@ def test_an_unexpected_error_is_counted_as_500_and_leaves_flight(app, client, mo
     assert sample("hf_gateway_requests_in_flight") == before
 
 
-def test_metrics_endpoint_speaks_prometheus_text_with_every_family(client, upstream):
-    upstream.post(GPT2, json=OK)
+def test_metrics_endpoint_speaks_prometheus_text_with_every_family(client, mock_hub):
+    mock_hub.post(GPT2, json=OK)
     complete(client)
     response = client.get("/metrics")
     assert response.status_code == 200

@@ -5,8 +5,8 @@ import pytest
 from service import create_app
 from service.catalog import Catalog, CatalogError
 from service.settings import DEFAULT_MODELS_CONFIG
-from tests.unit.conftest import make_app, make_settings, post
-from tests.unit.test_validation import assert_error_shape
+from tests.support.app import make_app, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 SHIPPED = DEFAULT_MODELS_CONFIG.read_text(encoding="utf-8")
 
@@ -28,19 +28,27 @@ def shipped_client(clock):
         ("text-translation", "llama-3.1-8b-chat-novita", "text-to-text"),
     ],
 )
-def test_a_model_that_cannot_serve_the_task_is_refused_naming_what_it_serves(shipped_client, upstream, task, model_name, serves):
+def test_a_model_that_cannot_serve_the_task_is_refused_naming_what_it_serves(
+    shipped_client, mock_hub, task, model_name, serves
+):
     response = post(shipped_client, task, {"inputs": "连衣裙"}, query=f"?model_name={model_name}")
     body = assert_error_shape(response, 400, "invalid_request")
     assert task in body["message"] and f"it serves: {serves}" in body["message"]
     assert "model_name" in body["errors"]
-    assert len(upstream.calls) == 0
+    assert len(mock_hub.calls) == 0
 
 
-def test_a_plain_hub_id_is_still_tried_for_any_task(shipped_client, upstream):
-    upstream.post("https://hub.test/hf-inference/models/someone/some-image-model", status=404, json={"error": "Model someone/some-image-model does not exist"})
-    response = post(shipped_client, "text-to-image", {"inputs": "a dress"}, query="?model_name=someone/some-image-model")
+def test_a_plain_hub_id_is_still_tried_for_any_task(shipped_client, mock_hub):
+    mock_hub.post(
+        "https://hub.test/hf-inference/models/someone/some-image-model",
+        status=404,
+        json={"error": "Model someone/some-image-model does not exist"},
+    )
+    response = post(
+        shipped_client, "text-to-image", {"inputs": "a dress"}, query="?model_name=someone/some-image-model"
+    )
     assert_error_shape(response, 404, "model_not_found")
-    assert len(upstream.calls) == 1
+    assert len(mock_hub.calls) == 1
 
 
 def test_a_configured_chain_with_a_model_that_cannot_serve_its_task_fails_at_start():

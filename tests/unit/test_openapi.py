@@ -3,7 +3,6 @@
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from openapi_schema_validator import OAS30Validator
@@ -12,9 +11,9 @@ from openapi_spec_validator import validate as validate_spec
 from service import create_app
 from service.catalog import TASK_TYPES, Catalog, is_valid_model_name
 from service.schemas import ARGS_SCHEMAS
-from tests.unit.conftest import API, TEST_CATALOG, make_settings, post
+from tests.support.app import API, TEST_CATALOG, make_settings, post
+from tests.support.paths import README
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 RECORDED_JPEG = b"\xff\xd8\xff\xe0 a tiny jpeg"
 
 
@@ -27,7 +26,10 @@ def document(client):
 
 def readme_error_rows() -> list:
     """Return (status, error_type) of every row of the README's error table."""
-    return [(int(status), error_type) for status, error_type in re.findall(r"^\| (\d{3}) \| (\w+) \|", README.read_text(), re.M)]
+    return [
+        (int(status), error_type)
+        for status, error_type in re.findall(r"^\| (\d{3}) \| (\w+) \|", README.read_text(), re.M)
+    ]
 
 
 def component(document, reference: dict) -> dict:
@@ -55,7 +57,9 @@ def test_document_is_built_once_per_app(app, client):
 
 
 def test_the_four_tasks_are_the_apps_own_routes(app, document):
-    served = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/infer/") and "<" not in rule.rule}
+    served = {
+        rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/infer/") and "<" not in rule.rule
+    }
     documented = {path for path in document["paths"] if path.startswith("/api/infer/")}
     assert documented == served == {f"/api/infer/{task}" for task in TASK_TYPES}
     assert all(set(document["paths"][path]) == {"post"} for path in documented)
@@ -85,7 +89,9 @@ def test_bounds_come_from_the_schemas(document):
 
 
 def test_limits_follow_the_settings():
-    app = create_app(make_settings(max_input_chars=50, api_keys=frozenset({"key-1"})), Catalog(tomllib.loads(TEST_CATALOG)))
+    app = create_app(
+        make_settings(max_input_chars=50, api_keys=frozenset({"key-1"})), Catalog(tomllib.loads(TEST_CATALOG))
+    )
     document = app.test_client().get("/openapi.json").get_json()
     assert document["components"]["schemas"]["TextToTextRequest"]["properties"]["inputs"]["maxLength"] == 50
     assert document["paths"]["/api/infer/text-to-text"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
@@ -129,8 +135,8 @@ def answer_schema(document, path, status, method="post"):
     return response["content"]["application/json"]["schema"]
 
 
-def test_text_answer_matches_the_document(document, client, upstream):
-    upstream.add("POST", f"{API}/openai-community/gpt2", json=[{"generated_text": "Once upon a time"}])
+def test_text_answer_matches_the_document(document, client, mock_hub):
+    mock_hub.add("POST", f"{API}/openai-community/gpt2", json=[{"generated_text": "Once upon a time"}])
     response = post(client, "text-completion", {"inputs": "Once", "args": {"num_sentences": 2}})
     assert response.status_code == 200
     validator_for(document, answer_schema(document, "/api/infer/text-completion", 200)).validate(response.get_json())
@@ -138,9 +144,11 @@ def test_text_answer_matches_the_document(document, client, upstream):
     assert not image_answer.is_valid(response.get_json())  # strings are not images
 
 
-def test_image_answer_matches_the_document(document, client, upstream):
-    upstream.add("POST", f"{API}/missing/image-model", status=404, json={"error": "Model missing/image-model does not exist"})
-    upstream.add("POST", f"{API}/CompVis/stable-diffusion-v1-4", body=RECORDED_JPEG, content_type="image/jpeg")
+def test_image_answer_matches_the_document(document, client, mock_hub):
+    mock_hub.add(
+        "POST", f"{API}/missing/image-model", status=404, json={"error": "Model missing/image-model does not exist"}
+    )
+    mock_hub.add("POST", f"{API}/CompVis/stable-diffusion-v1-4", body=RECORDED_JPEG, content_type="image/jpeg")
     response = post(client, "text-to-image", {"inputs": "a dress"})
     assert response.status_code == 200, response.get_json()
     validator_for(document, answer_schema(document, "/api/infer/text-to-image", 200)).validate(response.get_json())
@@ -157,7 +165,9 @@ def test_image_answer_matches_the_document(document, client, upstream):
 def test_error_answers_match_the_document(document, client, body, status):
     response = post(client, "text-translation", body)
     assert response.status_code == status
-    validator_for(document, answer_schema(document, "/api/infer/text-translation", status)).validate(response.get_json())
+    validator_for(document, answer_schema(document, "/api/infer/text-translation", status)).validate(
+        response.get_json()
+    )
 
 
 def test_error_schema_refuses_an_unknown_error_type(document):
@@ -181,15 +191,21 @@ def test_docs_page_references_only_its_own_assets(client):
 
 
 def test_docs_assets_never_leave_their_folder(client):
-    paths = ("/docs/assets/../__init__.py", "/docs/assets/%2e%2e/__init__.py", "/docs/assets/nope.js",
-             "/docs/assets/index.html", "/docs/assets/swagger-initializer.js", "/docs/assets/oauth2-redirect.html")
+    paths = (
+        "/docs/assets/../__init__.py",
+        "/docs/assets/%2e%2e/__init__.py",
+        "/docs/assets/nope.js",
+        "/docs/assets/index.html",
+        "/docs/assets/swagger-initializer.js",
+        "/docs/assets/oauth2-redirect.html",
+    )
     for path in paths:
         with client.get(path) as response:
             assert response.status_code == 404
             assert response.get_json()["error_type"] == "not_found"
 
 
-def test_models_and_metrics_are_documented_and_answer_as_documented(document, client, upstream):
+def test_models_and_metrics_are_documented_and_answer_as_documented(document, client, mock_hub):
     assert {"/api/models", "/metrics", "/healthz", "/readyz"} <= set(document["paths"])
     models = client.get("/api/models")
     schema = document["paths"]["/api/models"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

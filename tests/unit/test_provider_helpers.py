@@ -9,8 +9,8 @@ import pytest
 from service.catalog import Catalog, CatalogError
 from service.hub.providers import check_catalog, helper_for, tasks_served
 from tests.support import recordings
-from tests.unit.conftest import API, ROUTER, make_app, make_settings, post
-from tests.unit.test_validation import assert_error_shape
+from tests.support.app import API, ROUTER, make_app, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 ROOT = "https://hub.test"
 BASE = """
@@ -61,8 +61,12 @@ download_hosts = ["*.z.ai"]
 """
 # The recorded fireworks-ai chat answer, its content replaced by what a reasoning model says
 # (no DeepSeek-R1 answer is among the stored recordings): the thinking first, then the answer.
-FIREWORKS = next(entry for entry in recordings.from_clients("fireworks-ai") if entry["response"]["status"] == 200
-                 and entry["response"]["headers"]["content-type"].startswith("application/json"))
+FIREWORKS = next(
+    entry
+    for entry in recordings.from_clients("fireworks-ai")
+    if entry["response"]["status"] == 200
+    and entry["response"]["headers"]["content-type"].startswith("application/json")
+)
 THINKING = "<think>\nThe user wants the dress in English. 连衣裙 is a one-piece dress.\n</think>\n\n"
 
 
@@ -91,7 +95,7 @@ def checked(models: str) -> None:
         ('[models.m]\nprotocol = "replicate"\nprovider_model = "a/b"\nsize = "1024x1024"\n', "size"),
         ('[models.m]\nprotocol = "openai-completions"\nprompts = {}\n', "prompts"),
         ('[models.m]\nprotocol = "wavespeed"\nprovider_model = "a/b"\nwidth = 512\n', "width"),
-        ('[models.m]\ntemperature = 0.2\n', "temperature"),
+        ("[models.m]\ntemperature = 0.2\n", "temperature"),
     ],
 )
 def test_a_key_the_models_helper_does_not_take_is_refused_at_start_naming_the_model(models, named):
@@ -117,16 +121,18 @@ def test_a_model_its_helper_cannot_serve_is_refused_at_start(models, says):
 
 @pytest.mark.parametrize("provider", ["black-forest-labs", "clarifai", "hyperbolic", "nebius", "nvidia", "sambanova"])
 def test_providers_removed_from_the_router_are_refused_at_start_with_that_reason(provider):
-    with pytest.raises(CatalogError, match=f"provider {provider} was removed from the Hugging Face router on 2026-07-01"):
+    with pytest.raises(
+        CatalogError, match=f"provider {provider} was removed from the Hugging Face router on 2026-07-01"
+    ):
         checked(f'[models.m]\nprotocol = "openai-chat"\nprovider = "{provider}"\n')
 
 
 @pytest.mark.parametrize("policy", ["fastest", ":fastest", "cheapest", ":cheapest", "preferred", ":preferred"])
-def test_router_policies_are_providers_of_chat_models(client, upstream, policy):
+def test_router_policies_are_providers_of_chat_models(client, mock_hub, policy):
     checked(f'[models.m]\nprotocol = "openai-chat"\nprovider = "{policy}"\n')
-    upstream.post(f"{ROUTER}/chat/completions", json=reasoning_answer("Dress"))
+    mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer("Dress"))
     post(client, "text-to-text", {"inputs": "连衣裙"}, query="?model_name=fastest")
-    assert json.loads(upstream.calls[0].request.body)["model"] == "meta-llama/Llama-3.1-8B-Instruct:cheapest"
+    assert json.loads(mock_hub.calls[0].request.body)["model"] == "meta-llama/Llama-3.1-8B-Instruct:cheapest"
 
 
 def test_wavespeed_and_zai_org_serve_text_to_image():
@@ -136,85 +142,109 @@ def test_wavespeed_and_zai_org_serve_text_to_image():
     assert helper_for(catalog.models["wavespeed"], "text-to-text") is None
 
 
-def test_a_reasoning_models_thinking_is_stripped_from_text_to_text_and_translation(client, upstream):
-    upstream.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "Dress"))
-    upstream.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "One-piece dress"))
+def test_a_reasoning_models_thinking_is_stripped_from_text_to_text_and_translation(client, mock_hub):
+    mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "Dress"))
+    mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "One-piece dress"))
     text = post(client, "text-to-text", {"inputs": "连衣裙"}, query="?model_name=r1").get_json()
     translation = post(client, "text-translation", {"inputs": "连衣裙"}, query="?model_name=r1").get_json()
     assert text["result"] == ["Dress"]
     assert translation["result"] == ["One-piece dress"]
 
 
-def test_keep_thinking_keeps_it(client, upstream):
-    upstream.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "Dress"))
+def test_keep_thinking_keeps_it(client, mock_hub):
+    mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "Dress"))
     result = post(client, "text-to-text", {"inputs": "连衣裙"}, query="?model_name=r1-thinking").get_json()["result"]
     assert result[0].startswith("<think>") and result[0].endswith("Dress")
 
 
-def test_a_translation_answered_as_generated_text_is_read(client, upstream):
-    upstream.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"generated_text": "Dress"}])
+def test_a_translation_answered_as_generated_text_is_read(client, mock_hub):
+    mock_hub.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"generated_text": "Dress"}])
     assert post(client, "text-translation", {"inputs": "连衣裙"}).get_json()["result"] == ["Dress"]
 
 
-def test_wavespeed_task_is_polled_then_its_output_downloaded(client, upstream, clock):
+def test_wavespeed_task_is_polled_then_its_output_downloaded(client, mock_hub, clock):
     # The shapes of wavespeed's API as huggingface_hub's wavespeed helper reads them.
     result_path = "/api/v3/predictions/7c1e/result"
-    submitted = {"code": 200, "data": {"id": "7c1e", "status": "created", "outputs": [],
-                                       "urls": {"get": f"https://api.wavespeed.ai{result_path}"}}}
-    upstream.post(f"{ROOT}/wavespeed/api/v3/wavespeed-ai/flux-dev", json=submitted)
-    upstream.get(f"{ROOT}/wavespeed{result_path}", json={"data": {**submitted["data"], "status": "processing"}})
-    upstream.get(f"{ROOT}/wavespeed{result_path}", json={"data": {**submitted["data"], "status": "completed",
-                                                                 "outputs": ["https://cdn.wavespeed.ai/o/1.png"]}})
+    submitted = {
+        "code": 200,
+        "data": {
+            "id": "7c1e",
+            "status": "created",
+            "outputs": [],
+            "urls": {"get": f"https://api.wavespeed.ai{result_path}"},
+        },
+    }
+    mock_hub.post(f"{ROOT}/wavespeed/api/v3/wavespeed-ai/flux-dev", json=submitted)
+    mock_hub.get(f"{ROOT}/wavespeed{result_path}", json={"data": {**submitted["data"], "status": "processing"}})
+    mock_hub.get(
+        f"{ROOT}/wavespeed{result_path}",
+        json={"data": {**submitted["data"], "status": "completed", "outputs": ["https://cdn.wavespeed.ai/o/1.png"]}},
+    )
     png = recordings.recorded_body("/out-0.png", recordings.PROVIDERS_FILE)
-    upstream.get("https://cdn.wavespeed.ai/o/1.png", body=png, content_type="image/png")
-    response = post(client, "text-to-image", {"inputs": "a dress", "args": {"width": 512, "height": 512}},
-                    query="?model_name=wavespeed")
+    mock_hub.get("https://cdn.wavespeed.ai/o/1.png", body=png, content_type="image/png")
+    response = post(
+        client,
+        "text-to-image",
+        {"inputs": "a dress", "args": {"width": 512, "height": 512}},
+        query="?model_name=wavespeed",
+    )
     assert response.status_code == 200, response.get_json()
-    assert json.loads(upstream.calls[0].request.body) == {"prompt": "a dress", "size": "512*512"}
+    assert json.loads(mock_hub.calls[0].request.body) == {"prompt": "a dress", "size": "512*512"}
     assert clock.sleeps.count(0.5) == 2
 
 
-def test_zai_org_generation_is_polled_by_its_id_then_downloaded(client, upstream, clock):
-    upstream.post(f"{ROOT}/zai-org/api/paas/v4/async/images/generations", json={"id": "9f2a-1", "task_status": "PROCESSING"})
-    upstream.get(f"{ROOT}/zai-org/api/paas/v4/async-result/9f2a-1", json={"task_status": "PROCESSING"})
-    upstream.get(f"{ROOT}/zai-org/api/paas/v4/async-result/9f2a-1",
-                 json={"task_status": "SUCCESS", "image_result": [{"url": "https://files.z.ai/1.png"}]})
+def test_zai_org_generation_is_polled_by_its_id_then_downloaded(client, mock_hub, clock):
+    mock_hub.post(
+        f"{ROOT}/zai-org/api/paas/v4/async/images/generations", json={"id": "9f2a-1", "task_status": "PROCESSING"}
+    )
+    mock_hub.get(f"{ROOT}/zai-org/api/paas/v4/async-result/9f2a-1", json={"task_status": "PROCESSING"})
+    mock_hub.get(
+        f"{ROOT}/zai-org/api/paas/v4/async-result/9f2a-1",
+        json={"task_status": "SUCCESS", "image_result": [{"url": "https://files.z.ai/1.png"}]},
+    )
     png = recordings.recorded_body("/out-0.png", recordings.PROVIDERS_FILE)
-    upstream.get("https://files.z.ai/1.png", body=png, content_type="image/png")
+    mock_hub.get("https://files.z.ai/1.png", body=png, content_type="image/png")
     response = post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=zai")
     assert response.status_code == 200, response.get_json()
-    assert json.loads(upstream.calls[0].request.body) == {"model": "cogview-4-250304", "prompt": "a dress"}
+    assert json.loads(mock_hub.calls[0].request.body) == {"model": "cogview-4-250304", "prompt": "a dress"}
 
 
-def test_zai_org_failure_is_an_upstream_error(client, upstream):
-    upstream.post(f"{ROOT}/zai-org/api/paas/v4/async/images/generations", json={"id": "9f2a-2", "task_status": "FAIL"})
-    assert_error_shape(post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=zai"), 502, "upstream_error")
+def test_zai_org_failure_is_an_upstream_error(client, mock_hub):
+    mock_hub.post(f"{ROOT}/zai-org/api/paas/v4/async/images/generations", json={"id": "9f2a-2", "task_status": "FAIL"})
+    assert_error_shape(
+        post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=zai"), 502, "upstream_error"
+    )
 
 
-def test_an_upstream_408_is_retried_like_a_504(client, upstream):
-    upstream.post(f"{API}/openai-community/gpt2", body="Request Timeout", status=408)
-    upstream.post(f"{API}/openai-community/gpt2", json=[{"generated_text": " and so on"}])
+def test_an_upstream_408_is_retried_like_a_504(client, mock_hub):
+    mock_hub.post(f"{API}/openai-community/gpt2", body="Request Timeout", status=408)
+    mock_hub.post(f"{API}/openai-community/gpt2", json=[{"generated_text": " and so on"}])
     response = post(client, "text-completion", {"inputs": "Once"})
     assert response.status_code == 200, response.get_json()
-    assert len(upstream.calls) == 2
+    assert len(mock_hub.calls) == 2
 
 
-def test_num_sentences_beside_inputs_is_taken_like_in_args(client, upstream):
-    upstream.post(f"{API}/openai-community/gpt2", json=[{"generated_text": " more"}])
+def test_num_sentences_beside_inputs_is_taken_like_in_args(client, mock_hub):
+    mock_hub.post(f"{API}/openai-community/gpt2", json=[{"generated_text": " more"}])
     response = post(client, "text-completion", {"inputs": "Once", "num_sentences": 3, "args": {"do_sample": False}})
     assert response.get_json()["result"] == [" more"] * 3
 
 
-@pytest.mark.parametrize("body", [
-    {"inputs": "Once", "num_sentences": 3, "args": {"num_sentences": 2}},
-    {"inputs": "Once", "num_sentences": 3, "args": '{"num_sentences": 2}'},
-])
-def test_num_sentences_given_twice_with_different_values_is_400(client, upstream, body):
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"inputs": "Once", "num_sentences": 3, "args": {"num_sentences": 2}},
+        {"inputs": "Once", "num_sentences": 3, "args": '{"num_sentences": 2}'},
+    ],
+)
+def test_num_sentences_given_twice_with_different_values_is_400(client, mock_hub, body):
     result = assert_error_shape(post(client, "text-completion", body), 400, "invalid_request")
     assert "num_sentences" in result["message"]
-    assert len(upstream.calls) == 0
+    assert len(mock_hub.calls) == 0
 
 
-def test_num_sentences_beside_inputs_is_validated_like_in_args(client, upstream):
-    result = assert_error_shape(post(client, "text-completion", {"inputs": "Once", "num_sentences": 11}), 400, "invalid_request")
+def test_num_sentences_beside_inputs_is_validated_like_in_args(client, mock_hub):
+    result = assert_error_shape(
+        post(client, "text-completion", {"inputs": "Once", "num_sentences": 11}), 400, "invalid_request"
+    )
     assert "num_sentences" in result["message"]

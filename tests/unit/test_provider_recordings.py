@@ -9,7 +9,7 @@ import pytest
 
 from service.hub.providers.openai_style import bare_answer
 from tests.support import recordings
-from tests.unit.conftest import API, ROUTER, make_app, make_settings, post
+from tests.support.app import API, ROUTER, make_app, make_settings, post
 
 ROOT = "https://hub.test"
 CHAT = f"{ROUTER}/chat/completions"
@@ -67,13 +67,18 @@ def answered(entry) -> bool:
     return response["status"] == 200 and response["headers"].get("content-type", "").startswith("application/json")
 
 
-def replay(upstream, method: str, url: str, entry, body: bytes | None = None):
+def replay(mock_hub, method: str, url: str, entry, body: bytes | None = None):
     """Answer `url` with the recorded status, content type, encoding and body (or `body` in its place)."""
     response = entry["response"]
     encoding = response["headers"].get("content-encoding") if body is None and "body_base64" in response else None
-    upstream.add(method, url, body=body if body is not None else recordings.response_body(entry),
-                 status=response["status"], content_type=response["headers"].get("content-type"),
-                 headers={"Content-Encoding": encoding} if encoding else None)
+    mock_hub.add(
+        method,
+        url,
+        body=body if body is not None else recordings.response_body(entry),
+        status=response["status"],
+        content_type=response["headers"].get("content-type"),
+        headers={"Content-Encoding": encoding} if encoding else None,
+    )
 
 
 def decoded(entry) -> bytes:
@@ -91,27 +96,27 @@ CHAT_ANSWERS = [
 
 
 @pytest.mark.parametrize("provider, entry", CHAT_ANSWERS)
-def test_recorded_chat_answers_of_every_provider_come_back_as_the_result(client, upstream, provider, entry):
-    replay(upstream, "POST", CHAT, entry)
+def test_recorded_chat_answers_of_every_provider_come_back_as_the_result(client, mock_hub, provider, entry):
+    replay(mock_hub, "POST", CHAT, entry)
     response = post(client, "text-to-text", {"inputs": "What is deep learning?"}, query=f"?model_name=chat-{provider}")
     assert response.status_code == 200, response.get_json()
     content = json.loads(decoded(entry))["choices"][0]["message"]["content"]
     assert response.get_json()["result"] == [bare_answer(content)]
-    assert json.loads(upstream.calls[0].request.body)["model"] == f"meta-llama/Llama-3.1-8B-Instruct:{provider}"
+    assert json.loads(mock_hub.calls[0].request.body)["model"] == f"meta-llama/Llama-3.1-8B-Instruct:{provider}"
 
 
 FAL_ANSWERS = [entry for entry in recordings.from_clients("fal-ai") if answered(entry)]
 
 
 @pytest.mark.parametrize("entry", FAL_ANSWERS, ids=lambda entry: entry["request"]["uri"].rsplit("/", 2)[-2])
-def test_recorded_fal_ai_answers_are_downloaded(client, upstream, entry):
-    replay(upstream, "POST", f"{ROOT}/fal-ai/fal-ai/flux/dev", entry)
+def test_recorded_fal_ai_answers_are_downloaded(client, mock_hub, entry):
+    replay(mock_hub, "POST", f"{ROOT}/fal-ai/fal-ai/flux/dev", entry)
     image_url = recordings.json_body(entry)["images"][0]["url"]
-    upstream.get(image_url, body=FAL_PNG, content_type="image/png")  # the bytes fal-ai served (providers.json)
+    mock_hub.get(image_url, body=FAL_PNG, content_type="image/png")  # the bytes fal-ai served (providers.json)
     response = post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=fal")
     assert response.status_code == 200, response.get_json()
     assert base64.b64decode(response.get_json()["result"][0]["image_base64"]) == FAL_PNG
-    assert "Authorization" not in upstream.calls[1].request.headers
+    assert "Authorization" not in mock_hub.calls[1].request.headers
 
 
 def image_predictions() -> list:
@@ -129,13 +134,15 @@ def image_predictions() -> list:
 
 
 @pytest.mark.parametrize("entry, download", image_predictions())
-def test_recorded_replicate_predictions_give_the_image_whatever_its_download_was_labelled(client, upstream, entry, download):
-    replay(upstream, "POST", f"{ROOT}/replicate/v1/predictions", entry)
+def test_recorded_replicate_predictions_give_the_image_whatever_its_download_was_labelled(
+    client, mock_hub, entry, download
+):
+    replay(mock_hub, "POST", f"{ROOT}/replicate/v1/predictions", entry)
     url = recordings.json_body(entry)["output"][0]
     # The tapes kept the downloads' headers (application/octet-stream for out-0.webp) but no bytes:
     # those headers, with the PNG replicate served in the router's cassette as the body.
     headers_from = download or {"response": {"status": 200, "headers": {"content-type": "application/octet-stream"}}}
-    replay(upstream, "GET", url, headers_from, body=REPLICATE_PNG)
+    replay(mock_hub, "GET", url, headers_from, body=REPLICATE_PNG)
     response = post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=replicate")
     assert response.status_code == 200, response.get_json()
     image = response.get_json()["result"][0]
@@ -143,21 +150,29 @@ def test_recorded_replicate_predictions_give_the_image_whatever_its_download_was
     assert base64.b64decode(image["image_base64"]) == REPLICATE_PNG
 
 
-def test_the_recorded_replicate_prediction_still_starting_is_polled(client, upstream, clock):
+def test_the_recorded_replicate_prediction_still_starting_is_polled(client, mock_hub, clock):
     starting = next(entry for entry in recordings.from_clients("replicate") if entry["response"]["status"] == 202)
     prediction_id = recordings.json_body(starting)["id"]
-    replay(upstream, "POST", f"{ROOT}/replicate/v1/predictions", starting)
-    upstream.get(f"{ROOT}/replicate/v1/predictions/{prediction_id}",
-                 json={**recordings.json_body(starting), "status": "succeeded", "output": ["https://replicate.delivery/x/out-0.png"]})
-    upstream.get("https://replicate.delivery/x/out-0.png", body=REPLICATE_PNG, content_type="application/octet-stream")
+    replay(mock_hub, "POST", f"{ROOT}/replicate/v1/predictions", starting)
+    mock_hub.get(
+        f"{ROOT}/replicate/v1/predictions/{prediction_id}",
+        json={
+            **recordings.json_body(starting),
+            "status": "succeeded",
+            "output": ["https://replicate.delivery/x/out-0.png"],
+        },
+    )
+    mock_hub.get("https://replicate.delivery/x/out-0.png", body=REPLICATE_PNG, content_type="application/octet-stream")
     response = post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=replicate")
     assert response.status_code == 200, response.get_json()
-    assert [call.request.url for call in upstream.calls][1] == f"{ROOT}/replicate/v1/predictions/{prediction_id}"
+    assert [call.request.url for call in mock_hub.calls][1] == f"{ROOT}/replicate/v1/predictions/{prediction_id}"
 
 
-def test_the_recorded_together_image_answer_is_passed_on_as_its_base64(client, upstream):
-    entry = next(entry for entry in recordings.from_clients("together") if "/images/generations" in entry["request"]["uri"])
-    replay(upstream, "POST", f"{ROOT}/together/v1/images/generations", entry)
+def test_the_recorded_together_image_answer_is_passed_on_as_its_base64(client, mock_hub):
+    entry = next(
+        entry for entry in recordings.from_clients("together") if "/images/generations" in entry["request"]["uri"]
+    )
+    replay(mock_hub, "POST", f"{ROOT}/together/v1/images/generations", entry)
     response = post(client, "text-to-image", {"inputs": "a dress"}, query="?model_name=together-images")
     assert response.status_code == 200, response.get_json()
     recorded = recordings.json_body(entry)["data"][0]["b64_json"]
@@ -179,10 +194,9 @@ def expected_reading(document: dict) -> str:
     return (error["message"] if isinstance(error, dict) else error)[:40]
 
 
-
 @pytest.mark.parametrize("entry", RECORDED_ERRORS)
-def test_recorded_error_bodies_are_read_in_every_providers_shape(client, upstream, entry):
-    replay(upstream, "POST", f"{API}/openai-community/gpt2", entry)
+def test_recorded_error_bodies_are_read_in_every_providers_shape(client, mock_hub, entry):
+    replay(mock_hub, "POST", f"{API}/openai-community/gpt2", entry)
     response = post(client, "text-completion", {"inputs": "Paris is"})
     message = response.get_json()["message"]
     assert expected_reading(recordings.json_body(entry)) in message

@@ -1,11 +1,10 @@
 """Secrets never leave the service, whole, cut, or without their prefix."""
 
-
 import pytest
 
 from service.redaction import FRAGMENT_CHARS, REDACTED, Redactor
-from tests.unit.conftest import API, TEST_CATALOG, TOKEN, make_app, make_settings, post
-from tests.unit.test_validation import assert_error_shape
+from tests.support.app import API, TEST_CATALOG, TOKEN, make_app, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 GPT2 = f"{API}/openai-community/gpt2"
 CLIENT_KEY = "client-key-7f3a9c2e5b1d4086"
@@ -22,18 +21,18 @@ def assert_no_fragment(text: str, secret: str) -> None:
 
 
 @pytest.mark.parametrize("position", [0, 100, 470, 480, 490, 495, 499, 510])
-def test_a_token_echoed_near_the_clip_point_is_not_passed_on_in_part(client, upstream, position):
+def test_a_token_echoed_near_the_clip_point_is_not_passed_on_in_part(client, mock_hub, position):
     message = "x" * position + TOKEN + " was refused"
-    upstream.post(GPT2, json={"error": message}, status=400)
+    mock_hub.post(GPT2, json={"error": message}, status=400)
     response = post(client, "text-completion", {"inputs": "Once upon a time"})
     body = assert_error_shape(response, 422, "model_rejected_input")
     assert_no_fragment(body["message"], TOKEN)
     assert "hf_" not in body["message"].replace(REDACTED, "")
 
 
-def test_the_token_without_its_prefix_is_redacted(client, upstream):
+def test_the_token_without_its_prefix_is_redacted(client, mock_hub):
     bare = TOKEN.removeprefix("hf_")
-    upstream.post(GPT2, json={"error": f"unknown credential {bare}"}, status=400)
+    mock_hub.post(GPT2, json={"error": f"unknown credential {bare}"}, status=400)
     body = assert_error_shape(post(client, "text-completion", {"inputs": "Once"}), 422, "model_rejected_input")
     assert_no_fragment(body["message"], TOKEN)
     assert REDACTED in body["message"]
@@ -44,8 +43,8 @@ def keyed_client(clock):
     return make_app(make_settings(api_keys=frozenset({CLIENT_KEY})), TEST_CATALOG, clock).test_client()
 
 
-def test_a_client_key_is_redacted_whole_and_in_part(keyed_client, upstream):
-    upstream.post(GPT2, json={"error": f"seen {CLIENT_KEY} and {CLIENT_KEY[3:15]} and {CLIENT_KEY[:-4]}"}, status=400)
+def test_a_client_key_is_redacted_whole_and_in_part(keyed_client, mock_hub):
+    mock_hub.post(GPT2, json={"error": f"seen {CLIENT_KEY} and {CLIENT_KEY[3:15]} and {CLIENT_KEY[:-4]}"}, status=400)
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
     response = post(keyed_client, "text-completion", {"inputs": "Once"}, headers=headers)
     body = assert_error_shape(response, 422, "model_rejected_input")

@@ -12,7 +12,9 @@ from service.hub.deadline import Deadline
 from service.hub.messages import UpstreamRequest
 
 SLOW_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 10_000
-SLOW_CHUNK_LINE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 10_000
+SLOW_CHUNK_LINE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 10_000
+)
 
 
 class TrickleServer:
@@ -41,7 +43,7 @@ class TrickleServer:
                 if self.stopped.is_set():
                     return
                 try:
-                    connection.sendall(self.answer[position:position + 1])
+                    connection.sendall(self.answer[position : position + 1])
                 except OSError:
                     return
                 time.sleep(self.pause)

@@ -4,20 +4,10 @@ import json
 
 import pytest
 
-from tests.unit.conftest import API, post
+from tests.support.app import API, post
+from tests.support.assertions import assert_error_shape
 
 TRANSLATION_OK = [{"translation_text": "Dress"}]
-
-
-def assert_error_shape(response, status, error_type):
-    """Check the one error shape every failure shares."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["code"] == status
-    assert body["error_type"] == error_type
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
 @pytest.mark.parametrize(
@@ -40,25 +30,25 @@ def assert_error_shape(response, status, error_type):
         ("[" * 100_000 + "]" * 100_000, "nested"),
     ],
 )
-def test_bad_bodies_are_400(client, upstream, data, fragment):
+def test_bad_bodies_are_400(client, mock_hub, data, fragment):
     body = assert_error_shape(post(client, "text-translation", data), 400, "invalid_request")
     assert fragment in body["message"]
-    assert not upstream.calls
+    assert not mock_hub.calls
 
 
 @pytest.mark.parametrize("literal", ["1e400", "-1e400"])
-def test_overflowing_floats_are_400(client, upstream, literal):
+def test_overflowing_floats_are_400(client, mock_hub, literal):
     for args in (f'{{"guidance_scale": {literal}}}', json.dumps(f'{{"guidance_scale": {literal}}}')):
         response = post(client, "text-to-image", f'{{"inputs": "a", "args": {args}}}')
         assert "guidance_scale" in assert_error_shape(response, 400, "invalid_request")["errors"]["args"]
 
 
-def test_invalid_utf8_is_400(client, upstream):
+def test_invalid_utf8_is_400(client, mock_hub):
     response = post(client, "text-completion", b'{"inputs": "\xff\xfe"}')
     assert "UTF-8" in assert_error_shape(response, 400, "invalid_request")["message"]
 
 
-def test_inputs_longer_than_limit_are_400(client, upstream):
+def test_inputs_longer_than_limit_are_400(client, mock_hub):
     response = post(client, "text-completion", {"inputs": "x" * 10_001})
     assert "10000" in assert_error_shape(response, 400, "invalid_request")["message"]
 
@@ -89,12 +79,12 @@ def test_inputs_longer_than_limit_are_400(client, upstream):
         ("text-to-image", {"num_inference_steps": 0}, "num_inference_steps"),
     ],
 )
-def test_bad_args_are_400_naming_the_arg(client, upstream, task, args, field):
+def test_bad_args_are_400_naming_the_arg(client, mock_hub, task, args, field):
     for form in (args, json.dumps(args)):
         body = assert_error_shape(post(client, task, {"inputs": "a", "args": form}), 400, "invalid_request")
         assert field in body["errors"]["args"]
         assert body["message"].startswith(f"args.{field}")
-    assert not upstream.calls
+    assert not mock_hub.calls
 
 
 @pytest.mark.parametrize(
@@ -114,19 +104,19 @@ def test_bad_args_are_400_naming_the_arg(client, upstream, task, args, field):
         "-leading-dash",
     ],
 )
-def test_unsafe_model_names_never_reach_upstream(client, upstream, model_name):
+def test_unsafe_model_names_never_reach_upstream(client, mock_hub, model_name):
     response = client.post("/api/infer/text-completion", query_string={"model_name": model_name}, data='{"inputs":"a"}')
     assert "model_name" in assert_error_shape(response, 400, "invalid_request")["errors"]
-    assert not upstream.calls
+    assert not mock_hub.calls
 
 
-def test_unknown_model_type_lists_supported_pairs(client, upstream):
+def test_unknown_model_type_lists_supported_pairs(client, mock_hub):
     response = post(client, "text-translation", {"inputs": "a"}, query="?model_type=fr2ja")
     body = assert_error_shape(response, 400, "invalid_request")
     assert "zh2en" in body["message"] and "en2zh" in body["message"]
 
 
-def test_malformed_model_type_is_400(client, upstream):
+def test_malformed_model_type_is_400(client, mock_hub):
     response = post(client, "text-translation", {"inputs": "a"}, query="?model_type=../x")
     assert_error_shape(response, 400, "invalid_request")
 
@@ -144,19 +134,23 @@ def test_unknown_task_is_404_whatever_the_method(client, method):
 
 
 @pytest.mark.parametrize("task", ["text-translation", "text-completion", "text-to-text", "text-to-image"])
-def test_a_trailing_slash_reaches_the_task(client, upstream, task):
+def test_a_trailing_slash_reaches_the_task(client, mock_hub, task):
     response = client.post(f"/api/infer/{task}/", data='{"inputs": ""}')
     assert_error_shape(response, 400, "invalid_request")  # validated by the task itself, not unknown_task
     assert response.status_code != 404
 
 
 @pytest.mark.parametrize("where", ["args", "body"])
-def test_a_number_with_thousands_of_digits_is_a_clear_400(client, upstream, where):
+def test_a_number_with_thousands_of_digits_is_a_clear_400(client, mock_hub, where):
     digits = "9" * 5000
-    body = f'{{"inputs": "a", "args": {{"seed": {digits}}}}}' if where == "body" else f'{{"inputs": "a", "args": "{{\\"seed\\": {digits}}}"}}'
+    body = (
+        f'{{"inputs": "a", "args": {{"seed": {digits}}}}}'
+        if where == "body"
+        else f'{{"inputs": "a", "args": "{{\\"seed\\": {digits}}}"}}'
+    )
     result = assert_error_shape(post(client, "text-completion", body), 400, "invalid_request")
     assert "5000 digits" in result["message"] and "int_max_str_digits" not in result["message"]
-    assert len(upstream.calls) == 0
+    assert len(mock_hub.calls) == 0
 
 
 def test_unknown_route_is_404_json(client):
@@ -170,29 +164,30 @@ def test_wrong_method_is_405_json(client, path):
     assert "POST" in response.headers["Allow"]
 
 
-def test_body_over_one_mebibyte_is_413(client, upstream):
+def test_body_over_one_mebibyte_is_413(client, mock_hub):
     response = post(client, "text-completion", '{"inputs": "' + "x" * (1024 * 1024) + '"}')
     assert_error_shape(response, 413, "payload_too_large")
 
 
 @pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/xml", "image/png"])
-def test_non_json_media_types_are_415(client, upstream, content_type):
+def test_non_json_media_types_are_415(client, mock_hub, content_type):
     response = post(client, "text-completion", {"inputs": "a"}, content_type=content_type)
     assert_error_shape(response, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
-    "content_type", [None, "application/json", "application/x-www-form-urlencoded", "text/plain", "application/vnd.x+json"]
+    "content_type",
+    [None, "application/json", "application/x-www-form-urlencoded", "text/plain", "application/vnd.x+json"],
 )
-def test_json_body_accepted_whatever_curl_sent(client, upstream, content_type):
-    upstream.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=TRANSLATION_OK)
+def test_json_body_accepted_whatever_curl_sent(client, mock_hub, content_type):
+    mock_hub.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=TRANSLATION_OK)
     kwargs = {"content_type": content_type} if content_type else {}
     response = post(client, "text-translation", {"inputs": "连衣裙"}, **kwargs)
     assert response.status_code == 200
     assert response.get_json()["result"] == ["Dress"]
 
 
-def test_request_id_taken_from_nginx_when_sane(client, upstream):
+def test_request_id_taken_from_nginx_when_sane(client, mock_hub):
     response = client.get("/healthz", headers={"X-Request-ID": "nginx-abc.123"})
     assert response.headers["X-Request-ID"] == "nginx-abc.123"
     unsafe = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
@@ -200,15 +195,21 @@ def test_request_id_taken_from_nginx_when_sane(client, upstream):
     assert len(unsafe.headers["X-Request-ID"]) == 32
 
 
-def test_healthz_never_calls_upstream(client, upstream):
+def test_healthz_never_calls_upstream(client, mock_hub):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert not upstream.calls
+    assert not mock_hub.calls
 
 
 @pytest.mark.parametrize(
     "args, field",
-    [({"top_p": "0.5"}, "top_p"), ({"temperature": True}, "temperature"), ({"do_sample": "yes"}, "do_sample"), ({"do_sample": 1}, "do_sample"), ({"return_full_text": "true"}, "return_full_text")],
+    [
+        ({"top_p": "0.5"}, "top_p"),
+        ({"temperature": True}, "temperature"),
+        ({"do_sample": "yes"}, "do_sample"),
+        ({"do_sample": 1}, "do_sample"),
+        ({"return_full_text": "true"}, "return_full_text"),
+    ],
 )
-def test_numbers_and_booleans_must_be_json_numbers_and_booleans(client, upstream, args, field):
+def test_numbers_and_booleans_must_be_json_numbers_and_booleans(client, mock_hub, args, field):
     body = assert_error_shape(post(client, "text-completion", {"inputs": "a", "args": args}), 400, "invalid_request")
     assert field in body["errors"]["args"]

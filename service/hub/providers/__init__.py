@@ -75,7 +75,9 @@ def check_model(target: ModelTarget) -> None:
     provider, keys its helper does not take, keys it needs and lacks."""
     provider = provider_of(target)
     if target.protocol not in PROTOCOLS:
-        raise CatalogError(f"models.{target.key}.protocol must be one of {', '.join(PROTOCOLS)}, got {target.protocol!r}")
+        raise CatalogError(
+            f"models.{target.key}.protocol must be one of {', '.join(PROTOCOLS)}, got {target.protocol!r}"
+        )
     if (target.provider or "") in REMOVED_PROVIDERS:
         raise CatalogError(
             f"models.{target.key}: provider {target.provider} was removed from the Hugging Face router on 2026-07-01"

@@ -83,7 +83,7 @@ class TextGeneration(HfInferenceTask):
         """Read `generated_text`, dropping the prompt some models (gpt2) echo anyway."""
         text = require_text(self.first_result(reply).get("generated_text"), "generated_text")
         echoed = call.task_type == "text-completion" and not call.args.get("return_full_text")
-        return [text[len(call.inputs):] if echoed and text.startswith(call.inputs) else text]
+        return [text[len(call.inputs) :] if echoed and text.startswith(call.inputs) else text]
 
 
 class TextToImage(HfInferenceTask):

@@ -56,7 +56,9 @@ class ReplicateTextToImage(ProviderHelper):
         url = _output_url(document)
         if url and document.get("status") not in ("failed", "canceled"):
             return [ImageLink(url=url, provider=self.provider)]
-        raise UpstreamError(f"the replicate prediction did not succeed: {document.get('error') or document.get('status')}")
+        raise UpstreamError(
+            f"the replicate prediction did not succeed: {document.get('error') or document.get('status')}"
+        )
 
 
 def _output_url(document: dict) -> str | None:

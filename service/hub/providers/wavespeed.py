@@ -40,8 +40,12 @@ class WavespeedTextToImage(ProviderHelper):
         path = urlsplit(str(dig(data, "urls", "get") or "")).path
         if not path.startswith("/api/v3/predictions/"):
             raise UpstreamError("the wavespeed task has no result URL to poll")
-        request = UpstreamRequest(url=f"{settings.hf_providers_base}/wavespeed{path}", payload=None, method="GET",
-                                  credential=credential_of(call.target))
+        request = UpstreamRequest(
+            url=f"{settings.hf_providers_base}/wavespeed{path}",
+            payload=None,
+            method="GET",
+            credential=credential_of(call.target),
+        )
         return Poll(request, POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:

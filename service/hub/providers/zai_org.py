@@ -41,8 +41,13 @@ class ZaiTextToImage(ProviderHelper):
         task_id = dig(document, "id")
         if not isinstance(task_id, str) or not task_id.replace("-", "").isalnum():
             raise UpstreamError("the zai-org task has no id to poll")
-        request = UpstreamRequest(url=f"{settings.hf_providers_base}{_ROUTE}/async-result/{task_id}", payload=None,
-                                  method="GET", headers=self.headers(call), credential=credential_of(call.target))
+        request = UpstreamRequest(
+            url=f"{settings.hf_providers_base}{_ROUTE}/async-result/{task_id}",
+            payload=None,
+            method="GET",
+            headers=self.headers(call),
+            credential=credential_of(call.target),
+        )
         return Poll(request, POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:

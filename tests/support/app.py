@@ -1,14 +1,11 @@
-"""Fixtures for unit tests: an app wired to a fake upstream host mocked with `responses`."""
+"""The app on the Flask test client, wired to a fake upstream host mocked with `responses`:
+settings, a catalog and a fake clock for unit tests."""
 
-import logging
+import json
 import tomllib
-
-import pytest
-import responses
 
 from service import create_app
 from service.catalog import Catalog
-from service.hub import deadline as deadline_module
 from service.settings import Settings
 
 TOKEN = "hf_unit-test-not-a-real-token-0123456789"
@@ -97,19 +94,6 @@ def make_settings(**overrides) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """Replace the deadline clock and the retry sleep with a fake clock."""
-    fake = FakeClock()
-    monkeypatch.setattr(deadline_module, "_now", fake.monotonic)
-    return fake
-
-
-@pytest.fixture
-def settings():
-    return make_settings()
-
-
 def make_app(settings: Settings, catalog_toml: str, clock: FakeClock):
     """An app on the fake clock, whose downloads resolve every name to a public address."""
     application = create_app(settings, Catalog(tomllib.loads(catalog_toml)))
@@ -118,35 +102,7 @@ def make_app(settings: Settings, catalog_toml: str, clock: FakeClock):
     return application
 
 
-@pytest.fixture
-def app(settings, clock):
-    return make_app(settings, TEST_CATALOG, clock)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def upstream():
-    """The mocked upstream; every request the service makes must be expected."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def captured_logs(caplog):
-    """Capture every log record of the service at DEBUG and above."""
-    caplog.set_level(logging.DEBUG)
-    logging.getLogger("service").propagate = True
-    yield caplog
-    logging.getLogger("service").propagate = False
-
-
 def post(client, task, body, query="", **kwargs):
     """POST a JSON body to one task endpoint."""
-    import json
-
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.post(f"/api/infer/{task}{query}", data=data, **kwargs)
