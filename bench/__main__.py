@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import capacity, phases, report
+from bench import capacity, key_limits, phases, report
 from bench.report import machine
 from bench.service import start_service
 from bench.throughput import ensure_wrk
@@ -54,6 +54,9 @@ def measure(arguments: argparse.Namespace, log_dir: Path) -> dict:
             for repeat in repeats:
                 repeat.update(phases.load(server, slow, sizes))
                 repeat.update(phases.fan_out(server, sizes))
+        for repeat in repeats:
+            repeat.update(key_limits.added_latency(fast, log_dir, sizes))
+            repeat.update(key_limits.throughput(slow, log_dir, sizes))
     repeats[0].update(growth)  # one growth run: it is the 10,000 requests themselves
     for repeat in repeats:
         repeat.update(measure_capacity(arguments, log_dir))
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_latency_seconds": LOAD_LATENCY_SECONDS,
         "machine": machine(),
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
+    with tempfile.TemporaryDirectory(prefix="tmp-bench-") as log_dir:
         measured = measure(arguments, Path(log_dir))
     context["seconds"] = round(time.monotonic() - started, 1)
     context["load_average_after"] = machine()["load_average"]

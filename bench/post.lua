@@ -1,5 +1,6 @@
 -- wrk script for bench/throughput.py: POST one JSON body (read from the file given after --)
--- on every request, then print one BENCH line of JSON with the counts and latency percentiles.
+-- on every request, with any further "Name: value" arguments as headers, then print one
+-- BENCH line of JSON with the counts and latency percentiles.
 
 function init(args)
    local file = assert(io.open(args[1], "rb"))
@@ -7,6 +8,10 @@ function init(args)
    file:close()
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"
+   for i = 2, #args do
+      local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+      wrk.headers[name] = value
+   end
 end
 
 function done(summary, latency, requests)

@@ -60,6 +60,7 @@ def run_wrk(port: int, call: Call, connections: int, seconds: float) -> LoadRun:
             f"http://127.0.0.1:{port}{call.path}",
             "--",
             body_file.name,
+            *(f"{name}: {value}" for name, value in call.headers.items() if name.lower() != "content-type"),
         ]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary = next((line[6:] for line in completed.stdout.splitlines() if line.startswith("BENCH ")), None)

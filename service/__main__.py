@@ -7,6 +7,7 @@ from service.catalog import Catalog
 from service.hub.client import HubClient
 from service.liveness import LivenessChecker
 from service.settings import Settings
+from service.text_table import text_table
 
 
 def print_models_table(out=None) -> None:
@@ -21,9 +22,7 @@ def print_models_table(out=None) -> None:
             rows.append(
                 (route["route"], str(order), target["model"], target["protocol"], target["provider"], target["status"])
             )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.write(text_table(rows))
 
 
 USAGE = "usage: python -m service models | python -m service settings --env|--markdown\n"

@@ -6,18 +6,21 @@ from dataclasses import dataclass
 from flask import Flask
 
 from service.api import register_blueprints
-from service.auth import require_api_key
 from service.catalog import Catalog
 from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
 from service.hub.providers import check_catalog
 from service.inference import InferenceRunner
+from service.keys.admission import Admission
+from service.keys.keyring import KeyRing, identify_caller
 from service.liveness import LivenessChecker
 from service.logs import configure_logging, log_request
 from service.redaction import Redactor, secrets_of
 from service.request_id import begin_request, send_request_id
 from service.schemas import InferRequestSchema
-from service.settings import Settings
+from service.settings import Settings, SettingsError
+from service.store import StoreGuard, open_store
+from service.usage.ledger import settle_request
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ class Gateway:
     runner: InferenceRunner
     liveness: LivenessChecker
     redactor: Redactor
+    keyring: KeyRing
+    store: StoreGuard | None
+    admission: Admission
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
@@ -40,6 +46,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     catalog = catalog or Catalog.from_file(settings.models_config)
     check_catalog(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
+    keyring = KeyRing.from_settings(settings)
+    store = open_store(settings)
+    if store is None and any(key.limits.any() for key in keyring.keys):
+        raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")
     configure_logging(redactor, settings.log_level, settings.log_format)
     client = HubClient(settings)
 
@@ -49,13 +59,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.json.sort_keys = False
     runner = InferenceRunner(client, catalog, settings)
     liveness = LivenessChecker(settings, catalog, client)
-    app.extensions["gateway"] = Gateway(settings, catalog, client, runner, liveness, redactor)
+    admission = Admission(store)
+    app.extensions["gateway"] = Gateway(
+        settings, catalog, client, runner, liveness, redactor, keyring, store, admission
+    )
     app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
 
     app.before_request(begin_request)
-    app.before_request(require_api_key)
+    app.before_request(identify_caller)
     app.after_request(send_request_id)
     app.after_request(log_request)
+    app.after_request(settle_request)
     register_blueprints(app)
     register_error_handlers(app)
     return app

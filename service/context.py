@@ -1,15 +1,22 @@
 """The state of one request, in one typed object: made when the request starts, handed down to
 the runner and the Hub client, read by the log line and the metrics when it ends."""
 
+from __future__ import annotations
+
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from flask import g
 
 from service.hub.deadline import Deadline
 from service.tasks import Task
+
+if TYPE_CHECKING:
+    from service.keys.admission import Ticket
+    from service.keys.keyring import ClientKey
 
 
 @dataclass
@@ -18,6 +25,8 @@ class UpstreamUsage:
 
     attempts: int = 0
     seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_attempt(self, seconds: float) -> None:
@@ -25,6 +34,12 @@ class UpstreamUsage:
         with self._lock:
             self.attempts += 1
             self.seconds += seconds
+
+    def record_tokens(self, prompt: int, completion: int) -> None:
+        """Add the tokens an answer reports (OpenAI-style `usage`)."""
+        with self._lock:
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
 
 
 @dataclass
@@ -37,8 +52,14 @@ class RequestContext:
     model: str | None = None
     deadline: Deadline | None = None
     usage: UpstreamUsage = field(default_factory=UpstreamUsage)
+    # Who called (service/keys/keyring.py), what admission took, and what the request asked and got.
+    client_key: ClientKey | None = None
+    ticket: Ticket | None = None
+    input_chars: int = 0
+    results: int = 0
+    error_type: str | None = None
 
-    def with_deadline(self, deadline: Deadline) -> "RequestContext":
+    def with_deadline(self, deadline: Deadline) -> RequestContext:
         """Return the same request with another deadline (a fallback target's share of the time)."""
         return replace(self, deadline=deadline)
 

@@ -5,6 +5,7 @@ import logging
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service import context
 from service.errors import GatewayError, PayloadTooLarge, http_error_type
 from service.request_id import request_id
 
@@ -22,6 +23,9 @@ def error_response(status: int, error_type: str, message: str, errors=None, head
     if errors:
         body["errors"] = errors
     body["request_id"] = request_id()
+    current = context.current()
+    if current is not None:  # the ledger counts errors by type
+        current.error_type = error_type
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})

@@ -25,12 +25,15 @@ class GatewayError(Exception):
         # ...and, for upstream failures, whether and how long the service itself may wait.
         self.retryable = retryable
         self.wait_hint = wait_hint
+        # Headers beyond Retry-After (a key's RateLimit-Policy and RateLimit).
+        self.extra_headers: dict = {}
 
     def headers(self) -> dict:
         """Return the extra response headers this error calls for."""
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+        headers = dict(self.extra_headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
 
 
 class InvalidRequest(GatewayError, ValueError):
@@ -45,6 +48,13 @@ class Unauthorized(GatewayError):
 
     status_code = 401
     error_type = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    """The caller's key is valid but may not do this (read usage without `admin`)."""
+
+    status_code = 403
+    error_type = "forbidden"
 
 
 class RequestTimeout(GatewayError):
@@ -115,10 +125,17 @@ class ModelRejectedInput(GatewayError, ValueError):
 
 
 class RateLimited(GatewayError):
-    """The upstream was still rate limiting when the deadline ran out."""
+    """Rate limited: by the upstream until the deadline ran out, or by the caller's own key (rpm, concurrency)."""
 
     status_code = 429
     error_type = "rate_limited"
+
+
+class QuotaExceeded(GatewayError):
+    """The caller's key has used its results or images for the day."""
+
+    status_code = 429
+    error_type = "quota_exceeded"
 
 
 class UpstreamAuthError(GatewayError):
@@ -147,6 +164,13 @@ class NotReady(GatewayError):
 
     status_code = 503
     error_type = "not_ready"
+
+
+class StoreUnavailable(GatewayError):
+    """The shared store cannot be read now (or STORE=off): the message says which."""
+
+    status_code = 503
+    error_type = "store_unavailable"
 
 
 class UpstreamTimeout(GatewayError, TimeoutError):

@@ -114,7 +114,9 @@ class InferenceRunner:
         """Make one (retried) upstream call, wait for the provider to finish, read its results."""
         request = helper.request(call, self.settings, seed, n)
         reply = self._until_finished(helper, call, request, self.client.call(request, context), context)
-        return [self._fetch(result, context) for result in helper.parse(call, reply, n)]
+        results = [self._fetch(result, context) for result in helper.parse(call, reply, n)]
+        context.usage.record_tokens(*helper.tokens(reply))
+        return results
 
     def _until_finished(self, helper: ProviderHelper, call: InferenceCall, sent, reply, context: RequestContext):
         """Poll a provider that answered before it finished, as long as the deadline allows."""

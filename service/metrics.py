@@ -60,6 +60,35 @@ class GatewayMetrics:
             buckets=UPSTREAM_BUCKETS,
             registry=registry,
         )
+        self.refused = Counter(
+            "hf_gateway_refused",
+            "Requests refused by a key's limits, by policy (rpm, concurrency, results, images).",
+            ["policy"],
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "hf_gateway_store_errors",
+            "Store operations that failed (the request was served without them), by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.store_skipped = Counter(
+            "hf_gateway_store_skipped",
+            "Store operations not tried because the store failed less than a second before.",
+            ["operation"],
+            registry=registry,
+        )
+        self.store_available = Gauge(
+            "hf_gateway_store_available",
+            "1 when every live worker can use the store (limits, ledger, cache, breakers), else 0.",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self.ledger_rows_lost = Counter(
+            "hf_gateway_ledger_rows_lost",
+            "Ledger rows dropped because the store stayed away longer than a worker can keep them.",
+            registry=registry,
+        )
 
 
 _lock = threading.Lock()
@@ -110,6 +139,27 @@ def count_upstream_outcome(outcome: str, reason: str = "") -> None:
 def upstream_failure_reason(exc: BaseException) -> str:
     """Name an upstream failure by the service's error type (the class name for anything else)."""
     return getattr(exc, "error_type", type(exc).__name__)
+
+
+def count_refused(policy: str) -> None:
+    """Count one request refused by a key's limit."""
+    families().refused.labels(policy=policy).inc()
+
+
+def count_store_error(operation: str) -> None:
+    families().store_errors.labels(operation=operation).inc()
+
+
+def count_store_skip(operation: str) -> None:
+    families().store_skipped.labels(operation=operation).inc()
+
+
+def set_store_available(available: bool) -> None:
+    families().store_available.set(1 if available else 0)
+
+
+def count_ledger_rows_lost() -> None:
+    families().ledger_rows_lost.inc()
 
 
 def multiprocess_directory() -> str | None:

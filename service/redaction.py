@@ -6,6 +6,7 @@ only the whole secret. Texts are redacted before anything cuts them.
 """
 
 import re
+from urllib.parse import urlsplit
 
 REDACTED = "[REDACTED]"
 # Long enough that ordinary words never match a random token; short enough that a clipped
@@ -82,6 +83,8 @@ class Redactor:
 
 
 def secrets_of(settings, catalog=None) -> tuple:
-    """Return the secrets the service holds: the Hub token, client keys, and models' own tokens."""
+    """Return the secrets the service holds: the Hub token, client keys, models' own tokens, the Redis password."""
     model_tokens = [settings.token(name) for name in catalog.token_variables()] if catalog is not None else []
-    return tuple(secret for secret in (settings.hf_api_token, *settings.api_keys, *model_tokens) if secret)
+    store_password = urlsplit(settings.redis_url).password if settings.redis_url else None
+    secrets = (settings.hf_api_token, *settings.api_keys, *model_tokens, store_password)
+    return tuple(secret for secret in secrets if secret)

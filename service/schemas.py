@@ -1,5 +1,7 @@
 """Marshmallow schemas for request bodies, args per task, and query strings."""
 
+import datetime
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -177,6 +179,47 @@ class QuerySchema(ma.Schema):
         validate=validate.Regexp(r"^[a-z]{2,3}2[a-z]{2,3}$", error="Must look like zh2en."),
         metadata={"description": "Translation only: the direction `<src>2<tgt>`, default zh2en."},
     )
+
+
+# How far back one /api/usage call may read.
+MAX_USAGE_DAYS = 366
+DEFAULT_USAGE_DAYS = 7
+
+
+class UsageQuerySchema(ma.Schema):
+    """The query string of GET /api/usage: a range of UTC days, optionally one key and one model."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    key = ma.fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9-][A-Za-z0-9._-]{0,63}$", error="Must be a key name."),
+        metadata={"description": "Only this key's rows (`-` is the open service's caller)."},
+    )
+    model = ma.fields.String(
+        validate=validate.Length(min=1, max=128), metadata={"description": "Only this model's rows."}
+    )
+    since = ma.fields.Date(metadata={"description": "First UTC day, `YYYY-MM-DD`; default six days before `until`."})
+    until = ma.fields.Date(metadata={"description": "Last UTC day, `YYYY-MM-DD`; default today."})
+
+    @ma.validates_schema
+    def _range(self, data, **kwargs):
+        since, until = usage_range(data.get("since"), data.get("until"))
+        if since > until:
+            raise ma.ValidationError("Must not be after until.", "since")
+        if (until - since).days >= MAX_USAGE_DAYS:
+            raise ma.ValidationError(f"The range may span at most {MAX_USAGE_DAYS} days.", "since")
+
+    @ma.post_load
+    def _defaults(self, data, **kwargs):
+        data["since"], data["until"] = usage_range(data.get("since"), data.get("until"))
+        return data
+
+
+def usage_range(since: datetime.date | None, until: datetime.date | None) -> tuple[datetime.date, datetime.date]:
+    """The days a usage query covers, its defaults filled in: the last week, today (UTC) included."""
+    until = until or datetime.datetime.now(datetime.UTC).date()
+    return since or until - datetime.timedelta(days=DEFAULT_USAGE_DAYS - 1), until
 
 
 def load_or_raise(schema: ma.Schema, data, prefix: str = "") -> dict:

@@ -91,10 +91,13 @@ def _choice(*choices):
 
 
 def _api_keys(environ, name):
-    """Client keys from API_KEYS (comma separated) and API_KEYS_FILE (one per line)."""
+    """Client keys from API_KEYS (comma separated) and a plain API_KEYS_FILE (one per line).
+
+    A `.toml` key file holds named keys and digests instead: service/keys/keyfile.py reads it.
+    """
     keys = {key.strip() for key in environ.get(name, "").split(",")}
     keys_file = _text(environ, "API_KEYS_FILE")
-    if keys_file:
+    if keys_file and not keys_file.endswith(".toml"):
         try:
             lines = Path(keys_file).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
@@ -115,14 +118,17 @@ def _variable(name: str, default, parse, doc: str, group: str, shown=None):
     return field(default=default, metadata=metadata)
 
 
-UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS = (
+UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS, STORE = (
     "Upstream",
     "Deadlines",
     "Limits and concurrency",
     "Serving",
     "Logs",
     "Client keys",
+    "Shared store",
 )
+STORES = ("sqlite", "redis", "off")
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
 
 @dataclass(frozen=True)
@@ -281,10 +287,49 @@ class Settings:
         "API_KEYS",
         frozenset(),
         _api_keys,
-        "client keys, comma separated (`API_KEYS_FILE`: a file of them, one per line); when set, every `/api/` "
-        "call needs one",
+        "client keys, comma separated; when any key is configured, every `/api/` call needs one",
         CLIENTS,
         shown="none",
+    )
+    api_keys_file: Path | None = _variable(
+        "API_KEYS_FILE",
+        None,
+        _path,
+        "a key file: `.toml` for named keys with limits and admin rights (docs/keys.md), any other name for "
+        "one key per line",
+        CLIENTS,
+        shown="none",
+    )
+    store: str = _variable(
+        "STORE",
+        "sqlite",
+        _choice(*STORES),
+        "where per-key limits and the usage ledger live: `sqlite` (one host, under `DATA_DIR`), `redis` "
+        "(several hosts, `REDIS_URL`), or `off` (no limits, no ledger)",
+        STORE,
+    )
+    data_dir: Path = _variable(
+        "DATA_DIR",
+        DEFAULT_DATA_DIR,
+        _path,
+        "the directory of the SQLite store (`gateway.sqlite3`); must be writable by the service",
+        STORE,
+        shown="`data`",
+    )
+    redis_url: str | None = _variable(
+        "REDIS_URL",
+        None,
+        _text,
+        "the Redis server of `STORE=redis`, e.g. `redis://127.0.0.1:6379/0` (`rediss://` for TLS)",
+        STORE,
+        shown="none",
+    )
+    store_timeout: float = _variable(
+        "STORE_TIMEOUT_SECONDS",
+        0.25,
+        _positive_float,
+        "longest wait for one store operation; past it the request is served without the store",
+        STORE,
     )
     # The environment as read, for the tokens models name with `token_env` (never printed).
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
@@ -330,8 +375,17 @@ class Settings:
         settings.check()
         return settings
 
+    @property
+    def keys_required(self) -> bool:
+        """Whether every /api/ call needs a client key."""
+        return bool(self.api_keys) or self.api_keys_file is not None
+
     def check(self) -> None:
         """Refuse settings that contradict each other, naming them."""
+        if self.store == "redis" and not self.redis_url:
+            raise SettingsError("STORE=redis needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         for name, value in (("UPSTREAM_POOL_SIZE", self.upstream_pool_size), ("FANOUT_WORKERS", self.fanout_workers)):
             if value < self.fanout_concurrency:
                 raise SettingsError(

@@ -11,7 +11,10 @@ import pytest
 import responses
 
 from service.hub import deadline as deadline_module
+from service.logs import configure_logging
+from service.redaction import Redactor
 from tests.support.app import TEST_CATALOG, FakeClock, make_app, make_settings
+from tests.support.redis_server import RedisServer
 from tests.support.service import REPLAY_ALIASES
 from tests.support.upstream import LoopbackUpstream
 
@@ -49,6 +52,9 @@ def mock_hub():
 @pytest.fixture
 def captured_logs(caplog):
     """Capture every log record of the service at DEBUG and above."""
+    service_logger = logging.getLogger("service")
+    if not any(getattr(handler, "_gateway", False) for handler in service_logger.handlers):
+        configure_logging(Redactor())  # install the service's handler now: an app built later keeps propagation
     caplog.set_level(logging.DEBUG)
     logging.getLogger("service").propagate = True
     yield caplog
@@ -74,3 +80,20 @@ def upstream(loopback):
     # Stalled answers end when the service hangs up; give them a moment before the next test.
     loopback.wait_idle()
     loopback.clear_scripts()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port, shared by the session's tests (emptied by `store_backend`)."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_backend(request, tmp_path):
+    """Settings overrides for each real store: SQLite in a fresh directory, or the session's Redis, emptied."""
+    if request.param == "sqlite":
+        return {"store": "sqlite", "data_dir": tmp_path / "data"}
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    return {"store": "redis", "redis_url": server.url}

@@ -19,6 +19,10 @@ fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     apt-get update -qq && apt-get install -y -qq nginx >/dev/null
 fi
+# The shared-store tests run Debian's redis-server on a free port (it lives in /usr/bin).
+if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+fi
 if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi

@@ -3,7 +3,18 @@
 from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from service.api import completion, docs, health, metrics, models, readiness, text_to_image, text_to_text, translation
+from service.api import (
+    completion,
+    docs,
+    health,
+    metrics,
+    models,
+    readiness,
+    text_to_image,
+    text_to_text,
+    translation,
+    usage,
+)
 from service.error_handlers import handle_gateway_error, handle_http_exception
 from service.errors import UnknownTask
 from service.tasks import TASK_TYPES
@@ -29,6 +40,17 @@ def unknown_task_whatever_the_method(exc: MethodNotAllowed):
 
 def register_blueprints(app) -> None:
     """Attach every endpoint to the app."""
-    for module in (translation, completion, text_to_text, text_to_image, health, readiness, models, metrics, docs):
+    for module in (
+        translation,
+        completion,
+        text_to_text,
+        text_to_image,
+        health,
+        readiness,
+        models,
+        usage,
+        metrics,
+        docs,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(unknown_task)

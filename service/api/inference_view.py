@@ -24,9 +24,13 @@ def serve_inference(task: Task):
     route = gateway.catalog.route(task.name, query.get("model_name"), query.get("model_type"))
     gateway.runner.check_serves(route)
     current.model = route.targets[0].id
-    current.deadline = Deadline(gateway.settings.deadline_for(task.name))
+    current.input_chars = len(body["inputs"])
+    deadline_seconds = gateway.settings.deadline_for(task.name)
+    current.ticket = gateway.admission.admit(current.client_key, task, args["num_sentences"], deadline_seconds)
+    current.deadline = Deadline(deadline_seconds)
     outcome = gateway.runner.run(route, body["inputs"], args, current)
     current.model = outcome.model
+    current.results = len(outcome.results)
     return json_answer(
         {
             "code": 0,

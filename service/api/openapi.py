@@ -3,9 +3,15 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api.responses import ErrorSchema, ImageResultSchema, ModelsReportSchema, success_schema
+from service.api.responses import (
+    ErrorSchema,
+    ImageResultSchema,
+    ModelsReportSchema,
+    UsageReportSchema,
+    success_schema,
+)
 from service.catalog import MODEL_NAME_PATTERN
-from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema
+from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema, UsageQuerySchema
 from service.tasks import TASKS, Task
 
 # Swagger UI 4, the version served at /docs, renders OpenAPI 3.0 (not 3.1).
@@ -15,7 +21,7 @@ API_VERSION = "1.0"
 # Every status of the README's error table an inference call can answer, and why.
 INFERENCE_ERRORS = {
     400: "`invalid_request`: bad JSON, bad field, unknown arg, bad `model_name` or `model_type`.",
-    401: "`unauthorized`: `API_KEYS` is configured and the call has no valid key.",
+    401: "`unauthorized`: client keys are configured and the call has no valid key.",
     404: "`model_not_found`: the upstream says the model does not exist or is gone "
     "(`unknown_task` and `not_found` answer other paths).",
     405: "`method_not_allowed`: another method than POST; the `Allow` header says which.",
@@ -25,7 +31,9 @@ INFERENCE_ERRORS = {
     415: "`unsupported_media_type`: a body type that cannot be JSON.",
     431: "`headers_too_large`: over 100 headers, or one over 8,190 bytes (answered by gunicorn's worker).",
     422: "`model_rejected_input`: the upstream rejected the input or parameters; its message is passed on.",
-    429: "`rate_limited`: still rate limited when the deadline ran out.",
+    429: "`rate_limited`: the upstream still rate limited when the deadline ran out, or the key is over its requests "
+    "per minute or requests in flight; `quota_exceeded`: the key used its results or images for the UTC day. "
+    "A key's own limits add `RateLimit-Policy` and `RateLimit` headers.",
     500: "`internal_error`: anything unexpected; quote the request_id when reporting it.",
     502: "`upstream_auth` (the service's own token is missing or rejected) or `upstream_error` "
     "(upstream 5xx after retries, a broken connection, an unusable answer).",
@@ -42,6 +50,14 @@ HEADERS = {
     },
     "RetryAfter": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}},
     "Allow": {"description": "The methods the path accepts.", "schema": {"type": "string"}},
+    "RateLimitPolicy": {
+        "description": 'The key\'s limits (IETF draft form), e.g. `"rpm";q=30;w=60, "concurrency";q=4`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'The limit that refused the call, with what is left and when it resets: `"rpm";r=0;t=12`.',
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -66,7 +82,7 @@ def build_openapi(settings, catalog) -> dict:
     for task in TASKS.values():
         _add_task(spec, plugin, settings, catalog, task)
     _add_probes(spec)
-    _add_operations(spec, settings)
+    _add_operations(spec, plugin, settings)
     return spec.to_dict()
 
 
@@ -112,7 +128,7 @@ def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
             **{str(status): f"Error{status}" for status in INFERENCE_ERRORS},
         },
     }
-    if settings.api_keys:  # keys are asked for only when API_KEYS is configured
+    if settings.keys_required:  # keys are asked for only when keys are configured
         operation["security"] = [{"bearer": []}, {"apiKey": []}]
     spec.path(path=task.path, operations={"post": operation})
 
@@ -164,6 +180,8 @@ def _error_response(status: int, why: str) -> dict:
     headers = {"X-Request-ID": "RequestId"}
     if status in RETRY_AFTER_STATUSES:
         headers["Retry-After"] = "RetryAfter"
+    if status == 429:
+        headers.update({"RateLimit-Policy": "RateLimitPolicy", "RateLimit": "RateLimit"})
     if status == 405:
         headers["Allow"] = "Allow"
     return {"description": why, "headers": headers, "content": {"application/json": {"schema": "Error"}}}
@@ -194,7 +212,7 @@ def _add_probes(spec) -> None:
                     "200": _probe_answer(
                         "Ready.",
                         {
-                            "status": {"type": "string", "enum": ["ready"]},
+                            "status": {"type": "string", "enum": ["ready", "degraded"]},
                             "checks": {"type": "object", "additionalProperties": {"type": "string"}},
                         },
                     ),
@@ -220,7 +238,33 @@ def _probe_answer(description: str, properties: dict) -> dict:
     }
 
 
-def _add_operations(spec, settings) -> None:
+def _add_usage(spec, plugin, settings) -> None:
+    """Add GET /api/usage: the ledger, for admin keys."""
+    spec.components.schema("UsageReport", schema=UsageReportSchema)
+    usage = {
+        "operationId": "read_usage",
+        "tags": ["operations"],
+        "summary": "Read the usage ledger: per UTC day, key and model, with totals.",
+        "description": "Needs a key with `admin = true` when keys are configured.",
+        "parameters": plugin.converter.schema2parameters(UsageQuerySchema, location="query"),
+        "responses": {
+            "200": {
+                "description": "The rows and their totals.",
+                "headers": {"X-Request-ID": "RequestId"},
+                "content": {"application/json": {"schema": "UsageReport"}},
+            },
+            "400": "Error400",
+            "401": "Error401",
+            "403": _error_response(403, "`forbidden`: the key is valid but not an admin key."),
+            "503": _error_response(503, "`store_unavailable`: the store cannot be read now, or STORE=off."),
+        },
+    }
+    if settings.keys_required:
+        usage["security"] = [{"bearer": []}, {"apiKey": []}]
+    spec.path(path="/api/usage", operations={"get": usage})
+
+
+def _add_operations(spec, plugin, settings) -> None:
     """Add GET /api/models (the configured routes and their liveness) and GET /metrics."""
     spec.components.schema("ModelsReport", schema=ModelsReportSchema)
     models = {
@@ -237,9 +281,10 @@ def _add_operations(spec, settings) -> None:
             "401": "Error401",
         },
     }
-    if settings.api_keys:
+    if settings.keys_required:
         models["security"] = [{"bearer": []}, {"apiKey": []}]
     spec.path(path="/api/models", operations={"get": models})
+    _add_usage(spec, plugin, settings)
     metrics = {
         "operationId": "metrics",
         "tags": ["operations"],

@@ -1,4 +1,4 @@
-"""Readiness: configuration loaded and every token the configured models need is set."""
+"""Readiness: configuration loaded, every token the configured models need set, and the store answering."""
 
 from flask import Blueprint, current_app
 
@@ -37,4 +37,20 @@ def readyz():
             errors={variable: [f"Required by: {', '.join(ids)}."] for variable, ids in missing.items()},
         )
     token = "set" if gateway.settings.hf_api_token else "not needed"
-    return {"status": "ready", "checks": {"configuration": "loaded", "token": token}}
+    store_available, store = store_check(gateway.store)
+    # A failed store degrades the service (no limits, ledger kept in memory) but it still serves.
+    return {
+        "status": "ready" if store_available else "degraded",
+        "checks": {"configuration": "loaded", "token": token, "store": store},
+    }
+
+
+def store_check(guard) -> tuple[bool, str]:
+    """Ask the store now: (available, `sqlite: ok` / `redis: unavailable for 12 s (...)` / `off`)."""
+    if guard is None:
+        return True, "off"
+    status = guard.status()
+    if status.available:
+        return True, f"{status.kind}: ok"
+    pending = f"; {status.pending_rows} ledger rows kept in memory" if status.pending_rows else ""
+    return False, f"{status.kind}: unavailable for {status.down_seconds:g} s ({status.error}){pending}"

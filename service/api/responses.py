@@ -65,6 +65,39 @@ class RouteReportSchema(ma.Schema):
     targets = ma.fields.List(ma.fields.Nested(TargetStatusSchema), required=True)
 
 
+class UsageCountsSchema(ma.Schema):
+    """What requests cost: the fields of a ledger row, and of the totals."""
+
+    requests = ma.fields.Integer(required=True)
+    results = ma.fields.Integer(required=True, metadata={"description": "Results delivered (200 answers)."})
+    images = ma.fields.Integer(required=True)
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Integer(), required=True, metadata={"description": "By error_type."}
+    )
+    upstream_attempts = ma.fields.Integer(required=True)
+    upstream_seconds = ma.fields.Float(required=True)
+    input_chars = ma.fields.Integer(required=True)
+    prompt_tokens = ma.fields.Integer(required=True, metadata={"description": "As OpenAI-style answers report them."})
+    completion_tokens = ma.fields.Integer(required=True)
+
+
+class UsageRowSchema(UsageCountsSchema):
+    """One day, key and model."""
+
+    date = ma.fields.String(required=True, metadata={"example": "2026-12-01"})
+    key = ma.fields.String(required=True, metadata={"description": "The key's name; `-` when no keys are configured."})
+    model = ma.fields.String(required=True, metadata={"description": "The model that answered, or was tried last."})
+
+
+class UsageReportSchema(ma.Schema):
+    """The answer of GET /api/usage."""
+
+    since = ma.fields.String(required=True)
+    until = ma.fields.String(required=True)
+    rows = ma.fields.List(ma.fields.Nested(UsageRowSchema), required=True)
+    totals = ma.fields.Nested(UsageCountsSchema, required=True)
+
+
 class ModelsReportSchema(ma.Schema):
     """The answer of GET /api/models."""
 

@@ -1,7 +1,7 @@
-"""Run the batch command as `python -m service.batch ...`."""
+"""Run the command line as `python -m service.batch ...` (the same as `hf-infer`)."""
 
 import sys
 
-from service.batch.cli import main
+from service.cli import main
 
 sys.exit(main())

@@ -20,7 +20,6 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from service.batch.cli import DEFAULT_URL
 from service.batch.client import GatewayClient
 from service.batch.images import ensure_ids_are_file_names
 from service.batch.inputs import (
@@ -32,6 +31,7 @@ from service.batch.inputs import (
 )
 from service.batch.output import FinishedLines, OrderedWriter, read_finished
 from service.batch.runner import WorkerPool, result_record, run_batch
+from service.cli import DEFAULT_URL
 from service.tasks import TASKS, TEXT_TO_IMAGE
 
 STDIO = "-"

@@ -97,5 +97,6 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(s
     warnings = re.findall(r"^\s+- POST (\S+)$", run.stdout.split("WARNINGS", 1)[-1].split("SUMMARY", 1)[0], re.M)
     assert set(warnings) <= {f"/api/infer/{task}" for task in TASK_TYPES}, report
     tested = re.search(r"Tested: (\d+)", run.stdout)
-    assert tested and int(tested.group(1)) == 8, report  # four tasks, the probes, /api/models and /metrics
+    # Four tasks, the two probes, /api/models, /api/usage and /metrics.
+    assert tested and int(tested.group(1)) == 9, report
     assert upstream.requests  # valid cases did reach the (replaying) upstream

@@ -55,6 +55,6 @@ def test_readyz_example(service, upstream, tmp_path):
     command = next(line for line in section_curl_commands("Logs and readiness") if "/readyz" in line)
     assert json.loads(run(command, service.port, tmp_path)) == {
         "status": "ready",
-        "checks": {"configuration": "loaded", "token": "set"},
+        "checks": {"configuration": "loaded", "token": "set", "store": "sqlite: ok"},
     }
     assert not upstream.requests

@@ -50,6 +50,13 @@ def assert_clean_log(server) -> None:
     assert TOKEN not in log
 
 
+def ledger_requests(server) -> int:
+    """The requests the usage ledger holds (the service runs open: every caller is key `-`)."""
+    answer = requests.get(f"{server.url}/api/usage", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["totals"]["requests"]
+
+
 def wait_until(condition, timeout: float = 20.0) -> bool:
     """Poll `condition` until it holds or the time is up."""
     deadline = time.monotonic() + timeout
@@ -74,6 +81,11 @@ def test_sigterm_lets_requests_in_flight_finish(loopback, tmp_path, worker_class
     assert exit_code == 0
     assert "Handling signal: term" in server.log_text()
     assert_clean_log(server)
+    restarted = start_service(loopback, tmp_path, worker_class)  # the same data directory
+    try:
+        assert ledger_requests(restarted) == IN_FLIGHT  # every request that ended was counted
+    finally:
+        restarted.stop()
 
 
 def test_sighup_reload_drops_no_request(loopback, tmp_path, worker_class):
@@ -90,6 +102,7 @@ def test_sighup_reload_drops_no_request(loopback, tmp_path, worker_class):
         assert stream.outcomes["ok"] >= after_reload + 40
         assert len(booted_workers(server)) == 2
         assert_clean_log(server)
+        assert ledger_requests(server) == stream.total
     finally:
         assert server.stop() == 0
 
@@ -106,6 +119,7 @@ def test_recycled_workers_drop_no_request(loopback, tmp_path, worker_class):
         assert set(server.worker_pids()) != set(server.initial_workers)
         assert server.log_text().count("Autorestarting worker") >= 2
         assert_clean_log(server)
+        assert ledger_requests(server) == stream.total
     finally:
         assert server.stop() == 0
 
@@ -136,6 +150,8 @@ def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(loopback
         ({"MODELS_CONFIG": "broken"}, "models.toml"),
         ({"API_KEYS_FILE": "/nonexistent/api-keys"}, "/nonexistent/api-keys"),
         ({"TEXT_DEADLINE_SECONDS": "-3"}, "TEXT_DEADLINE_SECONDS"),
+        ({"API_KEYS_FILE": "keys.toml"}, "keys.toml, line 3: keys.ops: rpm must be"),
+        ({"STORE": "redis"}, "STORE=redis needs REDIS_URL"),
     ],
 )
 def test_a_broken_configuration_stops_the_start_with_one_line(loopback, tmp_path, overrides, named):
@@ -144,6 +160,10 @@ def test_a_broken_configuration_stops_the_start_with_one_line(loopback, tmp_path
         with config.open("a", encoding="utf-8") as file:
             file.write("\n[[[ not toml\n")
         overrides = {}
+    if overrides.get("API_KEYS_FILE") == "keys.toml":
+        key_file = tmp_path / "keys.toml"
+        key_file.write_text(f'[keys.ops]\nsha256 = "{"0" * 64}"\nrpm = -1\n', encoding="utf-8")
+        overrides = {"API_KEYS_FILE": str(key_file)}
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = fault_env(loopback, config, TMPDIR=str(scratch), **overrides)

@@ -89,6 +89,7 @@ def make_settings(**overrides) -> Settings:
         text_deadline=30.0,
         image_deadline=60.0,
         max_image_bytes=1024 * 1024,
+        store="off",  # tests of limits and the ledger give their own store and data directory
     )
     values.update(overrides)
     return Settings(**values)
@@ -103,6 +104,8 @@ def make_app(settings: Settings, catalog_toml: str, clock: FakeClock):
 
 
 def post(client, task, body, query="", **kwargs):
-    """POST a JSON body to one task endpoint."""
+    """POST a JSON body to one task endpoint, read the whole answer and close it, as a server does
+    (what runs once the answer has gone, such as confirming the ledger, has run on return)."""
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    kwargs.setdefault("buffered", True)
     return client.post(f"/api/infer/{task}{query}", data=data, **kwargs)

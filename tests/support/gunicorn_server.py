@@ -85,7 +85,7 @@ class GunicornServer:
         self.app = app
         self.config = Path(config) if config else self.repo_root / "gunicorn.conf.py"
         self.port = free_port()
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="gunicorn-")) / "gunicorn.log"
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="tmp-gunicorn-")) / "gunicorn.log"
         self._env_overrides = dict(env or {})
         self._process: subprocess.Popen | None = None
         self._log_file: IO[bytes] | None = None
@@ -119,6 +119,8 @@ class GunicornServer:
         """Return the subprocess environment: ours, the overrides (None removes), then the bind address."""
         environment = dict(os.environ)
         environment.setdefault("PYTHONUNBUFFERED", "1")  # so log_text() shows prints as they happen
+        # Each service keeps its SQLite store beside its log, never in the repository's data/.
+        environment["DATA_DIR"] = str(self.log_path.parent / "data")
         for name, value in self._env_overrides.items():
             if value is None:
                 environment.pop(name, None)

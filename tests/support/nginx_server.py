@@ -53,10 +53,12 @@ def nginx_binary() -> str:
     return found
 
 
-def render_site(site_text: str, listen_port: int, upstream_port: int, work: Path) -> str:
-    """Point the sample site at the test's ports and log directory, refusing a sample that drifted."""
+def render_site(site_text: str, listen_port: int, upstream_ports: list[int], work: Path) -> str:
+    """Point the sample site at the test's ports (one server line per instance) and log directory,
+    refusing a sample that drifted."""
+    servers = "\n    ".join(f"server {LOOPBACK_HOST}:{port};" for port in upstream_ports)
     replacements = {
-        SAMPLE_UPSTREAM: f"server {LOOPBACK_HOST}:{upstream_port};",
+        SAMPLE_UPSTREAM: servers,
         SAMPLE_LISTEN: f"listen {LOOPBACK_HOST}:{listen_port};",
         SAMPLE_LOG_DIR: f"{work}/",
     }
@@ -68,10 +70,10 @@ def render_site(site_text: str, listen_port: int, upstream_port: int, work: Path
 
 
 class NginxServer:
-    """nginx in the foreground on a free loopback port, proxying to `upstream_port`."""
+    """nginx in the foreground on a free loopback port, balancing over one or several gunicorn ports."""
 
-    def __init__(self, upstream_port: int, work: Path, site_conf: Path = SITE_CONF):
-        self.upstream_port = upstream_port
+    def __init__(self, upstream_port: int | list[int], work: Path, site_conf: Path = SITE_CONF):
+        self.upstream_ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
         self.work = Path(work)
         self.site_conf = site_conf
         self.port = free_port()
@@ -98,7 +100,7 @@ class NginxServer:
     def write_config(self) -> Path:
         """Write the main configuration and the rendered site into the work directory."""
         self.work.mkdir(parents=True, exist_ok=True)
-        site = render_site(self.site_conf.read_text(), self.port, self.upstream_port, self.work)
+        site = render_site(self.site_conf.read_text(), self.port, self.upstream_ports, self.work)
         (self.work / "site.conf").write_text(site)
         # As root, nginx's workers would switch to an account that cannot enter the test's directory.
         user = "user root;\n" if os.geteuid() == 0 else ""

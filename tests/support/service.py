@@ -25,6 +25,8 @@ def service_env(upstream: LoopbackUpstream, **overrides) -> dict:
         "API_KEYS": None,
         "API_KEYS_FILE": None,
         "MODELS_CONFIG": None,
+        "STORE": "sqlite",
+        "REDIS_URL": None,
     }
     env.update(overrides)
     return env

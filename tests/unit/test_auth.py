@@ -22,6 +22,12 @@ def guarded(clock):
         {"X-API-Key": "client-key-7f3"},
         {"Authorization": KEY},
         {"Authorization": "Bearer "},
+        # Hostile: two different keys, several Authorization headers (as gunicorn joins them),
+        # a non-ASCII key, a key of 100 KB.
+        {"Authorization": f"Bearer {KEY}", "X-API-Key": "other-key"},
+        {"Authorization": f"Bearer {KEY}, Bearer other-key"},
+        {"X-API-Key": "clé-\u00e9\u4e2d"},
+        {"Authorization": "Bearer " + KEY * 7000},
     ],
 )
 def test_missing_or_wrong_key_is_401(guarded, mock_hub, headers):

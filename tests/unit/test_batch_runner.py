@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from service.batch import cli, command
+from service import cli
+from service.batch import command
 from service.batch.images import ensure_ids_are_file_names, extension_for, save_images
 from service.batch.inputs import BatchItem, InputError
 from service.batch.output import OrderedWriter
@@ -220,6 +221,6 @@ def test_an_unusable_output_is_a_usage_error_and_signal_handlers_are_restored(
 
 
 def test_the_command_line_loads_only_its_parser_until_a_batch_runs():
-    probe = "import sys, service.batch.cli; print(sorted({'flask', 'requests', 'tqdm', 'marshmallow', 'service.app'} & set(sys.modules)))"
+    probe = "import sys, service.cli; print(sorted({'flask', 'requests', 'tqdm', 'marshmallow', 'service.app', 'redis', 'limits'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert loaded.stdout.strip() == "[]"

@@ -37,7 +37,10 @@ def readiness(catalog_text: str, mock_hub, **settings):
 def test_ready_with_a_token(mock_hub):
     response = readiness(TEST_CATALOG, mock_hub)
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "checks": {"configuration": "loaded", "token": "set"}}
+    assert response.get_json() == {
+        "status": "ready",
+        "checks": {"configuration": "loaded", "token": "set", "store": "off"},
+    }
     assert response.headers["X-Request-ID"]
 
 

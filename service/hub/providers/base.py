@@ -119,6 +119,10 @@ class ProviderHelper:
         """Read the results: strings, hub Images, or ImageLinks to download."""
         raise NotImplementedError
 
+    def tokens(self, reply: UpstreamReply) -> tuple[int, int]:
+        """The (prompt, completion) tokens the answer says it used; (0, 0) when it does not say."""
+        return (0, 0)
+
     def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest, settings) -> Poll | None:
         """Return what to ask next when the provider has not finished (`reply` answered `sent`); None when it has."""
         return None

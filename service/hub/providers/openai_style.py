@@ -43,6 +43,16 @@ def choices(reply: UpstreamReply, n: int) -> list:
     return found[:n]
 
 
+def reported_tokens(reply: UpstreamReply) -> tuple[int, int]:
+    """The `usage` an OpenAI-style answer reports: (prompt_tokens, completion_tokens), 0 for what it lacks."""
+    document = reply.json()
+    usage = document.get("usage") if isinstance(document, dict) else None
+    if not isinstance(usage, dict):
+        return (0, 0)
+    counts = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    return tuple(n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0 for n in counts)
+
+
 def without_thinking(text: str) -> str:
     """Drop a reasoning model's leading `<think>…</think>` block, keeping the answer after it."""
     return _THINKING.sub("", text, count=1)
@@ -101,6 +111,9 @@ class ChatHelper(ProviderHelper):
         """Return the provider's chat route (without a model of its own)."""
         raise NotImplementedError
 
+    def tokens(self, reply: UpstreamReply) -> tuple[int, int]:
+        return reported_tokens(reply)
+
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
         """Read `n` answers: without thinking, fences or quotes; with the prompt first if asked."""
         contents = [require_text(_message_content(choice), "choices[].message.content") for choice in choices(reply, n)]
@@ -139,6 +152,9 @@ class CompletionsHelper(ProviderHelper):
         if call.sampling:
             payload["top_k"] = call.args["top_k"]
         return payload
+
+    def tokens(self, reply: UpstreamReply) -> tuple[int, int]:
+        return reported_tokens(reply)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
         """Read `n` continuations, with the prompt in front when return_full_text asks for it."""

@@ -1,4 +1,9 @@
-"""The `hf-infer` command line: `hf-infer batch --task TASK INPUT OUTPUT`."""
+"""The `hf-infer` command line: `batch` (run a file of inputs), `keys` (add and list client keys),
+`usage` (what each key spent).
+
+Only the parser is imported up front; each command imports what it needs when it runs, so
+`hf-infer --help` is instant.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,14 @@ from service.batch.inputs import FORMATS, InputError
 from service.tasks import TASK_TYPES
 
 DEFAULT_URL = "http://127.0.0.1:8098"
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+LIMIT_OPTIONS = (
+    ("--rpm", "requests per minute"),
+    ("--concurrency", "requests in flight at once"),
+    ("--results-per-day", "results per UTC day (num_sentences counts each)"),
+    ("--images-per-day", "images per UTC day"),
+)
 
 
 def positive_int(text: str) -> int:
@@ -93,7 +105,48 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="text-to-image: write images to DIR/<id>-<n>.<ext> and put paths in the results",
     )
+    add_keys_commands(commands)
+    add_usage_command(commands)
     return parser
+
+
+def add_keys_commands(commands) -> None:
+    """`hf-infer keys add NAME ...` and `hf-infer keys list`."""
+    keys = commands.add_parser("keys", help="add and list client keys in the key file")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    file_help = "the key file (default: API_KEYS_FILE from the environment or .env, else config/keys.toml)"
+    add = actions.add_parser(
+        "add",
+        help="create a key: print its secret once, append its digest to the key file",
+        description="Create a key. Its secret is printed once on stdout and kept nowhere; the key file gets "
+        "its SHA-256. Reload the service (kill -HUP, systemctl reload) to use it.",
+    )
+    add.add_argument("name", metavar="NAME", help="the key's name: 1-64 letters, digits, '.', '_' or '-'")
+    for option, meaning in LIMIT_OPTIONS:
+        add.add_argument(option, type=positive_int, default=None, help=f"limit: {meaning} (default: [defaults])")
+    add.add_argument("--admin", action="store_true", help="may read usage (GET /api/usage, hf-infer usage)")
+    add.add_argument("--file", type=Path, default=None, help=file_help)
+    listing = actions.add_parser("list", help="show the keys of the key file and their limits (never secrets)")
+    listing.add_argument("--file", type=Path, default=None, help=file_help)
+
+
+def add_usage_command(commands) -> None:
+    """`hf-infer usage`: the ledger of a running service."""
+    usage = commands.add_parser(
+        "usage",
+        help="what each key spent, per model and day (needs an admin key)",
+        description="Read GET /api/usage of a running service: one row per UTC day, key and model, then totals.",
+    )
+    usage.add_argument(
+        "--url", default=None, help=f"the service's base URL (env HF_GATEWAY_URL, default {DEFAULT_URL})"
+    )
+    usage.add_argument("--api-key", default=None, help="an admin key (env HF_GATEWAY_API_KEY)")
+    usage.add_argument("--key", default=None, help="only this key's rows")
+    usage.add_argument("--model", default=None, help="only this model's rows")
+    usage.add_argument("--since", default=None, help="first UTC day, YYYY-MM-DD (default: six days before --until)")
+    usage.add_argument("--until", default=None, help="last UTC day, YYYY-MM-DD (default: today)")
+    usage.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    usage.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait (default 30)")
 
 
 @contextmanager
@@ -117,11 +170,22 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run it; usage errors exit with 2."""
     options = build_parser().parse_args(argv)
-    stop = threading.Event()
-    from service.batch.command import (
-        run_batch_command,  # requests, tqdm: only when a batch runs
-    )
+    if options.command == "keys":
+        from service.keys.command import run_keys_command
 
+        return run_keys_command(options)
+    if options.command == "usage":
+        from service.usage.command import run_usage_command  # requests: only when it runs
+
+        return run_usage_command(options)
+    return run_batch(options)
+
+
+def run_batch(options: argparse.Namespace) -> int:
+    """Run `hf-infer batch`, stopping gracefully on SIGINT/SIGTERM."""
+    from service.batch.command import run_batch_command  # requests, tqdm: only when a batch runs
+
+    stop = threading.Event()
     with stop_on_signals(stop) as signals:
         try:
             exit_code = run_batch_command(options, stop)

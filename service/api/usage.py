@@ -1,0 +1,31 @@
+"""GET /api/usage: the ledger, for keys with `admin = true` (and anyone when no keys are configured)."""
+
+from flask import Blueprint, current_app, request
+
+from service import context
+from service.errors import Forbidden, StoreUnavailable
+from service.schemas import UsageQuerySchema, load_or_raise
+from service.store import FAILED
+from service.store.base import UsageQuery
+from service.usage.ledger import row_shape, totals_of
+
+bp = Blueprint("usage", __name__)
+_QUERY_SCHEMA = UsageQuerySchema()
+
+
+@bp.get("/api/usage")
+def read_usage():
+    """Rows of the ledger per day, key and model, and their totals."""
+    caller = context.current().client_key
+    if caller is None or not caller.admin:
+        raise Forbidden("reading usage needs a key with admin = true in the key file")
+    query = load_or_raise(_QUERY_SCHEMA, request.args)
+    guard = current_app.extensions["gateway"].store
+    if guard is None:
+        raise StoreUnavailable("STORE=off: no ledger is kept")
+    wanted = UsageQuery(query["since"].isoformat(), query["until"].isoformat(), query.get("key"), query.get("model"))
+    entries = guard.call("usage", guard.store.usage_rows, wanted)
+    if entries is FAILED:
+        raise StoreUnavailable(f"the {guard.kind} store cannot be read now; the ledger is kept, try again shortly")
+    rows = [row_shape(entry) for entry in entries]
+    return {"since": wanted.since, "until": wanted.until, "rows": rows, "totals": totals_of(rows)}

@@ -1,0 +1,133 @@
+"""Per-key limits: requests per minute, requests in flight, results and images per day.
+
+A request is admitted before anything is sent upstream, in one atomic step on the shared
+store: its place in the key's one-minute moving window, a concurrency slot and its daily
+quotas, all or nothing, so a refused request takes nothing. When the request ends, `settle`
+frees the slot, gives back the quota of a request that delivered nothing, and adds the
+request to the ledger, in one more step.
+
+Refusals are `429` with a true `Retry-After` and the IETF draft's `RateLimit-Policy` and
+`RateLimit` headers. A store that fails admits everything (see service/store/guard.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from service import metrics
+from service.errors import QuotaExceeded, RateLimited
+from service.keys.keyfile import Limits
+from service.keys.keyring import ClientKey
+from service.store import StoreGuard
+from service.store.base import Claim, Lease, Refusal, UsageEntry, Window, utc_day
+from service.tasks import Task
+
+RATE_WINDOW_SECONDS = 60
+DAY_SECONDS = 86_400
+# A slot outlives its request's deadline by this much, in case the worker dies holding it.
+LEASE_MARGIN_SECONDS = 30.0
+
+
+@dataclass
+class Ticket:
+    """What a request took at admission, to settle when it ends."""
+
+    key: str
+    day: str
+    lease_id: str | None = None
+    claims: list[Claim] = field(default_factory=list)
+
+
+def policy_header(limits: Limits) -> str:
+    """`RateLimit-Policy`: every limit of the key, in the IETF draft's structured form."""
+    policies = []
+    if limits.rpm:
+        policies.append(f'"rpm";q={limits.rpm};w={RATE_WINDOW_SECONDS}')
+    if limits.concurrency:
+        policies.append(f'"concurrency";q={limits.concurrency}')
+    if limits.results_per_day:
+        policies.append(f'"results";q={limits.results_per_day};w={DAY_SECONDS}')
+    if limits.images_per_day:
+        policies.append(f'"images";q={limits.images_per_day};w={DAY_SECONDS}')
+    return ", ".join(policies)
+
+
+def refusal_error(key: ClientKey, refusal: Refusal) -> RateLimited | QuotaExceeded:
+    """The 429 a refused request gets, with its headers."""
+    seconds = max(1, math.ceil(refusal.retry_after))
+    headers = {"RateLimit-Policy": policy_header(key.limits), "RateLimit": f'"{refusal.policy}";r=0;t={seconds}'}
+    limits = key.limits
+    if refusal.policy == "rpm":
+        error = RateLimited(
+            f"key {key.name} is over its limit of {limits.rpm} requests per minute; retry in {seconds} s",
+            retry_after=seconds,
+        )
+    elif refusal.policy == "concurrency":
+        error = RateLimited(
+            f"key {key.name} already has {limits.concurrency} requests in flight, its limit; retry when one ends",
+            retry_after=seconds,
+        )
+    else:
+        limit = limits.results_per_day if refusal.policy == "results" else limits.images_per_day
+        error = QuotaExceeded(
+            f"key {key.name} has used its {limit} {refusal.policy} for today (UTC); the quota starts again in "
+            f"{seconds} s",
+            retry_after=seconds,
+        )
+    error.extra_headers = headers
+    return error
+
+
+class Admission:
+    """Admits requests against their key's limits, and settles them when they end."""
+
+    def __init__(self, guard: StoreGuard | None, clock: Callable[[], float] = time.time):
+        self.guard = guard
+        self.clock = clock
+
+    def admit(self, key: ClientKey, task: Task, results: int, deadline_seconds: float) -> Ticket:
+        """Take what the request needs of its key's limits, all or nothing, or raise its 429."""
+        now = self.clock()
+        ticket = Ticket(key.name, utc_day(now))
+        limits = key.limits
+        if self.guard is None or not limits.any():
+            return ticket
+        window = Window(limits.rpm, RATE_WINDOW_SECONDS) if limits.rpm else None
+        lease = None
+        if limits.concurrency:
+            lease = Lease(uuid.uuid4().hex, limits.concurrency, now + deadline_seconds + LEASE_MARGIN_SECONDS)
+        claims = []
+        if limits.results_per_day:
+            claims.append(Claim("results", results, limits.results_per_day))
+        if limits.images_per_day and task.makes_images:
+            claims.append(Claim("images", results, limits.images_per_day))
+        if window is None and lease is None and not claims:
+            return ticket
+        refusal = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
+        if isinstance(refusal, Refusal):
+            self.refuse(key, refusal)
+        if refusal is None:  # taken; FAILED (the store is away) took nothing
+            ticket.lease_id, ticket.claims = lease.lease_id if lease else None, claims
+        return ticket
+
+    def refuse(self, key: ClientKey, refusal: Refusal) -> None:
+        metrics.count_refused(refusal.policy)
+        raise refusal_error(key, refusal)
+
+    def settle(self, ticket: Ticket, delivered: bool, usage: UsageEntry | None) -> Callable[[], None]:
+        """Free the slot, give back the quota of a request that delivered nothing, add it to the
+        ledger; return what confirms it, to call once the answer has gone."""
+        refunds = [] if delivered else ticket.claims
+        if self.guard is None or (ticket.lease_id is None and not refunds and usage is None):
+            return _settled
+        confirm = self.guard.settle(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
+        ticket.lease_id, ticket.claims = None, []
+        return confirm
+
+
+def _settled() -> None:
+    """Nothing to confirm."""

@@ -1,0 +1,147 @@
+"""What the shared store keeps, whichever backend keeps it.
+
+Everything that must agree across the workers of a host, or across hosts, lives here: the
+per-key request windows, concurrency leases and daily quotas, and the usage ledger. Two
+backends keep it: SQLite in WAL mode (one host, nothing to install) and Redis (several
+hosts). Admitting a request is one transaction (SQLite) or one Lua script (Redis) that
+checks every limit and takes all or nothing, so two workers can never both take the last
+slot and a refused request takes no place in any window; settling it is one more.
+"""
+
+from __future__ import annotations
+
+import datetime
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Window:
+    """A moving window: at most `limit` requests in any `seconds` (requests per minute).
+
+    Requests are counted per second of the clock, and a second's requests count until
+    `seconds` + 1 after that second began: each request counts for `seconds` to `seconds` + 1,
+    never less, so no `seconds`-long stretch ever holds more than `limit`. A key's check costs
+    the same (at most `seconds` + 1 counters) whatever its traffic.
+    """
+
+    limit: int
+    seconds: int = 60
+
+    def frees_at(self, second: int) -> float:
+        """When the requests counted in `second` stop counting."""
+        return second + self.seconds + 1
+
+    def oldest_second(self, now: float) -> float:
+        """Seconds up to this one no longer count at `now`."""
+        return now - self.seconds - 1
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A slot among a key's concurrent requests, held until settled or until it expires."""
+
+    lease_id: str
+    limit: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Part of a daily quota taken by one request: `amount` of `name` (results, images)."""
+
+    name: str
+    amount: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request was not admitted, and when trying again can succeed."""
+
+    policy: str
+    retry_after: float
+
+
+@dataclass
+class UsageEntry:
+    """What one request adds to the ledger: a row per day, key and model, summed field by field."""
+
+    day: str
+    key: str
+    model: str
+    counts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """Which ledger rows to read: an inclusive range of days, optionally one key and one model."""
+
+    since: str
+    until: str
+    key: str | None = None
+    model: str | None = None
+
+    def days(self) -> list[str]:
+        """Every day of the range, oldest first."""
+        first, last = datetime.date.fromisoformat(self.since), datetime.date.fromisoformat(self.until)
+        return [(first + datetime.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+    def wants(self, key: str, model: str) -> bool:
+        """Whether a row of this key and model is asked for."""
+        return (self.key is None or key == self.key) and (self.model is None or model == self.model)
+
+
+def _nothing_left() -> None:
+    """A settlement already confirmed."""
+
+
+def utc_day(now: float) -> str:
+    """The UTC day a moment falls on: quotas and the ledger count by it."""
+    return datetime.datetime.fromtimestamp(now, datetime.UTC).date().isoformat()
+
+
+def seconds_to_next_day(now: float) -> float:
+    """Seconds until the next UTC midnight, when daily quotas start again."""
+    return SECONDS_PER_DAY - (now % SECONDS_PER_DAY)
+
+
+class Store(ABC):
+    """One backend of the shared state. Every method may raise the backend's errors; the
+    service calls it through `StoreGuard`, which fails open."""
+
+    kind: str
+
+    @abstractmethod
+    def admit(
+        self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
+    ) -> Refusal | None:
+        """Atomically count the request in the window, take a concurrency slot and the claimed
+        quota, or take nothing at all and say why."""
+
+    @abstractmethod
+    def settle(self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]) -> None:
+        """In one step: free the slot, give back unused quota of `day`, add to the ledger."""
+
+    def settle_later(
+        self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]
+    ) -> Callable[[], None]:
+        """Settle, taking effect now, but leave any wait for the store's confirmation to the
+        returned function (called once the answer has gone to the caller). By default, all now."""
+        self.settle(key, lease_id, refunds, day, usage)
+        return _nothing_left
+
+    @abstractmethod
+    def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:
+        """Read the ledger: one entry per day, key and model asked for."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the store cannot be used now."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of connections (a forked worker opens its own)."""

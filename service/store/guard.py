@@ -1,0 +1,167 @@
+"""Fail open: a store that fails (Redis down, disk full, a locked database) never fails a request.
+
+Every call to the store goes through `StoreGuard.call`. When one fails, the request goes on
+as if the store had nothing to say (no limit applies, the cache misses), the failure is
+logged at most once a minute per worker, counted in a metric and shown by /readyz. For the
+next second the store is not asked at all, so a hung server costs one timeout a second, not
+one per request; then it is tried again, and used as soon as it answers. Ledger entries
+that could not be written are kept in memory (summed per day, key and model) and written
+with the next entry that can be.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from service import metrics
+from service.store.base import Claim, Store, UsageEntry
+
+log = logging.getLogger(__name__)
+
+STORE_ERRORS = (sqlite3.Error, redis.RedisError, OSError)
+RETRY_SECONDS = 1.0
+LOG_EVERY_SECONDS = 60.0
+# Ledger rows kept while the store is away; past this, more are counted as lost and logged.
+MAX_PENDING_ROWS = 10_000
+
+
+class Failed:
+    """What `call` returns when the store could not be asked."""
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+FAILED = Failed()
+
+
+def _confirmed() -> None:
+    """Nothing left to confirm."""
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What /readyz says of the store."""
+
+    kind: str
+    available: bool
+    error: str | None = None
+    down_seconds: float | None = None
+    pending_rows: int = 0
+
+
+class StoreGuard:
+    """The one way the service calls its store."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._last_logged: float | None = None
+        self._last_error: str | None = None
+        self._pending: dict[tuple, UsageEntry] = {}
+        self._lost_rows = 0
+        self._announced = False
+
+    @property
+    def kind(self) -> str:
+        return self.store.kind
+
+    def call(self, operation: str, function: Callable, *args):
+        """Run one store operation; FAILED (and logged, counted) if the store fails or is resting."""
+        if self._down_since is not None and self._clock() < self._retry_at:
+            metrics.count_store_skip(operation)
+            return FAILED
+        try:
+            result = function(*args)
+        except STORE_ERRORS as exc:
+            self._failed(operation, exc)
+            return FAILED
+        if self._down_since is not None:
+            self._recovered()
+        elif not self._announced:  # the gauge starts at 0: say once that this worker has a store
+            self._announced = True
+            metrics.set_store_available(True)
+        return result
+
+    def settle(
+        self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]
+    ) -> Callable[[], None]:
+        """Settle one request, writing any ledger rows kept from an outage with it. Return what
+        confirms it, to call once the answer has gone (rows it fails to confirm are kept)."""
+        with self._lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        rows = [*waiting, *usage]
+        confirm = self.call("settle", self.store.settle_later, key, lease_id, refunds, day, rows)
+        if confirm is FAILED:
+            self._keep(rows)
+            return _confirmed
+
+        def confirmed() -> None:
+            if self.call("settle", confirm) is FAILED:
+                self._keep(rows)
+
+        return confirmed
+
+    def status(self) -> StoreStatus:
+        """Ask the store now, and say whether it answers."""
+        self.call("ping", self.store.ping)
+        down = self._down_since
+        return StoreStatus(
+            kind=self.store.kind,
+            available=down is None,
+            error=self._last_error if down is not None else None,
+            down_seconds=round(self._clock() - down, 1) if down is not None else None,
+            pending_rows=len(self._pending),
+        )
+
+    def _keep(self, rows: list[UsageEntry]) -> None:
+        with self._lock:
+            for row in rows:
+                slot = (row.day, row.key, row.model)
+                if slot not in self._pending and len(self._pending) >= MAX_PENDING_ROWS:
+                    self._lost_rows += 1
+                    metrics.count_ledger_rows_lost()
+                    continue
+                kept = self._pending.setdefault(slot, UsageEntry(row.day, row.key, row.model))
+                for name, value in row.counts.items():
+                    kept.counts[name] = kept.counts.get(name, 0) + value
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        now = self._clock()
+        with self._lock:
+            first = self._down_since is None
+            if first:
+                self._down_since = now
+            self._retry_at = now + RETRY_SECONDS
+            self._last_error = f"{type(exc).__name__}: {exc}"
+            due = self._last_logged is None or now - self._last_logged >= LOG_EVERY_SECONDS
+            if due:
+                self._last_logged = now
+        metrics.count_store_error(operation)
+        metrics.set_store_available(False)
+        if due:
+            log.error(
+                "store unavailable (%s, %s failed: %s); serving without per-key limits, %d ledger rows kept "
+                "in memory until it returns; next report in a minute",
+                self.store.kind,
+                operation,
+                self._last_error,
+                len(self._pending),
+            )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            down = self._clock() - (self._down_since or self._clock())
+            self._down_since, self._last_logged = None, None
+        metrics.set_store_available(True)
+        log.warning("store available again (%s) after %.1f s", self.store.kind, down)

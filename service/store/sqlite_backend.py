@@ -1,0 +1,194 @@
+"""The embedded store: one SQLite database in WAL mode, shared by the workers of one host.
+
+Each worker opens its own connection (after the fork) and every operation is one
+`BEGIN IMMEDIATE` transaction, so workers take turns on the write lock and never both take
+the last slot. Transactions are a few statements on indexed rows, so the lock is held for
+microseconds; a worker that finds it taken waits at most `timeout` seconds. WAL with
+`synchronous=NORMAL` keeps every committed count through a crash of any process; only a
+power loss can cost the last commits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.store.base import (
+    Claim,
+    Lease,
+    Refusal,
+    Store,
+    UsageEntry,
+    UsageQuery,
+    Window,
+    seconds_to_next_day,
+    utc_day,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS window_counts (
+    key TEXT NOT NULL, second INTEGER NOT NULL, requests INTEGER NOT NULL, PRIMARY KEY (key, second)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT NOT NULL, lease TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (key, lease)
+);
+CREATE TABLE IF NOT EXISTS quotas (
+    key TEXT NOT NULL, name TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (key, name, day)
+);
+CREATE TABLE IF NOT EXISTS usage (
+    day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (day, key, model, field)
+);
+"""
+# A refused request may try again in a second: a slot frees when any of the key's requests ends.
+CONCURRENCY_RETRY_SECONDS = 1.0
+
+
+class SqliteDatabase:
+    """The connection of this process to the database file, opened on first use after a fork."""
+
+    def __init__(self, path: Path, timeout: float):
+        self.path = path
+        self.timeout = timeout
+        self._connection: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._prepared = False
+        # Made once here, in gunicorn's master, before the workers fork: workers that all
+        # created the tables and switched to WAL at once would find each other's locks. A
+        # failure is left for the first request, where the guard fails open.
+        try:
+            self._connect()
+        except (sqlite3.Error, OSError):
+            pass
+        self.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None or self._pid != os.getpid():
+            if not self._prepared:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            if not self._prepared:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(SCHEMA)
+                self._prepared = True
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    @contextmanager
+    def transaction(self):
+        """One write transaction: the workers of the host take turns on it."""
+        with self._lock:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def read(self, sql: str, parameters: tuple) -> list:
+        """Run one query outside any write transaction."""
+        with self._lock:
+            return self._connect().execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+
+class SqliteStore(Store):
+    """The shared state in one SQLite file under the data directory."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, timeout: float):
+        self.database = SqliteDatabase(path, timeout)
+
+    def admit(
+        self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
+    ) -> Refusal | None:
+        day = utc_day(now)
+        with self.database.transaction() as db:
+            if window is not None:
+                db.execute("DELETE FROM window_counts WHERE key = ? AND second <= ?", (key, window.oldest_second(now)))
+                count, oldest = db.execute(
+                    "SELECT SUM(requests), MIN(second) FROM window_counts WHERE key = ?", (key,)
+                ).fetchone()
+                if (count or 0) >= window.limit:
+                    return Refusal("rpm", window.frees_at(oldest) - now)
+            if lease is not None:
+                db.execute("DELETE FROM leases WHERE key = ? AND expires <= ?", (key, now))
+                (held,) = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
+                if held >= lease.limit:
+                    return Refusal("concurrency", CONCURRENCY_RETRY_SECONDS)
+            for claim in claims:
+                row = db.execute(
+                    "SELECT used FROM quotas WHERE key = ? AND name = ? AND day = ?", (key, claim.name, day)
+                ).fetchone()
+                if (row[0] if row else 0) + claim.amount > claim.limit:
+                    return Refusal(claim.name, seconds_to_next_day(now))
+            if window is not None:
+                db.execute(
+                    "INSERT INTO window_counts (key, second, requests) VALUES (?, ?, 1) "
+                    "ON CONFLICT (key, second) DO UPDATE SET requests = requests + 1",
+                    (key, math.floor(now)),
+                )
+            if lease is not None:
+                db.execute(
+                    "INSERT INTO leases (key, lease, expires) VALUES (?, ?, ?)", (key, lease.lease_id, lease.expires_at)
+                )
+            for claim in claims:
+                db.execute("DELETE FROM quotas WHERE key = ? AND name = ? AND day < ?", (key, claim.name, day))
+                db.execute(
+                    "INSERT INTO quotas (key, name, day, used) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (key, name, day) DO UPDATE SET used = used + excluded.used",
+                    (key, claim.name, day, claim.amount),
+                )
+        return None
+
+    def settle(self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]) -> None:
+        with self.database.transaction() as db:
+            if lease_id is not None:
+                db.execute("DELETE FROM leases WHERE key = ? AND lease = ?", (key, lease_id))
+            for refund in refunds:
+                db.execute(
+                    "UPDATE quotas SET used = MAX(0, used - ?) WHERE key = ? AND name = ? AND day = ?",
+                    (refund.amount, key, refund.name, day),
+                )
+            db.executemany(
+                "INSERT INTO usage (day, key, model, field, value) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (day, key, model, field) DO UPDATE SET value = value + excluded.value",
+                [
+                    (entry.day, entry.key, entry.model, name, value)
+                    for entry in usage
+                    for name, value in entry.counts.items()
+                ],
+            )
+
+    def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:
+        rows = self.database.read(
+            "SELECT day, key, model, field, value FROM usage WHERE day >= ? AND day <= ? "
+            "AND (? IS NULL OR key = ?) AND (? IS NULL OR model = ?) ORDER BY day, key, model",
+            (query.since, query.until, query.key, query.key, query.model, query.model),
+        )
+        entries: dict[tuple, UsageEntry] = {}
+        for day, key, model, name, value in rows:
+            entry = entries.setdefault((day, key, model), UsageEntry(day, key, model))
+            entry.counts[name] = value
+        return list(entries.values())
+
+    def ping(self) -> None:
+        self.database.read("SELECT 1", ())
+
+    def close(self) -> None:
+        self.database.close()

@@ -1,0 +1,127 @@
+"""A store that fails never fails a request: served without limits, logged once a minute, shown by
+/readyz and a metric, and used again as soon as it answers; ledger rows wait in memory meanwhile."""
+
+import hashlib
+import sqlite3
+import time
+
+import pytest
+
+from service import metrics
+from service.store import guard as guard_module
+from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
+from tests.support.gunicorn_server import free_port
+from tests.support.redis_server import RedisServer
+
+OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
+SECRET = "secret-limited"
+KEY_FILE = f"""
+[keys.limited]
+sha256 = "{hashlib.sha256(SECRET.encode()).hexdigest()}"
+rpm = 2
+concurrency = 5
+results_per_day = 100
+admin = true
+"""
+HEADERS = {"Authorization": f"Bearer {SECRET}"}
+
+
+def app_with(tmp_path, clock, **store):
+    key_file = tmp_path / "keys.toml"
+    key_file.write_text(KEY_FILE, encoding="utf-8")
+    return make_app(make_settings(api_keys_file=key_file, store_timeout=0.2, **store), TEST_CATALOG, clock)
+
+
+def translate(client):
+    return post(client, "text-translation", {"inputs": "连衣裙"}, headers=HEADERS)
+
+
+def store_errors() -> float:
+    return sum(
+        sample.value
+        for sample in metrics.families().store_errors.collect()[0].samples
+        if sample.name.endswith("_total")
+    )
+
+
+def unavailable_logs(captured_logs) -> list:
+    return [record for record in captured_logs.records if "store unavailable" in record.getMessage()]
+
+
+@pytest.fixture
+def answering_hub(mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    return mock_hub
+
+
+def test_redis_away_serves_every_request_logs_once_and_says_degraded(tmp_path, clock, answering_hub, captured_logs):
+    port = free_port()
+    client = app_with(tmp_path, clock, store="redis", redis_url=f"redis://127.0.0.1:{port}/0").test_client()
+    errors_before = store_errors()
+    statuses = [translate(client).status_code for _ in range(6)]
+    assert statuses == [200] * 6  # rpm 2 could not be counted: served, never refused, never a 500
+    assert len(unavailable_logs(captured_logs)) == 1
+    assert store_errors() > errors_before
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "degraded"
+    assert ready["checks"]["store"].startswith("redis: unavailable for ")
+    assert "ConnectionError" in ready["checks"]["store"] and "ledger rows kept in memory" in ready["checks"]["store"]
+    assert client.get("/api/usage", headers=HEADERS).status_code == 503
+
+
+def test_redis_coming_back_is_used_again_without_a_restart_and_gets_the_kept_rows(
+    tmp_path, clock, answering_hub, captured_logs, monkeypatch
+):
+    monkeypatch.setattr(guard_module, "RETRY_SECONDS", 0.0)
+    port = free_port()
+    client = app_with(tmp_path, clock, store="redis", redis_url=f"redis://127.0.0.1:{port}/0").test_client()
+    assert [translate(client).status_code for _ in range(3)] == [200] * 3
+    with RedisServer(tmp_path / "redis", port=port):
+        assert [translate(client).status_code for _ in range(3)] == [200, 200, 429]  # rpm 2 applies again
+        assert client.get("/readyz").get_json() == {
+            "status": "ready",
+            "checks": {"configuration": "loaded", "token": "set", "store": "redis: ok"},
+        }
+        [row] = client.get("/api/usage", headers=HEADERS).get_json()["rows"]
+        assert (row["requests"], row["results"], row["errors"]) == (6, 5, {"rate_limited": 1})
+    assert any("store available again" in record.getMessage() for record in captured_logs.records)
+
+
+def test_an_unusable_data_directory_fails_open(tmp_path, clock, answering_hub, captured_logs):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    client = app_with(tmp_path, clock, store="sqlite", data_dir=blocked).test_client()
+    assert [translate(client).status_code for _ in range(4)] == [200] * 4
+    assert len(unavailable_logs(captured_logs)) == 1
+    assert client.get("/readyz").get_json()["status"] == "degraded"
+
+
+def test_a_locked_database_costs_at_most_the_store_timeout(tmp_path, clock, answering_hub, captured_logs):
+    data = tmp_path / "data"
+    client = app_with(tmp_path, clock, store="sqlite", data_dir=data).test_client()
+    assert translate(client).status_code == 200
+    holder = sqlite3.connect(data / "gateway.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        assert translate(client).status_code == 200
+        assert time.monotonic() - started < 2.0
+        assert "database is locked" in unavailable_logs(captured_logs)[0].getMessage()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_ledger_rows_kept_in_memory_are_bounded(monkeypatch, tmp_path, clock, answering_hub):
+    monkeypatch.setattr(guard_module, "MAX_PENDING_ROWS", 2)
+    client = app_with(tmp_path, clock, store="redis", redis_url=f"redis://127.0.0.1:{free_port()}/0").test_client()
+    guard = client.application.extensions["gateway"].store
+    for model in ("a", "b", "c", "d"):
+        guard.settle(
+            "limited",
+            None,
+            [],
+            "2025-12-01",
+            [guard_module.UsageEntry("2025-12-01", "limited", model, {"requests": 1})],
+        )
+    assert guard.status().pending_rows == 2
