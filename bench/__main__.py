@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import capacity, key_limits, phases, report
+from bench import cache, capacity, key_limits, phases, report
 from bench.report import machine
 from bench.service import start_service
 from bench.throughput import ensure_wrk
@@ -54,9 +54,14 @@ def measure(arguments: argparse.Namespace, log_dir: Path) -> dict:
             for repeat in repeats:
                 repeat.update(phases.load(server, slow, sizes))
                 repeat.update(phases.fan_out(server, sizes))
+        cache_sizes = cache.QUICK if arguments.quick else cache.FULL
         for repeat in repeats:
             repeat.update(key_limits.added_latency(fast, log_dir, sizes))
             repeat.update(key_limits.throughput(slow, log_dir, sizes))
+            repeat.update(cache.hit_latency(fast, log_dir, cache_sizes))
+            repeat.update(cache.batch_twice(slow, log_dir, cache_sizes))
+            repeat.update(cache.identical_at_once(log_dir, cache_sizes))
+            repeat.update(cache.dead_first_model(fast, log_dir, cache_sizes))
     repeats[0].update(growth)  # one growth run: it is the 10,000 requests themselves
     for repeat in repeats:
         repeat.update(measure_capacity(arguments, log_dir))

@@ -17,6 +17,9 @@ def service_environment(upstream: ReadyProcess, router: ReadyProcess | None = No
     as in production (gunicorn.conf.py and Settings choose)."""
     env = {declared.metadata["variable"]: None for declared in variables()}
     env.update(API_KEYS_FILE=None, PROMETHEUS_MULTIPROC_DIR=None)
+    # The figures of the upstream path are measured with identical requests: kept or coalesced,
+    # they would measure the cache. The cache has figures of its own (bench/cache.py).
+    env.update(CACHE_TTL_SECONDS="0")
     env.update(
         HF_API_TOKEN=BENCH_TOKEN,
         HF_API_BASE=f"{upstream.url}/hf-inference/models",

@@ -49,6 +49,22 @@ def translation_direct() -> Call:
     )
 
 
+def translation_greedy() -> Call:
+    """A greedy translation: one right answer, kept by the cache."""
+    return _json_call("/api/infer/text-translation?model_type=zh2en", {"inputs": INPUTS, "args": {"do_sample": False}})
+
+
+def translation_greedy_direct() -> Call:
+    """The upstream call the service makes for `translation_greedy()`."""
+    return _json_call(
+        TRANSLATION_MODEL_PATH,
+        {
+            "inputs": f"<2en> {INPUTS}",
+            "parameters": {"generate_parameters": {"do_sample": False, "max_new_tokens": 128}},
+        },
+    )
+
+
 def text_to_image(model_name: str | None = None) -> Call:
     """Ask the service for one image, from the shipped model or from `model_name`."""
     query = f"?model_name={model_name}" if model_name else ""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from service.api import register_blueprints
+from service.breakers import Breakers
 from service.catalog import Catalog
 from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
@@ -17,9 +18,11 @@ from service.liveness import LivenessChecker
 from service.logs import configure_logging, log_request
 from service.redaction import Redactor, secrets_of
 from service.request_id import begin_request, send_request_id
+from service.response_cache import ResponseCache
 from service.schemas import InferRequestSchema
 from service.settings import Settings, SettingsError
 from service.store import StoreGuard, open_store
+from service.store.base import BreakerPolicy, CacheLimits
 from service.usage.ledger import settle_request
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,15 @@ class Gateway:
     keyring: KeyRing
     store: StoreGuard | None
     admission: Admission
+    breakers: Breakers
+
+
+def cache_limits(settings: Settings) -> CacheLimits:
+    return CacheLimits(settings.cache_ttl, settings.cache_max_entries, settings.cache_max_bytes)
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    return BreakerPolicy(settings.breaker_failures, settings.breaker_open_seconds, settings.breaker_window_seconds)
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
@@ -57,11 +69,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # keep Chinese results readable in out.*.json
     app.json.sort_keys = False
-    runner = InferenceRunner(client, catalog, settings)
+    cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes)
+    breakers = Breakers(store, breaker_policy(settings), catalog)
+    runner = InferenceRunner(client, catalog, settings, cache, breakers)
     liveness = LivenessChecker(settings, catalog, client)
     admission = Admission(store)
     app.extensions["gateway"] = Gateway(
-        settings, catalog, client, runner, liveness, redactor, keyring, store, admission
+        settings, catalog, client, runner, liveness, redactor, keyring, store, admission, breakers
     )
     app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
 

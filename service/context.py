@@ -14,6 +14,41 @@ from flask import g
 from service.hub.deadline import Deadline
 from service.tasks import Task
 
+
+@dataclass
+class CacheTally:
+    """How a request's upstream calls were answered; shared by its fan-out and fallback calls."""
+
+    hits: int = 0
+    misses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+    @property
+    def outcome(self) -> str:
+        """X-Cache: HIT when every upstream call was answered from the cache, else MISS."""
+        return "HIT" if self.hits and not self.misses else "MISS"
+
+
+@dataclass(frozen=True)
+class CacheDirectives:
+    """What the caller's `Cache-Control` asks: `no-cache` skips the lookup, `no-store` the keeping."""
+
+    lookup: bool = True
+    keep: bool = True
+
+    @classmethod
+    def from_header(cls, value: str | None) -> CacheDirectives:
+        names = {part.split("=", 1)[0].strip().lower() for part in (value or "").split(",")}
+        return cls(lookup="no-cache" not in names, keep="no-store" not in names)
+
+
 if TYPE_CHECKING:
     from service.keys.admission import Ticket
     from service.keys.keyring import ClientKey
@@ -58,10 +93,14 @@ class RequestContext:
     input_chars: int = 0
     results: int = 0
     error_type: str | None = None
+    # What the caller's Cache-Control asks, and how its upstream calls were answered.
+    cache_directives: CacheDirectives = field(default_factory=lambda: CacheDirectives())
+    cache: CacheTally = field(default_factory=lambda: CacheTally())
 
-    def with_deadline(self, deadline: Deadline) -> RequestContext:
-        """Return the same request with another deadline (a fallback target's share of the time)."""
-        return replace(self, deadline=deadline)
+    def for_target(self, deadline: Deadline) -> RequestContext:
+        """The same request as one target of its chain sees it: that target's share of the
+        time, and a cache tally of its own (X-Cache speaks of the target that answered)."""
+        return replace(self, deadline=deadline, cache=CacheTally())
 
     @property
     def seconds(self) -> float:

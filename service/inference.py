@@ -7,13 +7,15 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from service.breakers import TARGET_FAILURES, Breakers
 from service.catalog import ModelTarget, Route
 from service.context import RequestContext
-from service.errors import InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
+from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
 from service.hub.client import HubClient
 from service.hub.downloads import ImageLink
 from service.hub.providers import cannot_serve, helper_for
 from service.hub.providers.base import InferenceCall, ProviderHelper
+from service.response_cache import ResponseCache, call_key, is_deterministic
 from service.schemas import MAX_SEED
 
 log = logging.getLogger(__name__)
@@ -47,12 +49,15 @@ class FanOutPool:
 
 
 class InferenceRunner:
-    """Turns a validated request into results, through the provider helpers and the Hub client."""
+    """Turns a validated request into results, through the provider helpers and the Hub client,
+    past the answer cache and the targets' circuit breakers."""
 
-    def __init__(self, client: HubClient, catalog, settings):
+    def __init__(self, client: HubClient, catalog, settings, cache: ResponseCache, breakers: Breakers):
         self.client = client
         self.catalog = catalog
         self.settings = settings
+        self.cache = cache
+        self.breakers = breakers
         self.pool = FanOutPool(settings.fanout_workers)
 
     def check_serves(self, route: Route) -> None:
@@ -65,18 +70,39 @@ class InferenceRunner:
                 )
 
     def run(self, route: Route, inputs: str, args: dict, context: RequestContext) -> InferenceResult:
-        """Try the route's targets in order until one answers, each within its share of the time."""
+        """Try the route's targets in order until one answers, each within its share of the time;
+        a target whose breaker is open is skipped at once."""
+        skipped = []
         for position, target in enumerate(route.targets):
-            targets_left = len(route.targets) - position
+            gate = self.breakers.gate(target, probe_seconds=context.deadline.remaining() + 1.0)
+            if not gate.passes:
+                skipped.append(gate.retry_after)
+                continue
+            later = route.targets[position + 1 :]
+            targets_left = 1 + sum(not self.breakers.is_open(other) for other in later)
             call = self._call(route, target, inputs, args)
-            share = context.with_deadline(context.deadline.share(targets_left))
+            share = context.for_target(context.deadline.share(targets_left))
             try:
-                return InferenceResult(model=target.id, results=self._run_target(call, share))
-            except _FALL_BACK_ON as exc:
-                if targets_left == 1 or context.deadline.expired():
+                results = self._run_target(call, share)
+            except (*_FALL_BACK_ON, *TARGET_FAILURES) as exc:
+                if isinstance(exc, TARGET_FAILURES):
+                    self.breakers.failed(target)
+                else:
+                    self.breakers.succeeded(target, gate)  # it answered (404, gone): not the target failing
+                if not isinstance(exc, _FALL_BACK_ON) or targets_left == 1 or context.deadline.expired():
                     raise
                 log.warning("fallback request_id=%s from=%s reason=%s", context.request_id, target.id, exc.error_type)
-        raise AssertionError("a route always has at least one target")
+                continue
+            except GatewayError:
+                self.breakers.succeeded(target, gate)  # it answered: the error is the caller's, or the token's
+                raise
+            self.breakers.succeeded(target, gate)
+            context.cache = share.cache
+            return InferenceResult(model=target.id, results=results)
+        raise ModelUnavailable(
+            "every model that can serve this request is failing; its circuit breaker is open",
+            retry_after=min(skipped),
+        )
 
     def _call(self, route: Route, target: ModelTarget, inputs: str, args: dict) -> InferenceCall:
         """Describe the task for one target."""
@@ -111,8 +137,16 @@ class InferenceRunner:
         return self._fan_out(helper, call, _seeds(call.args.get("seed"), count), context)
 
     def _ask(self, helper: ProviderHelper, call: InferenceCall, seed, n: int, context: RequestContext) -> list:
-        """Make one (retried) upstream call, wait for the provider to finish, read its results."""
+        """One upstream call's results: from the cache when the call is deterministic, else asked."""
         request = helper.request(call, self.settings, seed, n)
+        if not (self.cache.enabled and is_deterministic(call, helper)):
+            context.cache.count(hit=False)
+            return self._ask_upstream(helper, call, request, n, context)
+        key = call_key(call, request, n)
+        return self.cache.through(key, lambda: self._ask_upstream(helper, call, request, n, context), context)
+
+    def _ask_upstream(self, helper: ProviderHelper, call: InferenceCall, request, n: int, context: RequestContext):
+        """Make one (retried) upstream call, wait for the provider to finish, read its results."""
         reply = self._until_finished(helper, call, request, self.client.call(request, context), context)
         results = [self._fetch(result, context) for result in helper.parse(call, reply, n)]
         context.usage.record_tokens(*helper.tokens(reply))

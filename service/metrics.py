@@ -9,12 +9,16 @@ import glob
 import os
 import tempfile
 import threading
+from functools import lru_cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import choose_encoder
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 NO_LABEL = "none"
+
+# A caller's model_name may be any Hub id: one series per id would grow without bound.
+OTHER_MODEL = "other"
 
 SUCCESS = "success"
 RETRY = "retry"
@@ -84,6 +88,25 @@ class GatewayMetrics:
             multiprocess_mode="livemin",
             registry=registry,
         )
+        self.cache = Counter(
+            "hf_gateway_cache",
+            "Answer cache: hits, misses, calls that waited on an identical one (coalesced), answers kept "
+            "(stored) and answers too large to keep.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.breaker_opens = Counter(
+            "hf_gateway_breaker_opens",
+            "Times a target's circuit breaker opened (or opened again after a failed probe), by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.breaker_skips = Counter(
+            "hf_gateway_breaker_skipped",
+            "Calls not made because the target's circuit breaker was open, by model.",
+            ["model"],
+            registry=registry,
+        )
         self.ledger_rows_lost = Counter(
             "hf_gateway_ledger_rows_lost",
             "Ledger rows dropped because the store stayed away longer than a worker can keep them.",
@@ -139,6 +162,33 @@ def count_upstream_outcome(outcome: str, reason: str = "") -> None:
 def upstream_failure_reason(exc: BaseException) -> str:
     """Name an upstream failure by the service's error type (the class name for anything else)."""
     return getattr(exc, "error_type", type(exc).__name__)
+
+
+def model_label(model: str | None, catalog) -> str | None:
+    """Name a configured model as itself, and any other model a caller asked for as 'other'."""
+    if model is None or model in configured_model_ids(catalog):
+        return model
+    return OTHER_MODEL
+
+
+@lru_cache(maxsize=8)
+def configured_model_ids(catalog) -> frozenset:
+    """Return the Hub ids of every model the configuration names."""
+    chains = [*catalog.task_targets.values(), *catalog.pairs.values()]
+    return frozenset(target.id for chain in chains for target in chain) | {m.id for m in catalog.models.values()}
+
+
+def count_cache(outcome: str) -> None:
+    """Count a cache lookup or keeping: hit, miss, coalesced, stored, too_large."""
+    families().cache.labels(outcome=outcome).inc()
+
+
+def count_breaker_open(model: str) -> None:
+    families().breaker_opens.labels(model=model).inc()
+
+
+def count_breaker_skip(model: str) -> None:
+    families().breaker_skips.labels(model=model).inc()
 
 
 def count_refused(policy: str) -> None:

@@ -58,6 +58,20 @@ def _positive_float(environ, name):
     return value
 
 
+def _non_negative_float(environ, name):
+    """A finite number of at least 0 (0 turns the feature off)."""
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name} must be a number of at least 0, got {raw!r}")
+    return value
+
+
 def _positive_int(environ, name):
     """A positive integer."""
     raw = _text(environ, name)
@@ -118,7 +132,7 @@ def _variable(name: str, default, parse, doc: str, group: str, shown=None):
     return field(default=default, metadata=metadata)
 
 
-UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS, STORE = (
+UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS, STORE, CACHE = (
     "Upstream",
     "Deadlines",
     "Limits and concurrency",
@@ -126,6 +140,7 @@ UPSTREAM, DEADLINES, LIMITS, SERVING, LOGS, CLIENTS, STORE = (
     "Logs",
     "Client keys",
     "Shared store",
+    "Cache and circuit breakers",
 )
 STORES = ("sqlite", "redis", "off")
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -304,8 +319,8 @@ class Settings:
         "STORE",
         "sqlite",
         _choice(*STORES),
-        "where per-key limits and the usage ledger live: `sqlite` (one host, under `DATA_DIR`), `redis` "
-        "(several hosts, `REDIS_URL`), or `off` (no limits, no ledger)",
+        "where per-key limits, the usage ledger, the answer cache and the circuit breakers live: `sqlite` "
+        "(one host, under `DATA_DIR`), `redis` (several hosts, `REDIS_URL`), or `off` (none of them)",
         STORE,
     )
     data_dir: Path = _variable(
@@ -330,6 +345,51 @@ class Settings:
         _positive_float,
         "longest wait for one store operation; past it the request is served without the store",
         STORE,
+    )
+    cache_ttl: float = _variable(
+        "CACHE_TTL_SECONDS",
+        86_400.0,
+        _non_negative_float,
+        "how long a deterministic answer (`do_sample: false`, or a `seed`) is kept in the store; 0 keeps none",
+        CACHE,
+    )
+    cache_max_entries: int = _variable(
+        "CACHE_MAX_ENTRIES", 100_000, _positive_int, "answers kept at most; past it the oldest go", CACHE
+    )
+    cache_max_bytes: int = _variable(
+        "CACHE_MAX_BYTES",
+        256 * 1024 * 1024,
+        _positive_int,
+        "bytes of answers kept at most; past it the oldest go",
+        CACHE,
+    )
+    cache_max_entry_bytes: int = _variable(
+        "CACHE_MAX_ENTRY_BYTES",
+        4 * 1024 * 1024,
+        _positive_int,
+        "a larger answer (several large images) is not kept",
+        CACHE,
+    )
+    breaker_failures: int = _variable(
+        "BREAKER_FAILURES",
+        5,
+        _positive_int,
+        "failures of a target in a row (503, 504, 5xx, timeouts, broken connections) that open its breaker",
+        CACHE,
+    )
+    breaker_open_seconds: float = _variable(
+        "BREAKER_OPEN_SECONDS",
+        30.0,
+        _positive_float,
+        "how long an open breaker skips its target; then one request probes it",
+        CACHE,
+    )
+    breaker_window_seconds: float = _variable(
+        "BREAKER_WINDOW_SECONDS",
+        60.0,
+        _positive_float,
+        "failures further apart than this from the first of a row start a new row",
+        CACHE,
     )
     # The environment as read, for the tokens models name with `token_env` (never printed).
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)

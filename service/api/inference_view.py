@@ -5,6 +5,7 @@ from flask import current_app, request
 from service import context
 from service.api.answer import SplicedString, json_answer
 from service.api.body import json_body
+from service.context import CacheDirectives
 from service.hub.deadline import Deadline
 from service.hub.images import Image
 from service.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
@@ -28,10 +29,11 @@ def serve_inference(task: Task):
     deadline_seconds = gateway.settings.deadline_for(task.name)
     current.ticket = gateway.admission.admit(current.client_key, task, args["num_sentences"], deadline_seconds)
     current.deadline = Deadline(deadline_seconds)
+    current.cache_directives = CacheDirectives.from_header(request.headers.get("Cache-Control"))
     outcome = gateway.runner.run(route, body["inputs"], args, current)
     current.model = outcome.model
     current.results = len(outcome.results)
-    return json_answer(
+    answer = json_answer(
         {
             "code": 0,
             "message": "ok",
@@ -42,6 +44,8 @@ def serve_inference(task: Task):
         },
         spliced=task.makes_images,
     )
+    answer.headers["X-Cache"] = current.cache.outcome
+    return answer
 
 
 def answer_item(result):

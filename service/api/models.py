@@ -1,4 +1,4 @@
-"""GET /api/models: the configured tasks, pairs and targets with their live status."""
+"""GET /api/models: the configured tasks, pairs and targets with their live status and breakers."""
 
 from flask import Blueprint, current_app
 
@@ -9,4 +9,8 @@ bp = Blueprint("models", __name__)
 def list_models():
     """List every route's targets in fallback order, with what the Hub says about them."""
     gateway = current_app.extensions["gateway"]
-    return {"routes": gateway.liveness.report(), "default_pair": gateway.catalog.default_pair}
+    routes = gateway.liveness.report()
+    for (_, targets), route in zip(gateway.catalog.all_routes(), routes, strict=True):
+        for target, entry in zip(targets, route["targets"], strict=True):
+            entry["breaker"] = gateway.breakers.describe(target)
+    return {"routes": routes, "default_pair": gateway.catalog.default_pair}

@@ -37,6 +37,14 @@ def success_schema(task: Task) -> ma.Schema:
     return ma.Schema.from_dict(fields, name=f"{task.name}-answer")()
 
 
+class BreakerSchema(ma.Schema):
+    """A target's circuit breaker."""
+
+    state = ma.fields.String(required=True, metadata={"description": "closed, open (skipped), or half-open (probed)."})
+    failures = ma.fields.Integer(required=True, metadata={"description": "Failures in a row so far."})
+    retry_after = ma.fields.Float(metadata={"description": "Open: seconds until a probe may go."})
+
+
 class TargetStatusSchema(ma.Schema):
     """One target of a route, and what the Hub says of it."""
 
@@ -56,6 +64,7 @@ class TargetStatusSchema(ma.Schema):
         values=ma.fields.String(),
         metadata={"description": "Provider -> status, from the Hub."},
     )
+    breaker = ma.fields.Nested(BreakerSchema, required=True)
 
 
 class RouteReportSchema(ma.Schema):

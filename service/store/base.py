@@ -95,6 +95,37 @@ class UsageQuery:
         return (self.key is None or key == self.key) and (self.model is None or model == self.model)
 
 
+@dataclass(frozen=True)
+class CacheLimits:
+    """How long answers are kept and how much: entries and bytes (the oldest go first)."""
+
+    ttl_seconds: float
+    max_entries: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When a target's breaker opens: `failures` in a row, each within `window_seconds` of the
+    first; for how long it stays open; how long the one probe after that may take."""
+
+    failures: int
+    open_seconds: float
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """A target's breaker as the store holds it."""
+
+    failures: int = 0
+    opened_until: float | None = None  # open until then; after, one probe may go
+    probe_until: float | None = None  # a probe is out until then
+
+    def closed(self) -> bool:
+        return self.opened_until is None
+
+
 def _nothing_left() -> None:
     """A settlement already confirmed."""
 
@@ -137,6 +168,36 @@ class Store(ABC):
     @abstractmethod
     def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:
         """Read the ledger: one entry per day, key and model asked for."""
+
+    @abstractmethod
+    def cache_get(self, key: str, now: float) -> bytes | None:
+        """A kept answer, None when there is none or it expired."""
+
+    @abstractmethod
+    def cache_put(self, key: str, value: bytes, now: float, limits: CacheLimits) -> None:
+        """Keep an answer, dropping the oldest ones (and the expired) to stay within the limits."""
+
+    @abstractmethod
+    def claim(self, key: str, now: float, seconds: float) -> bool:
+        """Take the right to make a call that others then wait for; False if someone holds it."""
+
+    @abstractmethod
+    def release(self, key: str) -> None:
+        """Give a claim back."""
+
+    @abstractmethod
+    def breaker(self, target: str, now: float) -> BreakerState:
+        """A target's breaker now."""
+
+    @abstractmethod
+    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
+        """Record a call's outcome: a success closes the breaker, a failure counts, and opens it
+        (again, after a failed probe) when the policy says so."""
+
+    @abstractmethod
+    def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
+        """Take the one probe of an open breaker whose time is up; False if it is not time or
+        another request probes."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -16,6 +16,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from service.store.base import (
+    BreakerPolicy,
+    BreakerState,
+    CacheLimits,
     Claim,
     Lease,
     Refusal,
@@ -114,6 +117,66 @@ return 1
 """
 
 
+# KEYS: the entry, the index (member -> expiry), the sizes (member -> bytes), the byte total.
+# ARGV: member, value, now, ttl seconds, max entries, max bytes, the entries' key prefix.
+CACHE_PUT = """
+local member, value, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local max_entries, max_bytes, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local function drop(m)
+    local size = tonumber(redis.call('HGET', KEYS[3], m) or '0')
+    redis.call('HDEL', KEYS[3], m)
+    redis.call('ZREM', KEYS[2], m)
+    redis.call('DEL', prefix .. m)
+    redis.call('DECRBY', KEYS[4], size)
+end
+drop(member)
+redis.call('SET', KEYS[1], value, 'PX', math.floor(ttl * 1000))
+redis.call('ZADD', KEYS[2], now + ttl, member)
+redis.call('HSET', KEYS[3], member, #value)
+redis.call('INCRBY', KEYS[4], #value)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do drop(m) end
+while redis.call('ZCARD', KEYS[2]) > max_entries or tonumber(redis.call('GET', KEYS[4]) or '0') > max_bytes do
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    if not oldest then break end
+    drop(oldest)
+end
+return 1
+"""
+# KEYS: the breaker. ARGV: succeeded (1/0), now, failures to open, open seconds, window seconds.
+# Returns {failures, opened_until or '', probe_until or ''}.
+BREAKER_OUTCOME = """
+if ARGV[1] == '1' then
+    redis.call('DEL', KEYS[1])
+    return {0, '', ''}
+end
+local now, threshold = tonumber(ARGV[2]), tonumber(ARGV[3])
+local open_seconds, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[1], 'failures', 'first', 'opened')
+local failures, first, opened = tonumber(state[1] or '0'), tonumber(state[2] or ARGV[2]), state[3]
+if now - first > window and not opened then
+    failures, first = 0, now
+end
+failures = failures + 1
+if opened or failures >= threshold then
+    opened = tostring(now + open_seconds)
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'failures', failures, 'first', first)
+if opened then redis.call('HSET', KEYS[1], 'opened', opened) end
+redis.call('EXPIRE', KEYS[1], math.ceil(window + open_seconds) + 60)
+return {failures, opened or '', ''}
+"""
+# KEYS: the breaker. ARGV: now, probe seconds. Returns 1 when this caller may probe.
+BREAKER_PROBE = """
+local now = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'opened', 'probe')
+if not state[1] or tonumber(state[1]) > now then return 0 end
+if state[2] and tonumber(state[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'probe', tostring(now + tonumber(ARGV[2])))
+return 1
+"""
+
+
 def settle_arguments(key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]):
     """KEYS and ARGV of the SETTLE script."""
     keys = [leases_key(key), *(quota_key(key, refund.name, day) for refund in refunds)]
@@ -124,6 +187,28 @@ def settle_arguments(key: str, lease_id: str | None, refunds: list[Claim], day: 
         for name, value in entry.counts.items():
             arguments += [SEPARATOR.join((entry.key, entry.model, name)), value]
     return keys, arguments
+
+
+def cache_key(key: str) -> str:
+    return f"{PREFIX}cache:{key}"
+
+
+CACHE_INDEX, CACHE_SIZES, CACHE_BYTES = (f"{PREFIX}cache-index", f"{PREFIX}cache-sizes", f"{PREFIX}cache-bytes")
+
+
+def claim_key(key: str) -> str:
+    return f"{PREFIX}claim:{key}"
+
+
+def breaker_key(target: str) -> str:
+    return f"{PREFIX}breaker:{target}"
+
+
+def optional_float(value) -> float | None:
+    """A Lua reply field: '' or nil is None."""
+    if value in (None, b"", ""):
+        return None
+    return float(value)
 
 
 def window_key(key: str) -> str:
@@ -228,6 +313,9 @@ class RedisStore(Store):
         self._admit = self.client.register_script(ADMIT)
         self._settle = self.client.register_script(SETTLE)
         self._scripts = ScriptRunner(self.pool, self.client, timeout)
+        self._cache_put = self.client.register_script(CACHE_PUT)
+        self._breaker_outcome = self.client.register_script(BREAKER_OUTCOME)
+        self._breaker_probe = self.client.register_script(BREAKER_PROBE)
 
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
@@ -277,6 +365,32 @@ class RedisStore(Store):
                     entry = entries.setdefault((day, key, model), UsageEntry(day, key, model))
                     entry.counts[name] = float(value)
         return list(entries.values())
+
+    def cache_get(self, key: str, now: float) -> bytes | None:
+        return self.client.get(cache_key(key))
+
+    def cache_put(self, key: str, value: bytes, now: float, limits: CacheLimits) -> None:
+        keys = [cache_key(key), CACHE_INDEX, CACHE_SIZES, CACHE_BYTES]
+        arguments = [key, value, now, limits.ttl_seconds, limits.max_entries, limits.max_bytes, cache_key("")]
+        self._scripts.run(self._cache_put, keys, arguments)
+
+    def claim(self, key: str, now: float, seconds: float) -> bool:
+        return bool(self.client.set(claim_key(key), now, nx=True, px=max(1, int(seconds * 1000))))
+
+    def release(self, key: str) -> None:
+        self.client.delete(claim_key(key))
+
+    def breaker(self, target: str, now: float) -> BreakerState:
+        failures, opened, probe = self.client.hmget(breaker_key(target), "failures", "opened", "probe")
+        return BreakerState(int(failures or 0), optional_float(opened), optional_float(probe))
+
+    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
+        arguments = [1 if succeeded else 0, now, policy.failures, policy.open_seconds, policy.window_seconds]
+        failures, opened, probe = self._scripts.run(self._breaker_outcome, [breaker_key(target)], arguments)
+        return BreakerState(int(failures), optional_float(opened), optional_float(probe))
+
+    def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
+        return self._scripts.run(self._breaker_probe, [breaker_key(target)], [now, seconds]) == 1
 
     def ping(self) -> None:
         self.client.ping()

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.store.base import (
+    BreakerPolicy,
+    BreakerState,
+    CacheLimits,
     Claim,
     Lease,
     Refusal,
@@ -39,6 +42,17 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS quotas (
     key TEXT NOT NULL, name TEXT NOT NULL, day TEXT NOT NULL, used INTEGER NOT NULL,
     PRIMARY KEY (key, name, day)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, size INTEGER NOT NULL, expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_by_expiry ON cache (expires);
+CREATE TABLE IF NOT EXISTS cache_totals (one INTEGER PRIMARY KEY CHECK (one = 1), entries INTEGER, bytes INTEGER);
+INSERT OR IGNORE INTO cache_totals VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS breakers (
+    target TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_failure REAL NOT NULL,
+    opened_until REAL, probe_until REAL
 );
 CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL,
@@ -186,6 +200,84 @@ class SqliteStore(Store):
             entry = entries.setdefault((day, key, model), UsageEntry(day, key, model))
             entry.counts[name] = value
         return list(entries.values())
+
+    def cache_get(self, key: str, now: float) -> bytes | None:
+        rows = self.database.read("SELECT value FROM cache WHERE key = ? AND expires > ?", (key, now))
+        return bytes(rows[0][0]) if rows else None
+
+    def cache_put(self, key: str, value: bytes, now: float, limits: CacheLimits) -> None:
+        with self.database.transaction() as db:
+            self._drop_cached(db, "key = ?", (key,))
+            db.execute(
+                "INSERT INTO cache (key, value, size, expires) VALUES (?, ?, ?, ?)",
+                (key, value, len(value), now + limits.ttl_seconds),
+            )
+            db.execute("UPDATE cache_totals SET entries = entries + 1, bytes = bytes + ?", (len(value),))
+            self._drop_cached(db, "expires <= ?", (now,))
+            while True:
+                entries, total = db.execute("SELECT entries, bytes FROM cache_totals").fetchone()
+                if entries <= limits.max_entries and total <= limits.max_bytes:
+                    break
+                over = max(entries - limits.max_entries, 1)
+                self._drop_cached(db, "key IN (SELECT key FROM cache ORDER BY expires LIMIT ?)", (over,))
+
+    @staticmethod
+    def _drop_cached(db, where: str, parameters: tuple) -> None:
+        """Delete cache rows and keep the totals right."""
+        dropped, size = db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM cache WHERE {where}", parameters
+        ).fetchone()
+        if dropped:
+            db.execute(f"DELETE FROM cache WHERE {where}", parameters)
+            db.execute("UPDATE cache_totals SET entries = entries - ?, bytes = bytes - ?", (dropped, size))
+
+    def claim(self, key: str, now: float, seconds: float) -> bool:
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ? AND expires <= ?", (key, now))
+            inserted = db.execute(
+                "INSERT INTO claims (key, expires) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, now + seconds)
+            )
+            return inserted.rowcount == 1
+
+    def release(self, key: str) -> None:
+        with self.database.transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ?", (key,))
+
+    def breaker(self, target: str, now: float) -> BreakerState:
+        rows = self.database.read(
+            "SELECT failures, opened_until, probe_until FROM breakers WHERE target = ?", (target,)
+        )
+        return BreakerState(*rows[0]) if rows else BreakerState()
+
+    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
+        with self.database.transaction() as db:
+            if succeeded:
+                db.execute("DELETE FROM breakers WHERE target = ?", (target,))
+                return BreakerState()
+            row = db.execute(
+                "SELECT failures, first_failure, opened_until FROM breakers WHERE target = ?", (target,)
+            ).fetchone()
+            failures, first, opened_until = row if row else (0, now, None)
+            if now - first > policy.window_seconds and opened_until is None:
+                failures, first = 0, now  # the earlier failures are too old to count
+            failures += 1
+            if opened_until is not None or failures >= policy.failures:  # a failed probe reopens at once
+                opened_until = now + policy.open_seconds
+            db.execute(
+                "INSERT OR REPLACE INTO breakers (target, failures, first_failure, opened_until, probe_until) "
+                "VALUES (?, ?, ?, ?, NULL)",
+                (target, failures, first, opened_until),
+            )
+            return BreakerState(failures, opened_until, None)
+
+    def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
+        with self.database.transaction() as db:
+            taken = db.execute(
+                "UPDATE breakers SET probe_until = ? WHERE target = ? AND opened_until <= ? "
+                "AND (probe_until IS NULL OR probe_until <= ?)",
+                (now + seconds, target, now, now),
+            )
+            return taken.rowcount == 1
 
     def ping(self) -> None:
         self.database.read("SELECT 1", ())

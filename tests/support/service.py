@@ -27,6 +27,10 @@ def service_env(upstream: LoopbackUpstream, **overrides) -> dict:
         "MODELS_CONFIG": None,
         "STORE": "sqlite",
         "REDIS_URL": None,
+        # Tests share one service: answers kept or breakers opened by one would change the next.
+        # The tests of the cache and the breakers turn them on for their own services.
+        "CACHE_TTL_SECONDS": "0",
+        "BREAKER_FAILURES": "1000000",
     }
     env.update(overrides)
     return env

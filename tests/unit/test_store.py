@@ -8,7 +8,18 @@ import time
 import pytest
 
 from service.store import open_store
-from service.store.base import Claim, Lease, UsageEntry, UsageQuery, Window, seconds_to_next_day, utc_day
+from service.store.base import (
+    BreakerPolicy,
+    BreakerState,
+    CacheLimits,
+    Claim,
+    Lease,
+    UsageEntry,
+    UsageQuery,
+    Window,
+    seconds_to_next_day,
+    utc_day,
+)
 from tests.support.app import make_settings
 
 NOON = 1_764_590_400.0  # 2025-12-01 12:00:00 UTC
@@ -171,3 +182,70 @@ def test_processes_racing_on_one_store_never_take_more(store_backend):
     with multiprocessing.get_context("fork").Pool(4) as pool:
         admitted = pool.map(_admit_five, [store_backend] * 4)
     assert sum(admitted) == 7
+
+
+LIMITS = CacheLimits(ttl_seconds=100, max_entries=3, max_bytes=1000)
+
+
+def test_the_cache_keeps_answers_until_they_expire(store):
+    store.cache_put("a", b"answer \x00\xff bytes", NOON, LIMITS)
+    assert store.cache_get("a", NOON + 1) == b"answer \x00\xff bytes"
+    assert store.cache_get("missing", NOON) is None
+    if store.kind == "sqlite":  # Redis expires by its own clock: checked live in the two-host test
+        assert store.cache_get("a", NOON + 100) is None
+
+
+def test_the_cache_drops_the_oldest_entries_past_its_limits(store):
+    for n, key in enumerate("abcd"):
+        store.cache_put(key, b"x" * 10, NOON + n, LIMITS)
+    assert store.cache_get("a", NOON + 5) is None  # four entries for three places: the oldest went
+    assert all(store.cache_get(key, NOON + 5) == b"x" * 10 for key in "bcd")
+    store.cache_put("big", b"y" * 990, NOON + 6, LIMITS)  # 1,020 bytes in all: the oldest go until it fits
+    assert store.cache_get("big", NOON + 7) == b"y" * 990
+    assert [store.cache_get(key, NOON + 7) for key in "bcd"] == [None, None, b"x" * 10]
+
+
+def test_putting_an_entry_again_replaces_it_and_counts_it_once(store):
+    for _ in range(5):
+        store.cache_put("same", b"z" * 400, NOON, LIMITS)
+    store.cache_put("other", b"o" * 400, NOON, LIMITS)
+    assert store.cache_get("same", NOON) == b"z" * 400 and store.cache_get("other", NOON) == b"o" * 400
+
+
+def test_a_claim_is_held_by_one_until_released_or_expired(store):
+    assert store.claim("call", NOON, 5)
+    assert not store.claim("call", NOON + 1, 5)
+    store.release("call")
+    assert store.claim("call", NOON + 1, 0.2)
+    if store.kind == "sqlite":
+        assert store.claim("call", NOON + 2, 5)  # the first holder's time ran out
+
+
+POLICY = BreakerPolicy(failures=3, open_seconds=30, window_seconds=60)
+
+
+def test_a_breaker_opens_after_failures_in_a_row_and_a_success_closes_it(store):
+    assert store.breaker("t", NOON).closed()
+    assert store.breaker_outcome("t", False, NOON, POLICY).closed()
+    assert store.breaker_outcome("t", False, NOON + 1, POLICY).closed()
+    opened = store.breaker_outcome("t", False, NOON + 2, POLICY)
+    assert opened.opened_until == NOON + 32 and store.breaker("t", NOON + 3).opened_until == NOON + 32
+    assert not store.breaker_probe("t", NOON + 31, 5)  # still open
+    assert store.breaker_probe("t", NOON + 32, 5)  # time is up: one probe...
+    assert not store.breaker_probe("t", NOON + 33, 5)  # ...and only one
+    assert store.breaker_outcome("t", True, NOON + 34, POLICY).closed()
+    assert store.breaker("t", NOON + 34) == BreakerState()
+
+
+def test_a_failed_probe_reopens_the_breaker_at_once(store):
+    for n in range(3):
+        store.breaker_outcome("t", False, NOON + n, POLICY)
+    assert store.breaker_probe("t", NOON + 40, 5)
+    reopened = store.breaker_outcome("t", False, NOON + 41, POLICY)
+    assert reopened.opened_until == NOON + 71
+    assert not store.breaker_probe("t", NOON + 50, 5)
+
+
+def test_failures_too_far_apart_never_open_a_breaker(store):
+    for n in range(6):
+        assert store.breaker_outcome("t", False, NOON + n * 61, POLICY).closed()

@@ -77,6 +77,7 @@ class ProviderHelper:
     config_keys = frozenset()
     required_keys = frozenset()
     asks_for_n = False  # several results in one call (OpenAI's `n`), or one call per result
+    sends_seed = True  # a seed reaches the upstream, so a seeded call has one answer
     makes_images = False
 
     def check(self, target: ModelTarget) -> None:

@@ -53,6 +53,7 @@ class Translation(HfInferenceTask):
 
     tasks = ("text-translation",)
     config_keys = frozenset({"lang_codes", "send_lang_codes"})
+    sends_seed = False
 
     def parameters(self, call: InferenceCall, args: dict) -> dict:
         parameters = {"generate_parameters": generation_parameters(args, include_seed=False)}

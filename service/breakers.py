@@ -1,0 +1,144 @@
+"""Never wait on a dead model: a circuit breaker per target (model, protocol, provider, server).
+
+After BREAKER_FAILURES target-side failures in a row (503, 504, other 5xx, timeouts, broken
+connections), each within BREAKER_WINDOW_SECONDS of the first, the target's breaker opens:
+for BREAKER_OPEN_SECONDS requests skip it at once, straight to the next target of their
+chain, or get `503 model_unavailable` with a `Retry-After` of the time left when none is
+left. Then one request probes it (half-open): a success closes the breaker, a failure opens
+it again. The caller's own errors (400, 422), a missing model (404) and the service's own
+token being refused (401, 402, 403) never count.
+
+The breakers live in the shared store, so every worker and host agrees. A worker reads a
+breaker at most once a second (BREAKER_READ_SECONDS) and writes only when something
+changes, so a healthy target costs no store round trip per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service import metrics
+from service.catalog import ModelTarget
+from service.errors import ModelUnavailable, UpstreamError, UpstreamTimeout
+from service.store import FAILED, StoreGuard
+from service.store.base import BreakerPolicy, BreakerState
+
+log = logging.getLogger(__name__)
+
+TARGET_FAILURES = (ModelUnavailable, UpstreamTimeout, UpstreamError)
+BREAKER_READ_SECONDS = 1.0
+
+
+def target_id(target: ModelTarget) -> str:
+    """Name a target as its breaker knows it: model, protocol, provider and server."""
+    return "|".join((target.id, target.protocol, target.provider or "auto", target.url or "hub"))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a breaker says of one call: go, go as the probe, or skip for `retry_after` seconds."""
+
+    passes: bool
+    probe: bool = False
+    retry_after: float = 0.0
+
+
+GO = Gate(passes=True)
+
+
+class Breakers:
+    """Every target's breaker, read through a one-second memory of the shared store."""
+
+    def __init__(
+        self, guard: StoreGuard | None, policy: BreakerPolicy, catalog, clock: Callable[[], float] = time.time
+    ):
+        self.guard = guard
+        self.policy = policy
+        self.catalog = catalog
+        self.clock = clock
+        self._known: dict[str, tuple[float, BreakerState]] = {}
+        self._lock = threading.Lock()
+
+    def state(self, target: ModelTarget) -> BreakerState:
+        """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed without a store)."""
+        if self.guard is None:
+            return BreakerState()
+        name, now = target_id(target), self.clock()
+        with self._lock:
+            read_at, state = self._known.get(name, (None, None))
+        if read_at is not None and now - read_at < BREAKER_READ_SECONDS:
+            return state
+        state = self.guard.call("breaker", self.guard.store.breaker, name, now)
+        state = BreakerState() if state is FAILED else state
+        self._remember(name, state)
+        return state
+
+    def gate(self, target: ModelTarget, probe_seconds: float) -> Gate:
+        """Say whether a call may go to the target now."""
+        state = self.state(target)
+        if state.closed():
+            return GO
+        now = self.clock()
+        if now < state.opened_until:
+            return self._skip(target, state.opened_until - now)
+        probing = self.guard.call("breaker", self.guard.store.breaker_probe, target_id(target), now, probe_seconds)
+        if probing is True:
+            log.info("breaker probe target=%s", target.id)
+            return Gate(passes=True, probe=True)
+        if probing is FAILED:
+            return GO
+        with self._lock:  # another request probes: read again next time, to see how it went
+            self._known.pop(target_id(target), None)
+        return self._skip(target, max(1.0, (state.probe_until or now + 1.0) - now))
+
+    def is_open(self, target: ModelTarget) -> bool:
+        """Whether the target is known to be skipped now (for sharing a deadline among the rest)."""
+        state = self.state(target)
+        return not state.closed() and self.clock() < state.opened_until
+
+    def succeeded(self, target: ModelTarget, gate: Gate) -> None:
+        """The target answered: close its breaker if it had failures or was probed."""
+        state = self.state(target)
+        if gate.probe or state.failures or not state.closed():
+            self._record(target, True)
+
+    def failed(self, target: ModelTarget) -> None:
+        """The target failed on its side: count it, and say when that opens the breaker."""
+        before = self.state(target)
+        after = self._record(target, False)
+        if after is not None and not after.closed() and (before.closed() or after.opened_until != before.opened_until):
+            metrics.count_breaker_open(metrics.model_label(target.id, self.catalog))
+            log.warning(
+                "breaker open target=%s failures=%d for=%ss", target.id, after.failures, self.policy.open_seconds
+            )
+
+    def _record(self, target: ModelTarget, succeeded: bool) -> BreakerState | None:
+        if self.guard is None:
+            return None
+        name = target_id(target)
+        state = self.guard.call("breaker", self.guard.store.breaker_outcome, name, succeeded, self.clock(), self.policy)
+        if state is FAILED:
+            return None
+        self._remember(name, state)
+        return state
+
+    def _remember(self, name: str, state: BreakerState) -> None:
+        with self._lock:
+            self._known[name] = (self.clock(), state)
+
+    def _skip(self, target: ModelTarget, seconds: float) -> Gate:
+        metrics.count_breaker_skip(metrics.model_label(target.id, self.catalog))
+        return Gate(passes=False, retry_after=seconds)
+
+    def describe(self, target: ModelTarget) -> dict:
+        """The breaker as /api/models shows it: closed, open (and for how long), or half-open."""
+        state, now = self.state(target), self.clock()
+        if state.closed():
+            return {"state": "closed", "failures": state.failures}
+        if now < state.opened_until:
+            return {"state": "open", "failures": state.failures, "retry_after": round(state.opened_until - now, 1)}
+        return {"state": "half-open", "failures": state.failures}

@@ -1,0 +1,239 @@
+"""The answer cache and coalescing through the app, on both real stores (SQLite and redis-server).
+
+The upstream is mocked with `responses`: its call count says whether an answer was kept.
+"""
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+import responses
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.hub.images import Image
+from service.response_cache import decode_results, encode_results
+from tests.support import recordings
+from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
+
+OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
+GPT2 = f"{API}/openai-community/gpt2"
+IMAGE = f"{API}/CompVis/stable-diffusion-v1-4"
+CHAT = f"{ROUTER}/chat/completions"
+GREEDY = {"do_sample": False}
+
+
+@pytest.fixture
+def app(store_backend, clock):
+    return make_app(make_settings(**store_backend), TEST_CATALOG, clock)
+
+
+def translate(client, args=None, headers=None, query=""):
+    return post(client, "text-translation", {"inputs": "连衣裙", "args": args or GREEDY}, query, headers=headers)
+
+
+def answer_without_id(response) -> dict:
+    document = response.get_json()
+    document.pop("request_id")
+    return document
+
+
+def test_a_greedy_request_is_asked_once_then_answered_from_the_cache(client, mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    first, second = (
+        translate(client, {"do_sample": False, "num_sentences": 3}),
+        translate(client, {"do_sample": False, "num_sentences": 3}),
+    )
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert answer_without_id(first) == answer_without_id(second)
+    assert answer_without_id(second)["result"] == ["Dress"] * 3
+    assert len(mock_hub.calls) == 1
+
+
+def test_a_seeded_fan_out_is_kept_call_by_call(client, mock_hub):
+    def by_seed(request):
+        seed = json.loads(request.body)["parameters"]["seed"]
+        return 200, {}, json.dumps([{"generated_text": f" seed {seed}"}])
+
+    mock_hub.add_callback(responses.POST, GPT2, callback=by_seed)
+    args = {"seed": 7, "num_sentences": 3}
+    first = post(client, "text-completion", {"inputs": "hello", "args": args})
+    second = post(client, "text-completion", {"inputs": "hello", "args": args})
+    assert first.get_json()["result"] == second.get_json()["result"] == [" seed 7", " seed 8", " seed 9"]
+    assert second.headers["X-Cache"] == "HIT" and len(mock_hub.calls) == 3
+    longer = post(client, "text-completion", {"inputs": "hello", "args": {"seed": 7, "num_sentences": 4}})
+    assert longer.headers["X-Cache"] == "MISS" and len(mock_hub.calls) == 4  # only seed 10 was new
+
+
+def test_sampled_requests_without_a_seed_are_never_kept(client, mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    for _ in range(2):
+        assert translate(client, {"do_sample": True}).headers["X-Cache"] == "MISS"
+    assert len(mock_hub.calls) == 2
+
+
+def test_images_come_back_byte_for_byte(client, mock_hub):
+    jpeg = recordings.recorded_body("CompVis/stable-diffusion-v1-4")
+    mock_hub.post(IMAGE, body=jpeg, content_type="image/jpeg")
+    body = {"inputs": "a dress", "args": {"seed": 42, "num_sentences": 2}}
+    query = "?model_name=CompVis/stable-diffusion-v1-4"
+    first, second = (post(client, "text-to-image", body, query) for _ in range(2))
+    assert second.headers["X-Cache"] == "HIT" and len(mock_hub.calls) == 2
+    assert answer_without_id(first) == answer_without_id(second)
+    assert first.get_data().replace(first.get_json()["request_id"].encode(), b"") == second.get_data().replace(
+        second.get_json()["request_id"].encode(), b""
+    )
+
+
+def test_cache_control_no_cache_asks_again_and_no_store_keeps_nothing(client, mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    assert translate(client, headers={"Cache-Control": "no-store"}).headers["X-Cache"] == "MISS"
+    assert translate(client).headers["X-Cache"] == "MISS"  # nothing was kept: asked, and kept now
+    assert translate(client).headers["X-Cache"] == "HIT"
+    mock_hub.replace("POST", OPUS, json=[{"translation_text": "Fresh dress"}])
+    fresh = translate(client, headers={"Cache-Control": "no-cache"})
+    assert fresh.headers["X-Cache"] == "MISS" and fresh.get_json()["result"] == ["Fresh dress"]
+    assert translate(client).get_json()["result"] == ["Fresh dress"]  # the fresh answer replaced the old
+    assert len(mock_hub.calls) == 3
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 500, "json": {"error": "boom"}},
+        {"status": 200, "body": "<html>not json</html>"},
+        {"status": 200, "json": [{"unexpected": "shape"}]},
+        {"status": 422, "json": {"error": "Input validation error"}},
+    ],
+)
+def test_an_error_is_never_kept(client, mock_hub, failure):
+    mock_hub.post(OPUS, **failure)
+    assert translate(client).status_code != 200
+    mock_hub.replace("POST", OPUS, json=[{"translation_text": "Dress"}])
+    calls = len(mock_hub.calls)
+    answered = translate(client)
+    assert answered.status_code == 200 and answered.headers["X-Cache"] == "MISS"
+    assert len(mock_hub.calls) == calls + 1
+
+
+def test_an_image_over_the_size_limit_is_never_kept(client, mock_hub):
+    mock_hub.post(IMAGE, body=b"\xff\xd8\xff" + b"x" * (2 * 1024 * 1024), content_type="image/jpeg")
+    query = "?model_name=CompVis/stable-diffusion-v1-4"
+    assert post(client, "text-to-image", {"inputs": "a dress", "args": {"seed": 1}}, query).status_code == 502
+    assert post(client, "text-to-image", {"inputs": "a dress", "args": {"seed": 1}}, query).status_code == 502
+    assert len(mock_hub.calls) == 2
+
+
+def test_an_answer_too_large_to_keep_is_served_and_not_kept(store_backend, clock, mock_hub):
+    client = make_app(make_settings(cache_max_entry_bytes=100, **store_backend), TEST_CATALOG, clock).test_client()
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress " * 40}])
+    assert [translate(client).headers["X-Cache"] for _ in range(2)] == ["MISS", "MISS"]
+    assert len(mock_hub.calls) == 2
+
+
+def test_the_answer_names_the_model_that_made_it_after_a_fallback(client, mock_hub):
+    mock_hub.post(f"{API}/missing/model", status=404, json={"error": "Model not found"})
+    mock_hub.post(CHAT, json={"choices": [{"message": {"content": "Kleid"}}]})
+    first = translate(client, query="?model_type=zh2de")
+    second = translate(client, query="?model_type=zh2de")
+    assert first.get_json()["model"] == second.get_json()["model"] == "org/chat-model"
+    assert second.headers["X-Cache"] == "HIT"  # the target that answered did so from the cache
+    assert [call.request.url for call in mock_hub.calls].count(CHAT) == 1
+
+
+def test_identical_calls_in_flight_make_one_upstream_call(app, mock_hub):
+    def slow(request):
+        time.sleep(0.3)
+        return 200, {}, json.dumps([{"translation_text": "Dress"}])
+
+    mock_hub.add_callback(responses.POST, OPUS, callback=slow)
+    answers = []
+
+    def ask():
+        answers.append(translate(app.test_client()))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answer.status_code for answer in answers] == [200] * 6
+    assert len(mock_hub.calls) == 1
+    assert {json.dumps(answer.get_json()["result"]) for answer in answers} == {'["Dress"]'}
+
+
+def test_identical_calls_in_flight_share_the_error_too(app, mock_hub):
+    def failing(request):
+        time.sleep(0.3)
+        return 422, {}, json.dumps({"error": "Input validation error: too long"})
+
+    mock_hub.add_callback(responses.POST, OPUS, callback=failing)
+    statuses = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(translate(app.test_client()).status_code)) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [422] * 4 and len(mock_hub.calls) == 1
+
+
+def test_a_store_that_fails_means_no_cache_and_every_request_served(clock, mock_hub, captured_logs):
+    client = make_app(
+        make_settings(store="redis", redis_url="redis://127.0.0.1:9/0"), TEST_CATALOG, clock
+    ).test_client()
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    assert [translate(client).status_code for _ in range(3)] == [200] * 3
+    assert len(mock_hub.calls) == 3
+
+
+def test_a_cached_value_reads_back_as_written():
+    results = ["text é 中", Image("image/png", (b"iVBORw0KGgo", b"AAAA")), "more"]
+    decoded = decode_results(encode_results(results))
+    assert decoded[0] == "text é 中" and decoded[2] == "more"
+    assert (decoded[1].content_type, b"".join(decoded[1].base64_pieces)) == ("image/png", b"iVBORw0KGgoAAAA")
+    for broken in (b"", b"{}\n", b'{"v": 1, "items": [{"image": "image/png", "bytes": 9}]}\nshort', b"\xff\n"):
+        with pytest.raises(ValueError):
+            decode_results(broken)
+
+
+ARG_VALUES = {
+    "num_sentences": st.integers(1, 3),
+    "do_sample": st.booleans(),
+    "seed": st.integers(0, 5),
+    "top_k": st.integers(1, 4),
+    "top_p": st.sampled_from([0.5, 0.9, 1.0]),
+    "temperature": st.sampled_from([0.5, 1.0]),
+    "max_new_tokens": st.integers(1, 3),
+}
+
+
+def echo_of_payload(request):
+    """An upstream whose answer is a digest of exactly what it was sent."""
+    digest = hashlib.sha256(request.url.encode() + request.body).hexdigest()[:16]
+    return 200, {}, json.dumps([{"translation_text": digest}])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=st.fixed_dictionaries({}, optional=ARG_VALUES), name=st.sampled_from(sorted(ARG_VALUES)), data=st.data())
+def test_requests_differing_in_one_argument_never_share_an_answer(client, mock_hub, base, name, data):
+    """Whatever came from the cache equals what the upstream answers for that very request."""
+    other = {**base, name: data.draw(ARG_VALUES[name])}
+    mock_hub.add_callback(responses.POST, OPUS, callback=echo_of_payload)
+    for args in ({**base, "seed": base.get("seed", 1)}, {**other, "seed": other.get("seed", 1)}):
+        kept = translate(client, args)
+        fresh = translate(client, args, headers={"Cache-Control": "no-cache, no-store"})
+        assert kept.status_code == fresh.status_code == 200
+        assert kept.get_json()["result"] == fresh.get_json()["result"]
+    mock_hub.reset()
+
+
+def test_a_sampled_translation_is_never_kept_even_with_a_seed(client, mock_hub):
+    """The translation pipeline takes no seed: its sampled answers differ whatever the seed."""
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    args = {"do_sample": True, "seed": 3, "num_sentences": 2}
+    assert [translate(client, args).headers["X-Cache"] for _ in range(2)] == ["MISS", "MISS"]
+    assert len(mock_hub.calls) == 4  # two calls each: never coalesced into one
