@@ -23,6 +23,11 @@ fi
 if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then
     apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
 fi
+# The try-it page is tested in Debian's headless Chromium, driven through its own chromedriver;
+# the CJK fonts let its screenshots show Chinese.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
+fi
 if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi

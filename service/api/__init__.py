@@ -9,6 +9,7 @@ from service.api import (
     health,
     metrics,
     models,
+    page,
     readiness,
     text_to_image,
     text_to_text,
@@ -51,6 +52,7 @@ def register_blueprints(app) -> None:
         usage,
         metrics,
         docs,
+        page,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(unknown_task)
