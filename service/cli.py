@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.batch.inputs import FORMATS, InputError
+from service.client_settings import DEFAULT_URL
 from service.tasks import TASK_TYPES
 
-DEFAULT_URL = "http://127.0.0.1:8098"
-EXIT_FAILED = 1
 EXIT_USAGE = 2
 LIMIT_OPTIONS = (
     ("--rpm", "requests per minute"),

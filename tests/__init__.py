@@ -13,8 +13,10 @@ from pathlib import Path
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _OUTSIDE = str(_REPO_ROOT.parent) + os.sep
 _INSIDE = str(_REPO_ROOT) + os.sep
-# Temporary files the tests make themselves stay readable even in a clone made in /tmp.
-_OWN_TEMPORARY = re.compile(re.escape(tempfile.gettempdir() + os.sep) + r"(pytest-of-|tmp)")
+# A clone made right in the temporary directory has the tests' own temporary files beside it:
+# those stay readable. Anywhere else, nothing beside the clone is.
+_TEMPORARY = tempfile.gettempdir() + os.sep
+_OWN_TEMPORARY = re.compile(re.escape(_TEMPORARY) + r"(pytest-of-|tmp)") if _OUTSIDE == _TEMPORARY else None
 
 
 def _refuse_reads_beside_the_repository(event: str, args: tuple) -> None:
@@ -22,7 +24,7 @@ def _refuse_reads_beside_the_repository(event: str, args: tuple) -> None:
     if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
         return
     path = os.path.abspath(os.fsdecode(args[0]))
-    if _OWN_TEMPORARY.match(path) or (path + os.sep).startswith(_INSIDE):
+    if (path + os.sep).startswith(_INSIDE) or (_OWN_TEMPORARY and _OWN_TEMPORARY.match(path)):
         return
     if path.startswith(_OUTSIDE):
         raise PermissionError(f"the tests may read only inside the repository, not {path}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ from service.batch.inputs import (
 )
 from service.batch.output import FinishedLines, OrderedWriter, read_finished
 from service.batch.runner import WorkerPool, result_record, run_batch
-from service.cli import DEFAULT_URL
+from service.client_settings import api_key, service_url
 from service.tasks import TASKS, TEXT_TO_IMAGE
 
 STDIO = "-"
@@ -101,10 +100,10 @@ def prepare_images_dir(options: argparse.Namespace, items: list[BatchItem]) -> N
 def make_client(options: argparse.Namespace, stop: threading.Event) -> GatewayClient:
     """Build the client from the options and the environment."""
     return GatewayClient(
-        url=options.url or os.environ.get("HF_GATEWAY_URL") or DEFAULT_URL,
+        url=service_url(options.url),
         task=options.task,
         params={"model_type": options.model_type, "model_name": options.model_name},
-        api_key=options.api_key or os.environ.get("HF_GATEWAY_API_KEY"),
+        api_key=api_key(options.api_key),
         timeout=options.timeout,
         retries=options.retries,
         max_wait=options.max_wait,

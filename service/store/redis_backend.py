@@ -7,8 +7,6 @@ by the hosts' clocks, which must agree (NTP).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 
 import redis
@@ -29,152 +27,13 @@ from service.store.base import (
     seconds_to_next_day,
     utc_day,
 )
+from service.store.redis_scripts import POOL_SIZE, ScriptRunner, lua_script
 
 PREFIX = "hf-gateway:"
 # Quota counters outlive their day by one, so a request settled after midnight finds its own.
 QUOTA_TTL_SECONDS = 2 * 86_400
-# Connections one worker may have open to Redis; more callers wait for one within the timeout.
-POOL_SIZE = 64
 CONCURRENCY_RETRY_SECONDS = 1.0
 SEPARATOR = "\x1f"
-
-# KEYS: the key's window (requests per second of the clock), its lease set, then one quota counter per claim.
-# ARGV: now, window limit (0: none), window seconds, lease id ('': none), lease limit,
-#       lease expiry, quota ttl, then name, amount, limit per claim.
-# Returns {} when admitted, else {policy, seconds until trying again can succeed}.
-ADMIT = """
-local now = tonumber(ARGV[1])
-local window_limit = tonumber(ARGV[2])
-local window_seconds = tonumber(ARGV[3])
-local lease = ARGV[4]
-if window_limit > 0 then
-    local counts = redis.call('HGETALL', KEYS[1])
-    local total, oldest = 0, nil
-    for i = 1, #counts, 2 do
-        local second = tonumber(counts[i])
-        if second + window_seconds + 1 <= now then
-            redis.call('HDEL', KEYS[1], counts[i])
-        else
-            total = total + tonumber(counts[i + 1])
-            if oldest == nil or second < oldest then oldest = second end
-        end
-    end
-    if total >= window_limit then
-        return {'rpm', tostring(oldest + window_seconds + 1 - now)}
-    end
-end
-if lease ~= '' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
-        return {'concurrency', ''}
-    end
-end
-local claims = (#ARGV - 7) / 3
-for i = 1, claims do
-    local used = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
-    if used + tonumber(ARGV[7 + 3 * i - 1]) > tonumber(ARGV[7 + 3 * i]) then
-        return {ARGV[7 + 3 * i - 2], ''}
-    end
-end
-if window_limit > 0 then
-    redis.call('HINCRBY', KEYS[1], math.floor(now), 1)
-    redis.call('EXPIRE', KEYS[1], window_seconds + 2)
-end
-if lease ~= '' then
-    redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), lease)
-    redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[6])) + 1)
-end
-for i = 1, claims do
-    redis.call('INCRBY', KEYS[2 + i], tonumber(ARGV[7 + 3 * i - 1]))
-    redis.call('EXPIRE', KEYS[2 + i], tonumber(ARGV[7]))
-end
-return {}
-"""
-# KEYS: the key's lease set, then one quota counter per refund, then one ledger hash per row.
-# ARGV: lease id ('': none), refunds, rows, then an amount per refund, then per row its
-#       number of fields and field, value pairs. A refund never takes a counter below zero.
-SETTLE = """
-if ARGV[1] ~= '' then
-    redis.call('ZREM', KEYS[1], ARGV[1])
-end
-local refunds, rows = tonumber(ARGV[2]), tonumber(ARGV[3])
-local at = 4
-for i = 1, refunds do
-    if redis.call('DECRBY', KEYS[1 + i], tonumber(ARGV[at])) < 0 then
-        redis.call('SET', KEYS[1 + i], 0, 'KEEPTTL')
-    end
-    at = at + 1
-end
-for row = 1, rows do
-    local fields = tonumber(ARGV[at])
-    at = at + 1
-    for f = 1, fields do
-        redis.call('HINCRBYFLOAT', KEYS[1 + refunds + row], ARGV[at], ARGV[at + 1])
-        at = at + 2
-    end
-end
-return 1
-"""
-
-
-# KEYS: the entry, the index (member -> expiry), the sizes (member -> bytes), the byte total.
-# ARGV: member, value, now, ttl seconds, max entries, max bytes, the entries' key prefix.
-CACHE_PUT = """
-local member, value, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_entries, max_bytes, prefix = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local function drop(m)
-    local size = tonumber(redis.call('HGET', KEYS[3], m) or '0')
-    redis.call('HDEL', KEYS[3], m)
-    redis.call('ZREM', KEYS[2], m)
-    redis.call('DEL', prefix .. m)
-    redis.call('DECRBY', KEYS[4], size)
-end
-drop(member)
-redis.call('SET', KEYS[1], value, 'PX', math.floor(ttl * 1000))
-redis.call('ZADD', KEYS[2], now + ttl, member)
-redis.call('HSET', KEYS[3], member, #value)
-redis.call('INCRBY', KEYS[4], #value)
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do drop(m) end
-while redis.call('ZCARD', KEYS[2]) > max_entries or tonumber(redis.call('GET', KEYS[4]) or '0') > max_bytes do
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-    if not oldest then break end
-    drop(oldest)
-end
-return 1
-"""
-# KEYS: the breaker. ARGV: succeeded (1/0), now, failures to open, open seconds, window seconds.
-# Returns {failures, opened_until or '', probe_until or ''}.
-BREAKER_OUTCOME = """
-if ARGV[1] == '1' then
-    redis.call('DEL', KEYS[1])
-    return {0, '', ''}
-end
-local now, threshold = tonumber(ARGV[2]), tonumber(ARGV[3])
-local open_seconds, window = tonumber(ARGV[4]), tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[1], 'failures', 'first', 'opened')
-local failures, first, opened = tonumber(state[1] or '0'), tonumber(state[2] or ARGV[2]), state[3]
-if now - first > window and not opened then
-    failures, first = 0, now
-end
-failures = failures + 1
-if opened or failures >= threshold then
-    opened = tostring(now + open_seconds)
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'failures', failures, 'first', first)
-if opened then redis.call('HSET', KEYS[1], 'opened', opened) end
-redis.call('EXPIRE', KEYS[1], math.ceil(window + open_seconds) + 60)
-return {failures, opened or '', ''}
-"""
-# KEYS: the breaker. ARGV: now, probe seconds. Returns 1 when this caller may probe.
-BREAKER_PROBE = """
-local now = tonumber(ARGV[1])
-local state = redis.call('HMGET', KEYS[1], 'opened', 'probe')
-if not state[1] or tonumber(state[1]) > now then return 0 end
-if state[2] and tonumber(state[2]) > now then return 0 end
-redis.call('HSET', KEYS[1], 'probe', tostring(now + tonumber(ARGV[2])))
-return 1
-"""
 
 
 def settle_arguments(key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]):
@@ -227,71 +86,6 @@ def usage_key(day: str) -> str:
     return f"{PREFIX}usage:{day}"
 
 
-class ScriptRunner:
-    """Runs the two scripts of every request on connections of its own.
-
-    redis-py's pool checks, measures and locks on every borrow, which under gevent costs more
-    than the round trip itself; these connections are borrowed from a plain list, at most
-    POOL_SIZE at once. The connections are redis-py's own (protocol, auth, TLS, reconnects).
-    """
-
-    def __init__(self, pool: redis.ConnectionPool, client: redis.Redis, timeout: float):
-        self._make = lambda: pool.connection_class(**pool.connection_kwargs)
-        self._client = client
-        self._timeout = timeout
-        self._idle: list = []
-        self._slots = threading.BoundedSemaphore(POOL_SIZE)
-        self._pid = os.getpid()
-
-    def send(self, script, keys: list, arguments: list):
-        """Send EVALSHA on a borrowed connection; return it, to `receive` on."""
-        if self._pid != os.getpid():  # a forked worker never shares its parent's sockets
-            self._idle, self._pid = [], os.getpid()
-        if not self._slots.acquire(timeout=self._timeout):
-            raise redis.ConnectionError(f"no Redis connection free within {self._timeout} s")
-        connection = self._idle.pop() if self._idle else self._make()
-        command = ("EVALSHA", script.sha, len(keys), *keys, *arguments)
-        try:
-            try:
-                connection.send_command(*command)
-            except redis.ConnectionError:
-                connection.disconnect()  # left stale by a Redis restart: one fresh try
-                connection.send_command(*command)
-        except BaseException:
-            self._give_back(connection, broken=True)
-            raise
-        return connection
-
-    def receive(self, connection, script, keys: list, arguments: list):
-        """Read the script's reply; run it again in full if Redis did not run it (a restarted
-        Redis has no scripts, or the command went into a connection that had died)."""
-        try:
-            reply = connection.read_response()
-        except (redis.exceptions.NoScriptError, redis.ConnectionError):
-            self._give_back(connection, broken=True)
-            return script(keys=keys, args=arguments, client=self._client)
-        except BaseException:
-            self._give_back(connection, broken=True)
-            raise
-        self._give_back(connection)
-        return reply
-
-    def run(self, script, keys: list, arguments: list):
-        """Send and wait for the reply."""
-        return self.receive(self.send(script, keys, arguments), script, keys, arguments)
-
-    def _give_back(self, connection, broken: bool = False) -> None:
-        if broken:
-            connection.disconnect()
-        self._idle.append(connection)
-        self._slots.release()
-
-    def close(self) -> None:
-        for connection in self._idle:
-            connection.disconnect()
-        self._idle = []
-
-
 class RedisStore(Store):
     """The shared state on one Redis server."""
 
@@ -310,12 +104,12 @@ class RedisStore(Store):
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self.client = redis.Redis(connection_pool=self.pool)
-        self._admit = self.client.register_script(ADMIT)
-        self._settle = self.client.register_script(SETTLE)
+        self._admit = self.client.register_script(lua_script("admit"))
+        self._settle = self.client.register_script(lua_script("settle"))
         self._scripts = ScriptRunner(self.pool, self.client, timeout)
-        self._cache_put = self.client.register_script(CACHE_PUT)
-        self._breaker_outcome = self.client.register_script(BREAKER_OUTCOME)
-        self._breaker_probe = self.client.register_script(BREAKER_PROBE)
+        self._cache_put = self.client.register_script(lua_script("cache_put"))
+        self._breaker_outcome = self.client.register_script(lua_script("breaker_outcome"))
+        self._breaker_probe = self.client.register_script(lua_script("breaker_probe"))
 
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 
 import requests
 
-from service.cli import DEFAULT_URL, EXIT_FAILED
+from service.client_settings import api_key, service_url
 from service.text_table import text_table
 
+EXIT_FAILED = 1
 COLUMNS = (
     "date",
     "key",
@@ -31,10 +31,10 @@ COLUMNS = (
 
 def run_usage_command(options: argparse.Namespace) -> int:
     """Fetch the rows and print them; a refused or failed call exits with 1 and says why."""
-    url = (options.url or os.environ.get("HF_GATEWAY_URL") or DEFAULT_URL).rstrip("/") + "/api/usage"
-    api_key = options.api_key or os.environ.get("HF_GATEWAY_API_KEY")
+    url = service_url(options.url) + "/api/usage"
+    key = api_key(options.api_key)
     params = {name: getattr(options, name) for name in ("key", "model", "since", "until") if getattr(options, name)}
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = requests.get(url, params=params, headers=headers, timeout=options.timeout)
     except requests.RequestException as exc:
