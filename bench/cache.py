@@ -20,7 +20,7 @@ import requests
 from bench import workload
 from bench.burst import burst
 from bench.latency import KeepAliveClient, percentile
-from bench.service import start_service
+from bench.service import fresh_folder, start_service
 from bench.upstream import BurstUpstreamProcess, UpstreamProcess
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.paths import REPO_ROOT
@@ -98,7 +98,8 @@ def hit_latency(fast: UpstreamProcess, log_dir: Path, sizes: CacheSizes) -> dict
 
 def batch_twice(slow: UpstreamProcess, log_dir: Path, sizes: CacheSizes) -> dict:
     """`hf-infer batch` over distinct titles twice: seconds each time, and upstream calls the second."""
-    titles = log_dir / "titles.txt"
+    folder = fresh_folder(log_dir, "batch-files")  # hf-infer batch resumes an output it finds
+    titles = folder / "titles.txt"
     titles.write_text("".join(f"连衣裙 第{number}号\n" for number in range(sizes.titles)), encoding="utf-8")
     with start_service(slow, log_dir, "cache-batch", **CACHE_ON) as server:
         seconds, calls = [], []
@@ -107,11 +108,11 @@ def batch_twice(slow: UpstreamProcess, log_dir: Path, sizes: CacheSizes) -> dict
             started = time.perf_counter()
             command = [sys.executable, "-m", "service.batch", "batch", "--url", server.url]
             command += ["--task", "text-translation", "--args", '{"do_sample": false}', "--concurrency", "8"]
-            command += [str(titles), str(log_dir / f"{run}.jsonl")]
+            command += [str(titles), str(folder / f"{run}.jsonl")]
             subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
             seconds.append(time.perf_counter() - started)
             calls.append(upstream_attempts(server) - before)
-    identical = (log_dir / "first.jsonl").read_bytes() == (log_dir / "second.jsonl").read_bytes()
+    identical = (folder / "first.jsonl").read_bytes() == (folder / "second.jsonl").read_bytes()
     return {
         "cache.batch_first_s": seconds[0],
         "cache.batch_second_s": seconds[1],

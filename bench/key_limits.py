@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import workload
 from bench.latency import KeepAliveClient, drive, percentile
 from bench.phases import Sizes
-from bench.service import start_service
+from bench.service import fresh_folder, start_service
 from bench.throughput import run_wrk
 from bench.upstream import UpstreamProcess
 from tests.support.keys import bearer, write_key_file
@@ -44,7 +44,7 @@ def start_three(stack: ExitStack, upstream: UpstreamProcess, log_dir: Path, name
             }
         },
     )
-    redis = stack.enter_context(RedisServer(log_dir / f"redis-{name}"))
+    redis = stack.enter_context(RedisServer(fresh_folder(log_dir, f"redis-{name}")))
     settings = {
         "off": {"STORE": "off"},
         "sqlite": {"STORE": "sqlite", "API_KEYS_FILE": str(key_file)},

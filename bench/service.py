@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from bench.upstream import ReadyProcess
@@ -37,6 +38,15 @@ def start_service(
     config: Path | None = None,
     **overrides: str,
 ) -> GunicornServer:
-    """Start a fresh service in front of `upstream`, logging to log_dir/name.log."""
+    """Start a fresh service in front of `upstream`, in a folder of its own under log_dir: its log
+    and its store start empty, so a cache, a breaker, a ledger or a log line left by one
+    measurement (or one repeat) never shapes the next."""
+    folder = fresh_folder(log_dir, name)
+    overrides.setdefault("DATA_DIR", str(folder / "data"))
     env = service_environment(upstream, router, **overrides)
-    return GunicornServer(env=env, log_path=log_dir / f"{name}.log", config=config).start(timeout=60)
+    return GunicornServer(env=env, log_path=folder / "service.log", config=config).start(timeout=60)
+
+
+def fresh_folder(log_dir: Path, name: str) -> Path:
+    """A new, empty folder under log_dir, named after what uses it."""
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=log_dir))

@@ -19,6 +19,15 @@ from tests.support.service import REPLAY_ALIASES
 from tests.support.upstream import LoopbackUpstream
 
 
+@pytest.fixture(scope="session", autouse=True)
+def store_outside_the_repository(tmp_path_factory):
+    """An app built from the environment keeps its SQLite store in a temporary folder, never in
+    the repository's data/ (which belongs to whoever runs `sh start.sh` there)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        yield
+
+
 @pytest.fixture
 def clock(monkeypatch):
     """Replace the deadline clock and the retry sleep with a fake clock."""
