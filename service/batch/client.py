@@ -78,6 +78,18 @@ def outcome_of(response: requests.Response) -> Outcome:
     )
 
 
+def settle_environment(session: requests.Session, url: str) -> None:
+    """Read the proxy, CA bundle and netrc settings for `url` from the environment once, for the
+    session's life: requests otherwise reads them again on every call, which costs about as much
+    CPU as a cached answer takes the service to send."""
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.cert = settings["cert"]
+    session.auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
+
+
 class GatewayClient:
     """Send items to one task of a running gateway and retry what is worth retrying."""
 
@@ -114,6 +126,7 @@ class GatewayClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            settle_environment(session, self.endpoint)
             if self.api_key:
                 session.headers["Authorization"] = f"Bearer {self.api_key}"
         return session

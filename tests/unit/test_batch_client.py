@@ -146,6 +146,28 @@ def test_each_thread_has_its_own_session(client):
     assert client.session() is client.session()
 
 
+def test_proxy_ca_bundle_and_netrc_come_from_the_environment_once(monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine gateway.test login ops password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    session = GatewayClient(URL, "text-translation").session()
+    monkeypatch.setenv("HTTP_PROXY", "http://changed.test:3128")
+    assert session.proxies["http"] == "http://proxy.test:3128"
+    assert session.verify == str(tmp_path / "ca.pem")
+    assert session.auth == ("ops", "s3cret")
+    assert session.trust_env is False  # not read again on every call
+
+
+def test_no_proxy_for_the_gateway_is_honoured(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "gateway.test")
+    session = GatewayClient(URL, "text-translation").session()
+    assert "http" not in session.proxies
+
+
 @pytest.mark.parametrize(
     "value, expected",
     [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
