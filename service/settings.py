@@ -44,32 +44,27 @@ def _path(environ, name):
     return Path(raw) if raw else None
 
 
-def _positive_float(environ, name):
-    """A positive finite number."""
-    raw = _text(environ, name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
-    return value
+def _float_at_least(lowest: float, inclusive: bool, wording: str):
+    """A finite number above `lowest` (or equal to it when `inclusive`)."""
+
+    def parse(environ, name):
+        raw = _text(environ, name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        in_range = (value >= lowest if inclusive else value > lowest) and value < float("inf")
+        if not in_range:
+            raise SettingsError(f"{name} must be {wording}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_float(environ, name):
-    """A finite number of at least 0 (0 turns the feature off)."""
-    raw = _text(environ, name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise SettingsError(f"{name} must be a number of at least 0, got {raw!r}")
-    return value
+_positive_float = _float_at_least(0, inclusive=False, wording="a positive number")
+_non_negative_float = _float_at_least(0, inclusive=True, wording="a number of at least 0")  # 0 turns a feature off
 
 
 def _positive_int(environ, name):

@@ -3,6 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, error_response
 from service.api.responses import (
     ErrorSchema,
     ImageResultSchema,
@@ -17,48 +18,6 @@ from service.tasks import TASKS, Task
 # Swagger UI 4, the version served at /docs, renders OpenAPI 3.0 (not 3.1).
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0"
-
-# Every status of the README's error table an inference call can answer, and why.
-INFERENCE_ERRORS = {
-    400: "`invalid_request`: bad JSON, bad field, unknown arg, bad `model_name` or `model_type`.",
-    401: "`unauthorized`: client keys are configured and the call has no valid key.",
-    404: "`model_not_found`: the upstream says the model does not exist or is gone "
-    "(`unknown_task` and `not_found` answer other paths).",
-    405: "`method_not_allowed`: another method than POST; the `Allow` header says which.",
-    408: "`request_timeout`: the body did not arrive within BODY_TIMEOUT_SECONDS; the connection is closed.",
-    413: "`payload_too_large`: body over the limit (1 MiB by default), whatever its framing.",
-    414: "`uri_too_long`: a request line over 4,094 bytes (answered by gunicorn's worker).",
-    415: "`unsupported_media_type`: a body type that cannot be JSON.",
-    431: "`headers_too_large`: over 100 headers, or one over 8,190 bytes (answered by gunicorn's worker).",
-    422: "`model_rejected_input`: the upstream rejected the input or parameters; its message is passed on.",
-    429: "`rate_limited`: the upstream still rate limited when the deadline ran out, or the key is over its requests "
-    "per minute or requests in flight; `quota_exceeded`: the key used its results or images for the UTC day. "
-    "A key's own limits add `RateLimit-Policy` and `RateLimit` headers.",
-    500: "`internal_error`: anything unexpected; quote the request_id when reporting it.",
-    502: "`upstream_auth` (the service's own token is missing or rejected) or `upstream_error` "
-    "(upstream 5xx after retries, a broken connection, an unusable answer).",
-    503: "`model_unavailable`: the model was still loading or overloaded at the deadline.",
-    504: "`upstream_timeout`: the deadline passed while waiting for the upstream.",
-}
-RETRY_AFTER_STATUSES = (429, 503)
-
-HEADERS = {
-    "RequestId": {
-        "description": "The request id: the caller's X-Request-ID when sane, else a new one. Also sent upstream.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "RetryAfter": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}},
-    "Allow": {"description": "The methods the path accepts.", "schema": {"type": "string"}},
-    "RateLimitPolicy": {
-        "description": 'The key\'s limits (IETF draft form), e.g. `"rpm";q=30;w=60, "concurrency";q=4`.',
-        "schema": {"type": "string"},
-    },
-    "RateLimit": {
-        "description": 'The limit that refused the call, with what is left and when it resets: `"rpm";r=0;t=12`.',
-        "schema": {"type": "string"},
-    },
-}
 
 
 def build_openapi(settings, catalog) -> dict:
@@ -78,7 +37,7 @@ def build_openapi(settings, catalog) -> dict:
     for name, header in HEADERS.items():
         spec.components.header(name, header)
     for status, why in INFERENCE_ERRORS.items():
-        spec.components.response(f"Error{status}", _error_response(status, why))
+        spec.components.response(f"Error{status}", error_response(status, why))
     for task in TASKS.values():
         _add_task(spec, plugin, settings, catalog, task)
     _add_probes(spec)
@@ -101,6 +60,13 @@ def _add_security_schemes(spec) -> None:
     """Declare the two ways to present a client key."""
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+
+
+def _secured(operation: dict, settings) -> dict:
+    """The operation, asking for a client key when keys are configured."""
+    if settings.keys_required:
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    return operation
 
 
 def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
@@ -128,9 +94,7 @@ def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
             **{str(status): f"Error{status}" for status in INFERENCE_ERRORS},
         },
     }
-    if settings.keys_required:  # keys are asked for only when keys are configured
-        operation["security"] = [{"bearer": []}, {"apiKey": []}]
-    spec.path(path=task.path, operations={"post": operation})
+    spec.path(path=task.path, operations={"post": _secured(operation, settings)})
 
 
 def _request_body(plugin, settings, task: Task, args_component: str) -> dict:
@@ -173,18 +137,6 @@ def _query_parameters(plugin, catalog, task: Task) -> list:
             parameter["schema"]["enum"] = sorted(catalog.pairs)
             parameter["schema"]["default"] = catalog.default_pair
     return parameters
-
-
-def _error_response(status: int, why: str) -> dict:
-    """Return one documented error status, in the one error shape."""
-    headers = {"X-Request-ID": "RequestId"}
-    if status in RETRY_AFTER_STATUSES:
-        headers["Retry-After"] = "RetryAfter"
-    if status == 429:
-        headers.update({"RateLimit-Policy": "RateLimitPolicy", "RateLimit": "RateLimit"})
-    if status == 405:
-        headers["Allow"] = "Allow"
-    return {"description": why, "headers": headers, "content": {"application/json": {"schema": "Error"}}}
 
 
 def _add_probes(spec) -> None:
@@ -255,13 +207,11 @@ def _add_usage(spec, plugin, settings) -> None:
             },
             "400": "Error400",
             "401": "Error401",
-            "403": _error_response(403, "`forbidden`: the key is valid but not an admin key."),
-            "503": _error_response(503, "`store_unavailable`: the store cannot be read now, or STORE=off."),
+            "403": error_response(403, "`forbidden`: the key is valid but not an admin key."),
+            "503": error_response(503, "`store_unavailable`: the store cannot be read now, or STORE=off."),
         },
     }
-    if settings.keys_required:
-        usage["security"] = [{"bearer": []}, {"apiKey": []}]
-    spec.path(path="/api/usage", operations={"get": usage})
+    spec.path(path="/api/usage", operations={"get": _secured(usage, settings)})
 
 
 def _add_operations(spec, plugin, settings) -> None:
@@ -281,9 +231,7 @@ def _add_operations(spec, plugin, settings) -> None:
             "401": "Error401",
         },
     }
-    if settings.keys_required:
-        models["security"] = [{"bearer": []}, {"apiKey": []}]
-    spec.path(path="/api/models", operations={"get": models})
+    spec.path(path="/api/models", operations={"get": _secured(models, settings)})
     _add_usage(spec, plugin, settings)
     metrics = {
         "operationId": "metrics",

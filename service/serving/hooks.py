@@ -6,7 +6,7 @@ import logging
 import resource
 import shutil
 
-from service import metrics as gateway_metrics
+from service import metrics_sharing
 from service.settings import Settings, SettingsError
 
 log = logging.getLogger("gunicorn.error")
@@ -34,7 +34,7 @@ def on_starting(server) -> None:
         raise_open_files_limit(settings.open_files_needed)
     except (ConfigurationError, SettingsError) as exc:
         raise SystemExit(f"hf-gateway cannot start: {exc}") from None
-    directory, created = gateway_metrics.prepare_multiprocess_directory()
+    directory, created = metrics_sharing.prepare_multiprocess_directory()
     # On the arbiter, not in a module: a reload (HUP) runs gunicorn.conf.py again.
     server.gateway_metrics_dir_created = directory if created else None
     server.log.info("metrics directory %s", directory)
@@ -97,7 +97,7 @@ def post_worker_init(worker) -> None:
 
 def child_exit(server, worker) -> None:
     """Forget a dead worker's in-flight requests; what it counted stays in the totals."""
-    gateway_metrics.mark_worker_dead(worker.pid)
+    metrics_sharing.mark_worker_dead(worker.pid)
 
 
 def on_exit(server) -> None:

@@ -27,7 +27,15 @@ def test_settings_from_environment(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name, value", [("TEXT_DEADLINE_SECONDS", "0"), ("MAX_INPUT_CHARS", "-3"), ("IMAGE_DEADLINE_SECONDS", "soon")]
+    "name, value",
+    [
+        ("TEXT_DEADLINE_SECONDS", "0"),
+        ("TEXT_DEADLINE_SECONDS", "inf"),
+        ("MAX_INPUT_CHARS", "-3"),
+        ("IMAGE_DEADLINE_SECONDS", "soon"),
+        ("CACHE_TTL_SECONDS", "-1"),
+        ("CACHE_TTL_SECONDS", "nan"),
+    ],
 )
 def test_bad_settings_fail_loudly(name, value):
     with pytest.raises(ValueError):
@@ -39,6 +47,10 @@ def test_pools_smaller_than_one_request_fan_out_are_refused(pool, workers):
     environ = {"FANOUT_CONCURRENCY": "10", "UPSTREAM_POOL_SIZE": str(pool), "FANOUT_WORKERS": str(workers)}
     with pytest.raises(SettingsError, match="must be at least FANOUT_CONCURRENCY"):
         Settings.from_env(environ)
+
+
+def test_a_cache_ttl_of_zero_turns_the_cache_off():
+    assert Settings.from_env({"CACHE_TTL_SECONDS": "0"}).cache_ttl == 0
 
 
 def test_a_bad_value_names_its_variable():
