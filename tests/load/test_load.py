@@ -130,7 +130,7 @@ def figures(run: LoadRun, seconds: float, sampler: RssSampler) -> dict:
 @pytest.fixture
 def loaded_service(tmp_path):
     with LoopbackUpstream(latency=UPSTREAM_LATENCY) as loopback:
-        env = fault_env(loopback, write_models_config(tmp_path), GUNICORN_THREADS="16")
+        env = fault_env(loopback, write_models_config(tmp_path))
         with GunicornServer(env=env, log_path=tmp_path / "service.log") as server:
             server.initial_workers = booted_workers(server)
             yield server
