@@ -22,30 +22,16 @@ from bench.burst import burst
 from bench.latency import KeepAliveClient, percentile
 from bench.service import fresh_folder, start_service
 from bench.upstream import BurstUpstreamProcess, UpstreamProcess
+from tests.support.catalogs import LANGUAGES, task_routes
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.paths import REPO_ROOT
 
 CACHE_ON = {"CACHE_TTL_SECONDS": "86400"}
 # A chain whose first model never answers (its own server: a hung upstream), then madlad400.
-DEAD_FIRST_MODELS = """
-[languages]
-zh = "Simplified Chinese"
-en = "English"
-
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["dead", "madlad"]
-
-[tasks.text-completion]
-targets = ["openai-community/gpt2"]
-
-[tasks.text-to-text]
-targets = ["google/flan-t5-xxl"]
-
-[tasks.text-to-image]
-targets = ["CompVis/stable-diffusion-v1-4"]
-
+DEAD_FIRST_MODELS = (
+    LANGUAGES
+    + task_routes(zh2en=("dead", "madlad"), text_to_text=("google/flan-t5-xxl",))
+    + """
 [models.dead]
 id = "bench/dead-model"
 url = "{dead_url}"
@@ -54,6 +40,7 @@ url = "{dead_url}"
 id = "google/madlad400-3b-mt"
 input_template = "<2{{tgt}}> {{text}}"
 """
+)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service import metrics
 from service.catalog import ModelTarget
-from service.errors import ModelUnavailable, UpstreamError, UpstreamTimeout
+from service.errors import ConnectionsBusy, GatewayError, ModelUnavailable, UpstreamError, UpstreamTimeout
 from service.store import FAILED, StoreGuard
 from service.store.base import BreakerPolicy, BreakerState
 
@@ -85,15 +85,18 @@ class Breakers:
         now = self.clock()
         if now < state.opened_until:
             return self._skip(target, state.opened_until - now)
-        probing = self.guard.call("breaker", self.guard.store.breaker_probe, target_id(target), now, probe_seconds)
+        if state.probe_until is not None and now < state.probe_until:
+            return self._skip(target, max(1.0, state.probe_until - now))  # another request probes
+        name = target_id(target)
+        probing = self.guard.call("breaker", self.guard.store.breaker_probe, name, now, probe_seconds)
         if probing is True:
             log.info("breaker probe target=%s", target.id)
             return Gate(passes=True, probe=True)
         if probing is FAILED:
             return GO
-        with self._lock:  # another request probes: read again next time, to see how it went
-            self._known.pop(target_id(target), None)
-        return self._skip(target, max(1.0, (state.probe_until or now + 1.0) - now))
+        # Another request took the probe: skip until the next read says how it went.
+        self._remember(name, replace(state, probe_until=now + BREAKER_READ_SECONDS))
+        return self._skip(target, 1.0)
 
     def is_open(self, target: ModelTarget) -> bool:
         """Whether the target is known to be skipped now (for sharing a deadline among the rest)."""
@@ -105,6 +108,18 @@ class Breakers:
         state = self.state(target)
         if gate.probe or state.failures or not state.closed():
             self._record(target, True)
+
+    def judge(self, target: ModelTarget, gate: Gate, error: GatewayError, waited: bool) -> None:
+        """Tell the target's breaker how a call that ended in `error` went. A target failing on its
+        side counts against it; an answer that is the caller's or the token's fault counts as an
+        answer. Nothing is told for the worker's own connections running out, nor for a call that
+        only waited on another request's (that request tells its outcome)."""
+        if waited or isinstance(error, ConnectionsBusy):
+            return
+        if isinstance(error, TARGET_FAILURES):
+            self.failed(target)
+        else:
+            self.succeeded(target, gate)
 
     def failed(self, target: ModelTarget) -> None:
         """The target failed on its side: count it, and say when that opens the breaker."""

@@ -21,6 +21,9 @@ class CacheTally:
 
     hits: int = 0
     misses: int = 0
+    # Whether a call waited on an identical call another request made: that request's outcome,
+    # which it reports to the target's breaker itself.
+    waited: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, hit: bool) -> None:

@@ -180,6 +180,11 @@ class UpstreamTimeout(GatewayError, TimeoutError):
     error_type = "upstream_timeout"
 
 
+class ConnectionsBusy(UpstreamTimeout):
+    """The deadline passed while every upstream connection of the worker was busy: the gateway's
+    own limit (UPSTREAM_POOL_SIZE), never the target's fault. Answered as any upstream timeout."""
+
+
 # Errors Flask raises itself (routing, methods, static files), named as the service names them.
 HTTP_ERROR_TYPES = {
     400: "invalid_request",

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from service.breakers import TARGET_FAILURES, Breakers
+from service.breakers import Breakers
 from service.catalog import ModelTarget, Route
 from service.context import RequestContext
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
@@ -84,18 +84,12 @@ class InferenceRunner:
             share = context.for_target(context.deadline.share(targets_left))
             try:
                 results = self._run_target(call, share)
-            except (*_FALL_BACK_ON, *TARGET_FAILURES) as exc:
-                if isinstance(exc, TARGET_FAILURES):
-                    self.breakers.failed(target)
-                else:
-                    self.breakers.succeeded(target, gate)  # it answered (404, gone): not the target failing
+            except GatewayError as exc:
+                self.breakers.judge(target, gate, exc, waited=share.cache.waited)
                 if not isinstance(exc, _FALL_BACK_ON) or targets_left == 1 or context.deadline.expired():
                     raise
                 log.warning("fallback request_id=%s from=%s reason=%s", context.request_id, target.id, exc.error_type)
                 continue
-            except GatewayError:
-                self.breakers.succeeded(target, gate)  # it answered: the error is the caller's, or the token's
-                raise
             self.breakers.succeeded(target, gate)
             context.cache = share.cache
             return InferenceResult(model=target.id, results=results)

@@ -34,7 +34,6 @@ from service.store.base import CacheLimits
 
 log = logging.getLogger(__name__)
 
-HIT, MISS = "HIT", "MISS"
 FORMAT_VERSION = 1
 # How often a worker waiting on another worker's call looks for its answer.
 POLL_SECONDS = 0.05
@@ -104,11 +103,13 @@ def decode_results(value: bytes) -> list:
 
 
 class Flight:
-    """One call in flight in this worker, that identical calls wait for."""
+    """One call in flight in this worker, that identical calls wait for. Its results are kept as
+    a tuple and every caller gets a list of its own: a request that adds to its results (a
+    fan-out filling in what a server left out) must not add to the others'."""
 
     def __init__(self):
         self.landed = threading.Event()
-        self.results: list | None = None
+        self.results: tuple = ()
         self.error: BaseException | None = None
 
     def wait(self, seconds: float) -> list:
@@ -117,7 +118,7 @@ class Flight:
             raise UpstreamTimeout("the deadline passed while waiting for an identical call in flight")
         if self.error is not None:
             raise self.error
-        return self.results
+        return list(self.results)
 
 
 class ResponseCache:
@@ -161,10 +162,11 @@ class ResponseCache:
                 flight = self._flights[key] = Flight()
         if not leading:
             metrics.count_cache("coalesced")
+            context.cache.waited = True
             return flight.wait(context.deadline.remaining())
         try:
-            flight.results = self._lead(key, compute, context, directives)
-            return flight.results
+            flight.results = tuple(self._lead(key, compute, context, directives))
+            return list(flight.results)
         except BaseException as exc:
             flight.error = exc
             raise
@@ -176,6 +178,7 @@ class ResponseCache:
     def _lead(self, key: str, compute: Callable[[], list], context: RequestContext, directives) -> list:
         """Make the call unless another worker is making it: then wait for its kept answer."""
         while not self._claim(key, context):
+            context.cache.waited = True
             if context.deadline.remaining() <= POLL_SECONDS:
                 raise UpstreamTimeout("the deadline passed while waiting for an identical call in flight")
             time.sleep(POLL_SECONDS)

@@ -430,11 +430,6 @@ class Settings:
         settings.check()
         return settings
 
-    @property
-    def keys_required(self) -> bool:
-        """Whether every /api/ call needs a client key."""
-        return bool(self.api_keys) or self.api_keys_file is not None
-
     def check(self) -> None:
         """Refuse settings that contradict each other, naming them."""
         if self.store == "redis" and not self.redis_url:

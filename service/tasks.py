@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Task:
-    """One task of the API: its name, what it returns, and how the hosted route calls it."""
+    """One task of the API: its name, what it returns, and how many results it may give."""
 
     name: str
     summary: str
     result: str  # "text" or "image": what each entry of `result` is
     max_results: int  # the most num_sentences allows
-    hosted_pipeline: str  # the hosted route's pipeline for it (translation, text-generation, ...)
     language_pair: bool = False  # takes ?model_type=<src>2<tgt>
 
     @property
@@ -35,14 +34,12 @@ TRANSLATION = Task(
     "Translate text between the configured language pairs.",
     "text",
     10,
-    "translation",
     language_pair=True,
 )
-COMPLETION = Task("text-completion", "Continue a text.", "text", 10, "text-generation")
-TEXT_TO_TEXT = Task("text-to-text", "Answer an instruction or transform a text.", "text", 10, "text2text-generation")
-TEXT_TO_IMAGE = Task("text-to-image", "Draw an image from a prompt, returned as base64.", "image", 4, "text-to-image")
+COMPLETION = Task("text-completion", "Continue a text.", "text", 10)
+TEXT_TO_TEXT = Task("text-to-text", "Answer an instruction or transform a text.", "text", 10)
+TEXT_TO_IMAGE = Task("text-to-image", "Draw an image from a prompt, returned as base64.", "image", 4)
 
 TASKS = {task.name: task for task in (TRANSLATION, COMPLETION, TEXT_TO_TEXT, TEXT_TO_IMAGE)}
 TASK_TYPES = tuple(TASKS)
 TEXT_TASKS = tuple(name for name, task in TASKS.items() if not task.makes_images)
-IMAGE_TASKS = tuple(name for name, task in TASKS.items() if task.makes_images)

@@ -43,7 +43,7 @@ _INITIALIZER = """window.onload = function () {
 def _build_document(state) -> None:
     """Build the OpenAPI document once, when the app is created."""
     gateway = state.app.extensions["gateway"]
-    state.app.extensions["gateway.openapi"] = build_openapi(gateway.settings, gateway.catalog)
+    state.app.extensions["gateway.openapi"] = build_openapi(gateway.settings, gateway.catalog, gateway.keyring)
 
 
 bp.record_once(_build_document)

@@ -20,7 +20,7 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0"
 
 
-def build_openapi(settings, catalog) -> dict:
+def build_openapi(settings, catalog, keyring) -> dict:
     """Return the OpenAPI document of the service as configured (limits, translation pairs, keys)."""
     plugin = MarshmallowPlugin()
     spec = APISpec(
@@ -41,8 +41,11 @@ def build_openapi(settings, catalog) -> dict:
     for task in TASKS.values():
         _add_task(spec, plugin, settings, catalog, task)
     _add_probes(spec)
-    _add_operations(spec, plugin, settings)
-    return spec.to_dict()
+    _add_operations(spec, plugin)
+    document = spec.to_dict()
+    if keyring.required:
+        _ask_for_a_key(document)
+    return document
 
 
 def _exclusive_bounds(self, field, ret, **kwargs) -> dict:
@@ -62,11 +65,12 @@ def _add_security_schemes(spec) -> None:
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
 
 
-def _secured(operation: dict, settings) -> dict:
-    """The operation, asking for a client key when keys are configured."""
-    if settings.keys_required:
-        operation["security"] = [{"bearer": []}, {"apiKey": []}]
-    return operation
+def _ask_for_a_key(document: dict) -> None:
+    """Mark every /api/ operation as needing a client key, as the service asks for one there."""
+    for path, operations in document["paths"].items():
+        if path.startswith("/api/"):
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}, {"apiKey": []}]
 
 
 def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
@@ -94,7 +98,7 @@ def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
             **{str(status): f"Error{status}" for status in INFERENCE_ERRORS},
         },
     }
-    spec.path(path=task.path, operations={"post": _secured(operation, settings)})
+    spec.path(path=task.path, operations={"post": operation})
 
 
 def _request_body(plugin, settings, task: Task, args_component: str) -> dict:
@@ -190,7 +194,7 @@ def _probe_answer(description: str, properties: dict) -> dict:
     }
 
 
-def _add_usage(spec, plugin, settings) -> None:
+def _add_usage(spec, plugin) -> None:
     """Add GET /api/usage: the ledger, for admin keys."""
     spec.components.schema("UsageReport", schema=UsageReportSchema)
     usage = {
@@ -211,10 +215,10 @@ def _add_usage(spec, plugin, settings) -> None:
             "503": error_response(503, "`store_unavailable`: the store cannot be read now, or STORE=off."),
         },
     }
-    spec.path(path="/api/usage", operations={"get": _secured(usage, settings)})
+    spec.path(path="/api/usage", operations={"get": usage})
 
 
-def _add_operations(spec, plugin, settings) -> None:
+def _add_operations(spec, plugin) -> None:
     """Add GET /api/models (the configured routes and their liveness) and GET /metrics."""
     spec.components.schema("ModelsReport", schema=ModelsReportSchema)
     models = {
@@ -231,8 +235,8 @@ def _add_operations(spec, plugin, settings) -> None:
             "401": "Error401",
         },
     }
-    spec.path(path="/api/models", operations={"get": _secured(models, settings)})
-    _add_usage(spec, plugin, settings)
+    spec.path(path="/api/models", operations={"get": models})
+    _add_usage(spec, plugin)
     metrics = {
         "operationId": "metrics",
         "tags": ["operations"],

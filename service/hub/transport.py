@@ -7,7 +7,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from service.errors import UpstreamError, UpstreamTimeout
+from service.errors import ConnectionsBusy, UpstreamError, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.images import let_others_run
 from service.hub.messages import UpstreamReply, UpstreamRequest
@@ -95,7 +95,7 @@ def send(
                 prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={}
             )
         except urllib3.exceptions.EmptyPoolError as exc:
-            raise UpstreamTimeout("no upstream connection became free before the deadline", retryable=True) from exc
+            raise ConnectionsBusy("no upstream connection became free before the deadline", retryable=True) from exc
         except _READ_FAILURES as exc:
             if isinstance(exc, requests.Timeout) or deadline.expired():
                 raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc

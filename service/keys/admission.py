@@ -23,11 +23,19 @@ from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
 from service.store import StoreGuard
-from service.store.base import Claim, Lease, Refusal, UsageEntry, Window, utc_day
+from service.store.base import (
+    SECONDS_PER_DAY,
+    Claim,
+    Lease,
+    Refusal,
+    UsageEntry,
+    Window,
+    nothing_to_confirm,
+    utc_day,
+)
 from service.tasks import Task
 
 RATE_WINDOW_SECONDS = 60
-DAY_SECONDS = 86_400
 # A slot outlives its request's deadline by this much, in case the worker dies holding it.
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -50,9 +58,9 @@ def policy_header(limits: Limits) -> str:
     if limits.concurrency:
         policies.append(f'"concurrency";q={limits.concurrency}')
     if limits.results_per_day:
-        policies.append(f'"results";q={limits.results_per_day};w={DAY_SECONDS}')
+        policies.append(f'"results";q={limits.results_per_day};w={SECONDS_PER_DAY}')
     if limits.images_per_day:
-        policies.append(f'"images";q={limits.images_per_day};w={DAY_SECONDS}')
+        policies.append(f'"images";q={limits.images_per_day};w={SECONDS_PER_DAY}')
     return ", ".join(policies)
 
 
@@ -123,11 +131,7 @@ class Admission:
         ledger; return what confirms it, to call once the answer has gone."""
         refunds = [] if delivered else ticket.claims
         if self.guard is None or (ticket.lease_id is None and not refunds and usage is None):
-            return _settled
+            return nothing_to_confirm
         confirm = self.guard.settle(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         ticket.lease_id, ticket.claims = None, []
         return confirm
-
-
-def _settled() -> None:
-    """Nothing to confirm."""

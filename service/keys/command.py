@@ -10,18 +10,20 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from service.keys.keyfile import LIMIT_NAMES, KeyFileError, Limits, append_key, read_key_file
+from service.settings import PROJECT_ROOT
 from service.text_table import text_table
 
-DEFAULT_KEY_FILE = Path("config") / "keys.toml"
+DEFAULT_KEY_FILE = PROJECT_ROOT / "config" / "keys.toml"
 EXIT_FAILED = 1
 
 
 def key_file_path(options: argparse.Namespace) -> Path:
-    """--file, else API_KEYS_FILE from the environment or ./.env, else config/keys.toml."""
+    """--file, else API_KEYS_FILE as the service reads it (the environment, else the project's
+    .env; a relative path from the project, where start.sh runs it), else config/keys.toml."""
     if options.file is not None:
         return options.file
-    configured = os.environ.get("API_KEYS_FILE") or dotenv_values(".env").get("API_KEYS_FILE")
-    return Path(configured) if configured else DEFAULT_KEY_FILE
+    configured = os.environ.get("API_KEYS_FILE") or dotenv_values(PROJECT_ROOT / ".env").get("API_KEYS_FILE")
+    return PROJECT_ROOT / configured if configured else DEFAULT_KEY_FILE
 
 
 def run_keys_command(options: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from flask import current_app, request
 
 from service import context
 from service.errors import Unauthorized
-from service.keys.keyfile import KeyEntry, Limits, digest_of, read_key_file
+from service.keys.keyfile import KeyEntry, KeyFileError, Limits, digest_of, read_key_file
 from service.settings import Settings
 
 # Without configured keys the service is open: every caller is this one, unlimited.
@@ -57,6 +57,12 @@ class KeyRing:
             key_file = read_key_file(settings.api_keys_file)
             defaults, entries = key_file.defaults, list(key_file.keys)
         entries += [KeyEntry(f"key-{digest_of(secret)[:8]}", digest_of(secret)) for secret in sorted(settings.api_keys)]
+        if settings.api_keys_file is not None and not entries:
+            # An operator who names a key file means to close the service: never open it silently.
+            raise KeyFileError(
+                f"{settings.api_keys_file}: holds no key, so every caller would be let in; "
+                "add one with `hf-infer keys add NAME`, or unset API_KEYS_FILE"
+            )
         return cls(entries, defaults)
 
     @property

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SECONDS_PER_DAY = 86_400
+# A request refused for concurrency may try again in a second: a slot frees when any of the
+# key's requests ends, which no clock can tell in advance.
+CONCURRENCY_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,8 @@ class BreakerState:
         return self.opened_until is None
 
 
-def _nothing_left() -> None:
-    """A settlement already confirmed."""
+def nothing_to_confirm() -> None:
+    """What confirms a settlement that is already confirmed (or never needed the store)."""
 
 
 def utc_day(now: float) -> str:
@@ -163,7 +166,7 @@ class Store(ABC):
         """Settle, taking effect now, but leave any wait for the store's confirmation to the
         returned function (called once the answer has gone to the caller). By default, all now."""
         self.settle(key, lease_id, refunds, day, usage)
-        return _nothing_left
+        return nothing_to_confirm
 
     @abstractmethod
     def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:

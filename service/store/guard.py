@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import redis
 
 from service import metrics
-from service.store.base import Claim, Store, UsageEntry
+from service.store.base import Claim, Store, UsageEntry, nothing_to_confirm
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ class Failed:
 
 
 FAILED = Failed()
-
-
-def _confirmed() -> None:
-    """Nothing left to confirm."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,6 @@ class StoreGuard:
         self._last_logged: float | None = None
         self._last_error: str | None = None
         self._pending: dict[tuple, UsageEntry] = {}
-        self._lost_rows = 0
         self._announced = False
 
     @property
@@ -104,7 +99,7 @@ class StoreGuard:
         confirm = self.call("settle", self.store.settle_later, key, lease_id, refunds, day, rows)
         if confirm is FAILED:
             self._keep(rows)
-            return _confirmed
+            return nothing_to_confirm
 
         def confirmed() -> None:
             if self.call("settle", confirm) is FAILED:
@@ -129,7 +124,6 @@ class StoreGuard:
             for row in rows:
                 slot = (row.day, row.key, row.model)
                 if slot not in self._pending and len(self._pending) >= MAX_PENDING_ROWS:
-                    self._lost_rows += 1
                     metrics.count_ledger_rows_lost()
                     continue
                 kept = self._pending.setdefault(slot, UsageEntry(row.day, row.key, row.model))

@@ -14,6 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from service.store.base import (
+    CONCURRENCY_RETRY_SECONDS,
+    SECONDS_PER_DAY,
     BreakerPolicy,
     BreakerState,
     CacheLimits,
@@ -31,8 +33,7 @@ from service.store.redis_scripts import POOL_SIZE, ScriptRunner, lua_script
 
 PREFIX = "hf-gateway:"
 # Quota counters outlive their day by one, so a request settled after midnight finds its own.
-QUOTA_TTL_SECONDS = 2 * 86_400
-CONCURRENCY_RETRY_SECONDS = 1.0
+QUOTA_TTL_SECONDS = 2 * SECONDS_PER_DAY
 SEPARATOR = "\x1f"
 
 
@@ -92,7 +93,6 @@ class RedisStore(Store):
     kind = "redis"
 
     def __init__(self, url: str, timeout: float):
-        self.url = url
         self.pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=POOL_SIZE,

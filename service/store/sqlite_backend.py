@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from service.store.base import (
+    CONCURRENCY_RETRY_SECONDS,
     BreakerPolicy,
     BreakerState,
     CacheLimits,
@@ -28,9 +29,6 @@ from service.store.base import (
     utc_day,
 )
 from service.store.sqlite_database import SqliteDatabase
-
-# A refused request may try again in a second: a slot frees when any of the key's requests ends.
-CONCURRENCY_RETRY_SECONDS = 1.0
 
 
 class SqliteStore(Store):

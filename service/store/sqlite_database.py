@@ -51,8 +51,9 @@ class SqliteDatabase:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._prepared = False
-        # Made once here, in gunicorn's master, before the workers fork: workers that all
-        # created the tables and switched to WAL at once would find each other's locks. A
+        # Prepared at once: gunicorn's master builds the app to check it before the workers
+        # fork, so the tables and WAL mode exist before workers, which build their own app,
+        # prepare again at the same moment (then only no-ops, under the busy timeout). A
         # failure is left for the first request, where the guard fails open.
         try:
             self._connect()

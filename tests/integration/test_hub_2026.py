@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.support import recordings
+from tests.support.catalogs import task_routes
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.service import service_env
 from tests.support.upstream import Step
@@ -18,17 +19,14 @@ FAL_IMAGE = "/files/koala/7EQDw9PT6pMiX2fm7bYOC.png"
 GONE = "/hf-inference/models/gone/model"
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 
-CONFIG = """
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["gone/model", "madlad400"]
-[tasks.text-completion]
-targets = ["llama-completions"]
-[tasks.text-to-text]
-targets = ["llama-chat"]
-[tasks.text-to-image]
-targets = ["flux-fal"]
+CONFIG = (
+    task_routes(
+        zh2en=("gone/model", "madlad400"),
+        completion=("llama-completions",),
+        text_to_text=("llama-chat",),
+        text_to_image=("flux-fal",),
+    )
+    + """
 
 [models.madlad400]
 id = "google/madlad400-3b-mt"
@@ -50,6 +48,7 @@ provider_model = "fal-ai/flux/dev"
 [providers.fal-ai]
 download_hosts = ["{origin}", "fal.media", "*.fal.media"]
 """
+)
 
 
 def recorded_png() -> bytes:

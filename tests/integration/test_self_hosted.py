@@ -5,23 +5,16 @@ payload; each with a token of its own (`token_env`) or none, never the Hub token
 import pytest
 import requests
 
+from tests.support.catalogs import task_routes
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.service import TOKEN, service_env
 
 SERVER_TOKEN = "local-server-secret-5f1e2d3c4b"
 ENDPOINT_PATH = "/endpoint/my-translator"
 
-CONFIG = """
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["endpoint-with-hub-token"]
-[tasks.text-completion]
-targets = ["vllm-completions"]
-[tasks.text-to-text]
-targets = ["ollama-chat"]
-[tasks.text-to-image]
-targets = ["CompVis/stable-diffusion-v1-4"]
+CONFIG = (
+    task_routes(zh2en=("endpoint-with-hub-token",), completion=("vllm-completions",), text_to_text=("ollama-chat",))
+    + """
 
 [models.ollama-chat]
 # Ollama's OpenAI-compatible API, without a token.
@@ -52,6 +45,7 @@ token_env = "HF_API_TOKEN"
 id = "my-tgi"
 url = "{origin}/endpoint/my-translator"
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from tests.support.catalogs import LANGUAGES, task_routes
 from tests.support.service import service_env
 
 # Recognisable, so that any leak into a log line, body or header is found by a plain search.
@@ -23,25 +24,7 @@ IMAGE_PATH = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
 TRANSLATION_BODY = '{"inputs": "连衣裙"}'.encode()
 
 # One target per task (all of them recorded), so a fault costs exactly one model's attempts.
-SINGLE_TARGET_MODELS = """
-[languages]
-zh = "Simplified Chinese"
-en = "English"
-
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["t5-base"]
-
-[tasks.text-completion]
-targets = ["openai-community/gpt2"]
-
-[tasks.text-to-text]
-targets = ["google/flan-t5-xxl"]
-
-[tasks.text-to-image]
-targets = ["CompVis/stable-diffusion-v1-4"]
-"""
+SINGLE_TARGET_MODELS = LANGUAGES + task_routes(zh2en=("t5-base",), text_to_text=("google/flan-t5-xxl",))
 
 
 def write_models_config(directory: Path) -> Path:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +32,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK_HOST, 0))
         return probe.getsockname()[1]
+
+
+def wait_until_ready(process: subprocess.Popen, ready: Callable[[], bool], seconds: float, poll: float = 0.02) -> bool:
+    """Poll `ready` until it says yes (True), the process exits or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if process.poll() is not None or time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def child_pids(pid: int) -> list[int]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.gunicorn_server import LOOPBACK_HOST, free_port
+from tests.support.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
 from tests.support.paths import REPO_ROOT
 
 SITE_CONF = REPO_ROOT / "deploy" / "nginx.conf"
@@ -114,12 +114,9 @@ class NginxServer:
         command = [nginx_binary(), "-p", str(self.work), "-c", str(main), "-e", str(self.work / "error.log")]
         with open(self.work / "nginx.out", "ab") as output:
             self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_SECONDS
-        while not self._accepts():
-            if self._process.poll() is not None or time.monotonic() >= deadline:
-                self.stop()
-                raise NginxStartError(f"nginx did not start:\n{self.log_text()}")
-            time.sleep(0.05)
+        if not wait_until_ready(self._process, self._accepts, START_SECONDS, poll=0.05):
+            self.stop()
+            raise NginxStartError(f"nginx did not start:\n{self.log_text()}")
         return self
 
     def _accepts(self) -> bool:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.gunicorn_server import LOOPBACK_HOST, free_port
+from tests.support.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
 
 START_SECONDS = 10.0
 
@@ -63,12 +62,9 @@ class RedisServer:
             "--logfile", str(self.work / "redis.log"),
         ]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_SECONDS
-        while not self.answers():
-            if self._process.poll() is not None or time.monotonic() >= deadline:
-                self.stop()
-                raise RedisStartError(f"redis-server did not start:\n{self.log_text()}")
-            time.sleep(0.02)
+        if not wait_until_ready(self._process, self.answers, START_SECONDS):
+            self.stop()
+            raise RedisStartError(f"redis-server did not start:\n{self.log_text()}")
         return self
 
     def answers(self) -> bool:

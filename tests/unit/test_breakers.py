@@ -4,6 +4,8 @@ breaker opens, probed once when its time is up, and never blamed for the caller'
 import time
 
 import pytest
+import responses
+import urllib3
 from prometheus_client import REGISTRY
 
 from service import breakers as breakers_module
@@ -101,6 +103,33 @@ def test_a_failed_probe_opens_the_breaker_again(client, failing_first):
     during = calls_to(failing_first, FAILING)
     translate(client)
     assert calls_to(failing_first, FAILING) == during
+
+
+def test_while_another_request_probes_the_rest_skip_without_asking_the_store(app, failing_first, monkeypatch):
+    client = app.test_client()
+    open_the_breaker(client, failing_first)
+    time.sleep(OPEN_SECONDS + 0.1)
+    store = app.extensions["gateway"].store.store
+    name = breakers_module.target_id(app.extensions["gateway"].catalog.target("missing/model"))
+    assert store.breaker_probe(name, time.time(), 30.0) is True  # another worker's probe is out
+    probes = []
+    real_probe = store.breaker_probe
+    monkeypatch.setattr(store, "breaker_probe", lambda *args: probes.append(args) or real_probe(*args))
+    before = calls_to(failing_first, FAILING)
+    for _ in range(3):
+        assert translate(client).get_json()["model"] == "org/chat-model"
+    assert calls_to(failing_first, FAILING) == before
+    assert probes == []  # the probe it read is out: no store write per request to learn it again
+
+
+def test_the_gateways_own_connections_running_out_never_count_against_the_target(client, mock_hub):
+    # What urllib3 raises when no connection of the worker's pool frees up in time.
+    mock_hub.add(responses.POST, FAILING, body=urllib3.exceptions.EmptyPoolError(None, "Pool is empty."))
+    mock_hub.post(CHAT, json={"choices": [{"message": {"content": "Kleid"}}]})
+    for _ in range(3):
+        assert translate(client).get_json()["model"] == "org/chat-model"
+    assert calls_to(mock_hub, FAILING) >= 3
+    assert breaker_of(client, "missing/model") == {"state": "closed", "failures": 0}
 
 
 @pytest.mark.parametrize(

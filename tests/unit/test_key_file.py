@@ -1,13 +1,16 @@
 """The key file: named keys with digests and limits, every mistake named by its line; `hf-infer keys`."""
 
+import argparse
 import hashlib
 import tomllib
 
 import pytest
 
 from service import cli
+from service.keys.command import key_file_path
 from service.keys.keyfile import KeyFileError, Limits, append_key, digest_of, read_key_file
 from service.keys.keyring import KeyRing
+from service.settings import PROJECT_ROOT, Settings
 from tests.support.app import make_settings
 
 DIGEST_A = hashlib.sha256(b"secret-a").hexdigest()
@@ -93,6 +96,17 @@ def test_a_toml_key_file_and_plain_keys_make_one_keyring(tmp_path):
     assert ring.required
 
 
+@pytest.mark.parametrize(
+    "name, text",
+    [("keys.toml", "[defaults]\nrpm = 60\n"), ("keys.toml", "# nobody yet\n"), ("keys.txt", "# nobody yet\n\n")],
+)
+def test_a_key_file_that_holds_no_key_is_refused_rather_than_opening_the_service(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(KeyFileError, match="holds no key, so every caller would be let in"):
+        KeyRing.from_settings(Settings.from_env({"API_KEYS_FILE": str(path)}))
+
+
 def test_appending_a_key_writes_its_digest_never_its_secret(tmp_path):
     path = tmp_path / "config" / "keys.toml"
     secret = append_key(path, "nightly", Limits(rpm=30, images_per_day=10), admin=False)
@@ -144,3 +158,12 @@ def test_keys_add_refuses_a_limit_below_one(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["keys", "add", "x", "--rpm", "0", "--file", str(tmp_path / "k.toml")])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_keys_commands_find_the_key_file_the_service_reads_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = argparse.Namespace(file=None)
+    monkeypatch.setenv("API_KEYS_FILE", "config/team.toml")
+    assert key_file_path(options) == PROJECT_ROOT / "config" / "team.toml"
+    monkeypatch.setenv("API_KEYS_FILE", str(tmp_path / "elsewhere.toml"))
+    assert key_file_path(options) == tmp_path / "elsewhere.toml"

@@ -11,20 +11,10 @@ from service.hub.providers import check_catalog, helper_for, tasks_served
 from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
+from tests.support.catalogs import task_routes
 
 ROOT = "https://hub.test"
-BASE = """
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["Helsinki-NLP/opus-mt-zh-en"]
-[tasks.text-completion]
-targets = ["openai-community/gpt2"]
-[tasks.text-to-text]
-targets = ["google/flan-t5-large"]
-[tasks.text-to-image]
-targets = ["CompVis/stable-diffusion-v1-4"]
-"""
+BASE = task_routes()
 MODELS = """
 [models.r1]
 id = "deepseek-ai/DeepSeek-R1"
@@ -38,11 +28,6 @@ id = "deepseek-ai/DeepSeek-R1"
 protocol = "openai-chat"
 provider = "fireworks-ai"
 keep_thinking = true
-
-[models.fastest]
-id = "meta-llama/Llama-3.1-8B-Instruct"
-protocol = "openai-chat"
-provider = ":cheapest"
 
 [models.wavespeed]
 id = "black-forest-labs/FLUX.1-dev"
@@ -128,11 +113,13 @@ def test_providers_removed_from_the_router_are_refused_at_start_with_that_reason
 
 
 @pytest.mark.parametrize("policy", ["fastest", ":fastest", "cheapest", ":cheapest", "preferred", ":preferred"])
-def test_router_policies_are_providers_of_chat_models(client, mock_hub, policy):
-    checked(f'[models.m]\nprotocol = "openai-chat"\nprovider = "{policy}"\n')
+def test_router_policies_are_providers_of_chat_models(clock, mock_hub, policy):
+    models = f'[models.m]\nid = "meta-llama/Llama-3.1-8B-Instruct"\nprotocol = "openai-chat"\nprovider = "{policy}"\n'
+    client = make_app(make_settings(), BASE + models, clock).test_client()
     mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer("Dress"))
-    post(client, "text-to-text", {"inputs": "连衣裙"}, query="?model_name=fastest")
-    assert json.loads(mock_hub.calls[0].request.body)["model"] == "meta-llama/Llama-3.1-8B-Instruct:cheapest"
+    assert post(client, "text-to-text", {"inputs": "连衣裙"}, query="?model_name=m").status_code == 200
+    sent = json.loads(mock_hub.calls[0].request.body)["model"]
+    assert sent == f"meta-llama/Llama-3.1-8B-Instruct:{policy.lstrip(':')}"
 
 
 def test_wavespeed_and_zai_org_serve_text_to_image():

@@ -10,6 +10,7 @@ import pytest
 from service.hub.providers.openai_style import bare_answer
 from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
+from tests.support.catalogs import task_routes
 
 ROOT = "https://hub.test"
 CHAT = f"{ROUTER}/chat/completions"
@@ -17,17 +18,9 @@ CHAT_PROVIDERS = ("novita", "together", "cerebras", "cohere", "fireworks-ai", "n
 FAL_PNG = recordings.recorded_body("/files/koala/7EQDw9PT6pMiX2fm7bYOC.png", recordings.PROVIDERS_FILE)
 REPLICATE_PNG = recordings.recorded_body("/out-0.png", recordings.PROVIDERS_FILE)
 
-CATALOG = """
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["Helsinki-NLP/opus-mt-zh-en"]
-[tasks.text-completion]
-targets = ["openai-community/gpt2"]
-[tasks.text-to-text]
-targets = ["chat-novita"]
-[tasks.text-to-image]
-targets = ["fal"]
+CATALOG = (
+    task_routes(text_to_text=("chat-novita",), text_to_image=("fal",))
+    + """
 
 [models.fal]
 id = "black-forest-labs/FLUX.1-dev"
@@ -49,9 +42,11 @@ provider_model = "stabilityai/stable-diffusion-xl-base-1.0"
 download_hosts = ["fal.media", "*.fal.media"]
 [providers.replicate]
 download_hosts = ["replicate.delivery", "*.replicate.delivery"]
-""" + "".join(
-    f'\n[models.chat-{provider}]\nid = "meta-llama/Llama-3.1-8B-Instruct"\nprotocol = "openai-chat"\nprovider = "{provider}"\n'
-    for provider in CHAT_PROVIDERS
+"""
+    + "".join(
+        f'\n[models.chat-{provider}]\nid = "meta-llama/Llama-3.1-8B-Instruct"\nprotocol = "openai-chat"\nprovider = "{provider}"\n'
+        for provider in CHAT_PROVIDERS
+    )
 )
 
 

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.hub.images import Image
-from service.response_cache import decode_results, encode_results
+from service.response_cache import Flight, decode_results, encode_results
 from tests.support import recordings
-from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
+from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 GPT2 = f"{API}/openai-community/gpt2"
@@ -143,22 +144,24 @@ def test_the_answer_names_the_model_that_made_it_after_a_fallback(client, mock_h
     assert [call.request.url for call in mock_hub.calls].count(CHAT) == 1
 
 
+def identical_at_once(app, count: int) -> list:
+    """Send `count` identical greedy translations at the same moment; return their answers."""
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(translate(app.test_client()))) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def test_identical_calls_in_flight_make_one_upstream_call(app, mock_hub):
     def slow(request):
         time.sleep(0.3)
         return 200, {}, json.dumps([{"translation_text": "Dress"}])
 
     mock_hub.add_callback(responses.POST, OPUS, callback=slow)
-    answers = []
-
-    def ask():
-        answers.append(translate(app.test_client()))
-
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = identical_at_once(app, 6)
     assert [answer.status_code for answer in answers] == [200] * 6
     assert len(mock_hub.calls) == 1
     assert {json.dumps(answer.get_json()["result"]) for answer in answers} == {'["Dress"]'}
@@ -170,15 +173,71 @@ def test_identical_calls_in_flight_share_the_error_too(app, mock_hub):
         return 422, {}, json.dumps({"error": "Input validation error: too long"})
 
     mock_hub.add_callback(responses.POST, OPUS, callback=failing)
-    statuses = []
-    threads = [
-        threading.Thread(target=lambda: statuses.append(translate(app.test_client()).status_code)) for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = [answer.status_code for answer in identical_at_once(app, 4)]
     assert statuses == [422] * 4 and len(mock_hub.calls) == 1
+
+
+def test_every_caller_of_a_call_in_flight_gets_a_list_of_its_own():
+    flight = Flight()
+    flight.results = ("Dress", "Gown")
+    flight.landed.set()
+    first = flight.wait(1.0)
+    first.append("filled in by one request's own fan-out")
+    assert flight.wait(1.0) == ["Dress", "Gown"]
+
+
+def test_one_failure_shared_by_identical_calls_counts_once_against_the_target(store_backend, clock, mock_hub):
+    app = make_app(make_settings(breaker_failures=2, **store_backend), TEST_CATALOG, clock)
+
+    def failing(request):
+        time.sleep(0.3)
+        return 500, {}, json.dumps({"error": "CUDA out of memory"})
+
+    mock_hub.add_callback(responses.POST, OPUS, callback=failing)
+    statuses = [answer.status_code for answer in identical_at_once(app, 4)]
+    assert statuses == [502] * 4
+    # One upstream failure, not one per request that waited on it.
+    assert breaker_of(app, "Helsinki-NLP/opus-mt-zh-en") == {"state": "closed", "failures": 1}
+
+
+def test_a_ttl_of_zero_keeps_nothing(store_backend, clock, mock_hub):
+    client = make_app(make_settings(cache_ttl=0, **store_backend), TEST_CATALOG, clock).test_client()
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    assert [translate(client).headers["X-Cache"] for _ in range(2)] == ["MISS", "MISS"]
+    assert len(mock_hub.calls) == 2
+
+
+def test_an_entry_that_cannot_be_read_is_a_miss_and_asked_again(app, mock_hub, captured_logs, monkeypatch):
+    client = app.test_client()
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    store = app.extensions["gateway"].store.store
+    kept, real_put = [], store.cache_put
+    monkeypatch.setattr(store, "cache_put", lambda key, *rest: kept.append(key) or real_put(key, *rest))
+    assert translate(client).headers["X-Cache"] == "MISS"
+    real_put(kept[0], b"not an answer of any version", time.time(), app.extensions["gateway"].runner.cache.limits)
+    answer = translate(client)
+    assert answer.status_code == 200 and answer.headers["X-Cache"] == "MISS"
+    assert answer.get_json()["result"] == ["Dress"] and len(mock_hub.calls) == 2
+    assert "cannot be read; asking the upstream again" in captured_logs.text
+
+
+def test_waiting_on_another_workers_call_ends_in_504_at_the_deadline_not_blaming_the_target(
+    store_backend, mock_hub, monkeypatch
+):
+    app = make_app(make_settings(text_deadline=0.5, breaker_failures=1, **store_backend), TEST_CATALOG, FakeClock())
+    store = app.extensions["gateway"].store.store
+    monkeypatch.setattr(store, "claim", lambda *args: False)  # another worker makes this call, and never ends
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    answer = translate(app.test_client(), query="?model_name=Helsinki-NLP/opus-mt-zh-en")
+    assert_error_shape(answer, 504, "upstream_timeout")
+    assert "identical call in flight" in answer.get_json()["message"]
+    assert len(mock_hub.calls) == 0
+    assert breaker_of(app, "Helsinki-NLP/opus-mt-zh-en") == {"state": "closed", "failures": 0}
+
+
+def breaker_of(app, model: str) -> dict:
+    routes = app.test_client().get("/api/models").get_json()["routes"]
+    return next(target["breaker"] for route in routes for target in route["targets"] if target["model"] == model)
 
 
 def test_a_store_that_fails_means_no_cache_and_every_request_served(clock, mock_hub, captured_logs):
@@ -188,6 +247,7 @@ def test_a_store_that_fails_means_no_cache_and_every_request_served(clock, mock_
     mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
     assert [translate(client).status_code for _ in range(3)] == [200] * 3
     assert len(mock_hub.calls) == 3
+    assert captured_logs.text.count("store unavailable (redis") == 1  # said once, not per request
 
 
 def test_a_cached_value_reads_back_as_written():

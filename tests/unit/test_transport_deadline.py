@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service.errors import UpstreamTimeout
+from service.errors import ConnectionsBusy, UpstreamTimeout
 from service.hub import transport
 from service.hub.deadline import Deadline
 from service.hub.messages import UpstreamRequest
@@ -66,3 +66,20 @@ def test_a_trickling_upstream_is_cut_at_the_deadline(answer):
         server.stop()
     # Without the watchdog each byte restarts the read timeout and this takes minutes.
     assert time.monotonic() - started < 1.5
+
+
+def test_connections_all_busy_until_the_deadline_is_the_gateways_limit_not_the_targets():
+    server = TrickleServer(SLOW_HEADERS)
+    session = transport.SessionPool(1).get()  # one connection per upstream host
+    request = UpstreamRequest(url=f"http://127.0.0.1:{server.port}/x", payload={"inputs": "x"})
+    holder = threading.Thread(
+        target=lambda: pytest.raises(UpstreamTimeout, transport.send, session, request, Deadline(2.0), 1.0, 1024 * 1024)
+    )
+    holder.start()
+    time.sleep(0.3)  # the only connection is taken
+    try:
+        with pytest.raises(ConnectionsBusy, match="no upstream connection became free"):
+            transport.send(session, request, Deadline(0.5), 1.0, 1024 * 1024)
+    finally:
+        holder.join()
+        server.stop()

@@ -8,6 +8,7 @@ import requests
 from service.settings import Settings
 from tests.support.app import API, TOKEN, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
+from tests.support.catalogs import task_routes
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]
@@ -206,17 +207,9 @@ def test_401_is_not_retried(client, mock_hub, clock):
     assert clock.sleeps == []
 
 
-NO_TOKEN_CATALOG = """
-[tasks.text-translation]
-default_pair = "zh2en"
-[tasks.text-translation.pairs]
-zh2en = ["Helsinki-NLP/opus-mt-zh-en"]
-[tasks.text-completion]
-targets = ["openai-community/gpt2"]
-[tasks.text-to-text]
-targets = ["chat-model"]
-[tasks.text-to-image]
-targets = ["CompVis/stable-diffusion-v1-4"]
+NO_TOKEN_CATALOG = (
+    task_routes(text_to_text=("chat-model",))
+    + """
 
 [models.chat-model]
 id = "org/chat-model"
@@ -231,6 +224,7 @@ id = "my-endpoint"
 url = "https://endpoint.internal.test"
 token_env = "MY_ENDPOINT_TOKEN"
 """
+)
 
 
 @pytest.mark.parametrize(

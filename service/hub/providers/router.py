@@ -38,4 +38,3 @@ class RouterChat(ChatHelper):
 
 
 CHAT = RouterChat()
-HELPERS = {"openai-chat": {task: CHAT for task in CHAT.tasks}}
