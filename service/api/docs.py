@@ -4,10 +4,19 @@ from flask import Blueprint, abort, current_app, render_template_string, send_fr
 from swagger_ui_bundle import swagger_ui_path
 
 from service.api.openapi import build_openapi
+from service.api.page import page_headers
 
 bp = Blueprint("docs", __name__)
 # The package also ships a stock page pointing at a demo API elsewhere: only what /docs uses is served.
 ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png"})
+
+# Swagger UI needs its own script and style sheet, the document (fetched), and the icons its
+# style sheet holds as data: URLs; nothing from another origin, no inline script, no framing.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_HEADERS = page_headers(DOCS_POLICY)
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -58,7 +67,7 @@ def openapi_json():
 @bp.get("/docs")
 def docs_page():
     """Show the API in Swagger UI, served from the service itself."""
-    return render_template_string(_PAGE, asset=lambda name: url_for("docs.asset", name=name))
+    return render_template_string(_PAGE, asset=lambda name: url_for("docs.asset", name=name)), DOCS_HEADERS
 
 
 @bp.get("/docs/assets/<name>")

@@ -1,6 +1,9 @@
 """GET /: the try-it page, and its two files. Plain HTML, CSS and JavaScript from service/web/,
 served by the service itself (no CDN), under a Content-Security-Policy that allows no inline
-script and no other origin: the page adds no way in that the API does not already have."""
+script and no other origin: the page adds no way in that the API does not already have.
+
+Every other HTML answer gets a policy too: its page's own, or else one that allows nothing.
+"""
 
 from pathlib import Path
 
@@ -24,12 +27,29 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# An HTML answer that names no policy of its own (a page added later, a framework's error
+# page) may load nothing and be framed by no one.
+DEFAULT_HTML_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+
+
+def page_headers(policy: str) -> dict:
+    """Return the headers of an HTML page (or one of its files) under `policy`."""
+    return {**PAGE_HEADERS, "Content-Security-Policy": policy}
+
+
+@bp.after_app_request
+def every_html_answer_has_a_policy(response: Response) -> Response:
+    """Give any HTML answer without a policy the one that allows nothing, framing included."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", DEFAULT_HTML_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def page_file(name: str) -> Response:
