@@ -5,8 +5,8 @@ only what they use, and gevent can patch the standard library before the service
 """
 
 
-def create_app(settings=None, catalog=None):
+def create_app(settings=None, catalog=None, keyring=None):
     """Build the Flask app (service/app.py): the only place an app is built."""
     from service.app import create_app as build
 
-    return build(settings, catalog)
+    return build(settings, catalog, keyring)

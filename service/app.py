@@ -20,6 +20,7 @@ from service.redaction import Redactor, secrets_of
 from service.request_id import begin_request, send_request_id
 from service.response_cache import ResponseCache
 from service.schemas import InferRequestSchema
+from service.serving.configuration import FilesOnDisk, inherited
 from service.settings import Settings, SettingsError
 from service.store import StoreGuard, open_store
 from service.store.base import BreakerPolicy, CacheLimits
@@ -42,6 +43,7 @@ class Gateway:
     store: StoreGuard | None
     admission: Admission
     breakers: Breakers
+    files_on_disk: FilesOnDisk
 
 
 def cache_limits(settings: Settings) -> CacheLimits:
@@ -52,13 +54,18 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
     return BreakerPolicy(settings.breaker_failures, settings.breaker_open_seconds, settings.breaker_window_seconds)
 
 
-def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
-    """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers."""
+def create_app(
+    settings: Settings | None = None, catalog: Catalog | None = None, keyring: KeyRing | None = None
+) -> Flask:
+    """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers. Called with
+    nothing in a gunicorn worker, it is built from the configuration the master accepted last."""
+    if settings is None and catalog is None and (configuration := inherited()) is not None:
+        settings, catalog, keyring = configuration.settings, configuration.catalog, configuration.keyring
     settings = settings or Settings.from_env()
     catalog = catalog or Catalog.from_file(settings.models_config)
     check_catalog(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
-    keyring = KeyRing.from_settings(settings)
+    keyring = keyring or KeyRing.from_settings(settings)
     store = open_store(settings)
     if store is None and any(key.limits.any() for key in keyring.keys):
         raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")
@@ -75,7 +82,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     liveness = LivenessChecker(settings, catalog, client)
     admission = Admission(store)
     app.extensions["gateway"] = Gateway(
-        settings, catalog, client, runner, liveness, redactor, keyring, store, admission, breakers
+        settings,
+        catalog,
+        client,
+        runner,
+        liveness,
+        redactor,
+        keyring,
+        store,
+        admission,
+        breakers,
+        FilesOnDisk(settings),
     )
     app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
 

@@ -102,6 +102,13 @@ class GatewayMetrics:
             ["model"],
             registry=registry,
         )
+        self.configuration_broken = Gauge(
+            "hf_gateway_configuration_broken",
+            "1 while the configuration files on disk cannot be loaded (the workers serve the one accepted "
+            "at start or at the last reload), else 0.",
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
         self.ledger_rows_lost = Counter(
             "hf_gateway_ledger_rows_lost",
             "Ledger rows dropped because the store stayed away longer than a worker can keep them.",
@@ -201,6 +208,10 @@ def count_store_skip(operation: str) -> None:
 
 def set_store_available(available: bool) -> None:
     families().store_available.set(1 if available else 0)
+
+
+def set_configuration_broken(broken: bool) -> None:
+    families().configuration_broken.set(1 if broken else 0)
 
 
 def count_ledger_rows_lost() -> None:

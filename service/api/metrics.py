@@ -12,6 +12,7 @@ INFERENCE_PREFIX = "/api/"
 @bp.get("/metrics")
 def scrape():
     """Expose every worker's metrics."""
+    current_app.extensions["gateway"].files_on_disk.problem()  # refreshes the configuration gauge
     body, content_type = metrics.render(request.headers.get("Accept"))
     return Response(body, content_type=content_type)
 

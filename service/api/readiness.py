@@ -38,10 +38,13 @@ def readyz():
         )
     token = "set" if gateway.settings.hf_api_token else "not needed"
     store_available, store = store_check(gateway.store)
-    # A failed store degrades the service (no limits, ledger kept in memory) but it still serves.
+    on_disk = gateway.files_on_disk.problem()
+    configuration = "loaded" if on_disk is None else f"serving the accepted configuration; on disk: {on_disk}"
+    # A failed store (no limits, ledger kept in memory) or a broken file on disk (served from the
+    # configuration accepted before) degrades the service, but it still serves.
     return {
-        "status": "ready" if store_available else "degraded",
-        "checks": {"configuration": "loaded", "token": token, "store": store},
+        "status": "ready" if store_available and on_disk is None else "degraded",
+        "checks": {"configuration": configuration, "token": token, "store": store},
     }
 
 

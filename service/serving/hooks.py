@@ -7,7 +7,8 @@ import resource
 import shutil
 
 from service import metrics_sharing
-from service.settings import Settings, SettingsError
+from service.serving.configuration import Configuration, accept, accepted, read_configuration
+from service.settings import SettingsError
 
 log = logging.getLogger("gunicorn.error")
 
@@ -16,24 +17,28 @@ class ConfigurationError(Exception):
     """The settings or the model configuration cannot serve: the message says why, on one line."""
 
 
-def check_configuration() -> Settings:
-    """Build the app once, as a worker will, and return its settings; raise ConfigurationError if it fails."""
+def check_configuration() -> Configuration:
+    """Read the configuration from disk and build the app from it once, as a worker will; raise
+    ConfigurationError if either fails."""
     from service import create_app  # the whole service: imported only once gevent has patched
 
     try:
-        app = create_app()
+        configuration = read_configuration()
+        create_app(configuration.settings, configuration.catalog, configuration.keyring)
     except Exception as exc:  # anything that would stop a worker from booting
         raise ConfigurationError(f"{type(exc).__name__}: {exc}") from None
-    return app.extensions["gateway"].settings
+    return configuration
 
 
 def on_starting(server) -> None:
-    """Refuse to start on a broken configuration; prepare the metrics directory and open files."""
+    """Refuse to start on a broken configuration; accept it for the workers; prepare the metrics
+    directory and open files."""
     try:
-        settings = check_configuration()
-        raise_open_files_limit(settings.open_files_needed)
+        configuration = check_configuration()
+        raise_open_files_limit(configuration.settings.open_files_needed)
     except (ConfigurationError, SettingsError) as exc:
         raise SystemExit(f"hf-gateway cannot start: {exc}") from None
+    accept(configuration)
     directory, created = metrics_sharing.prepare_multiprocess_directory()
     # On the arbiter, not in a module: a reload (HUP) runs gunicorn.conf.py again.
     server.gateway_metrics_dir_created = directory if created else None
@@ -42,14 +47,20 @@ def on_starting(server) -> None:
 
 
 def reload_only_when_valid(server, reload):
-    """Wrap the arbiter's reload: a broken new configuration is logged and the running workers kept."""
+    """Wrap the arbiter's reload: a broken new configuration is logged and the running workers kept,
+    and so is the configuration any worker started later boots from."""
 
     def guarded_reload():
         try:
-            check_configuration()
+            configuration = check_configuration()
         except ConfigurationError as exc:
-            server.log.error("reload refused, the running workers keep serving: %s", exc)
+            server.log.error(
+                "reload refused, the running workers keep serving and new workers boot from the "
+                "configuration accepted before: %s",
+                exc,
+            )
             return
+        accept(configuration)
         reload()
 
     return guarded_reload
@@ -70,7 +81,7 @@ def raise_open_files_limit(needed: int) -> None:
 
 def when_ready(server) -> None:
     """Say the service is ready, and warn once when no token is configured."""
-    settings = Settings.from_env()
+    settings = accepted().settings
     if not settings.hf_api_token:
         server.log.warning(
             "HF_API_TOKEN is not set: the service starts, but calls to the Hugging Face routes answer "
@@ -85,12 +96,14 @@ def when_ready(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Keep everything built at start-up out of the garbage collector's way.
+    """Say when the files on disk no longer load (the worker booted from the accepted ones), then
+    keep everything built at start-up out of the garbage collector's way.
 
     The app, its libraries and its configuration live as long as the worker: frozen, a full
     collection no longer walks them, which shortens the pauses a collection puts on every
     request of the worker (gevent runs them all in one thread).
     """
+    worker.wsgi.extensions["gateway"].files_on_disk.problem()
     gc.collect()
     gc.freeze()
 

@@ -1,0 +1,46 @@
+"""The watch on the configuration files: a broken file is reported once, until it is mended."""
+
+import logging
+
+from service import metrics
+from service.serving.configuration import FilesOnDisk
+from tests.support.app import make_settings
+from tests.support.fault_service import write_models_config
+from tests.support.keys import write_key_file
+
+
+def gauge() -> float:
+    return metrics.families().configuration_broken._value.get()
+
+
+def test_a_broken_key_file_is_reported_until_it_is_mended(tmp_path, caplog):
+    key_file = write_key_file(tmp_path / "keys.toml", {"ops": {"secret": "s-1"}})
+    files = FilesOnDisk(make_settings(models_config=write_models_config(tmp_path), api_keys_file=key_file))
+    assert files.problem() is None and gauge() == 0
+
+    with key_file.open("a", encoding="utf-8") as file:
+        file.write("\n[keys.bad\n")
+    with caplog.at_level(logging.ERROR, logger="service.configuration"):
+        first, second = files.problem(), files.problem()
+    assert "keys.toml" in first and first == second
+    assert gauge() == 1
+    assert len([r for r in caplog.records if "cannot be loaded" in r.getMessage()]) == 1  # once, not per check
+
+    write_key_file(key_file, {"ops": {"secret": "s-1"}})
+    assert files.problem() is None and gauge() == 0
+
+
+def test_a_missing_model_configuration_is_a_problem(tmp_path):
+    settings = make_settings(models_config=write_models_config(tmp_path))
+    files = FilesOnDisk(settings)
+    assert files.problem() is None
+    settings.models_config.unlink()
+    assert "models" in files.problem()
+
+
+def test_files_are_read_again_only_when_one_changed(tmp_path):
+    reads = []
+    files = FilesOnDisk(make_settings(models_config=write_models_config(tmp_path)), reader=lambda: reads.append(1))
+    for _ in range(5):
+        files.problem()
+    assert len(reads) == 1
