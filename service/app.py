@@ -65,7 +65,7 @@ def create_app(
     catalog = catalog or Catalog.from_file(settings.models_config)
     check_catalog(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
-    keyring = keyring or KeyRing.from_settings(settings)
+    keyring = KeyRing.from_settings(settings) if keyring is None else keyring
     store = open_store(settings)
     if store is None and any(key.limits.any() for key in keyring.keys):
         raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")

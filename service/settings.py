@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS_CONFIG = PROJECT_ROOT / "config" / "models.toml"
@@ -386,6 +386,38 @@ class Settings:
         "failures further apart than this from the first of a row start a new row",
         CACHE,
     )
+    breaker_probe_seconds: float = _variable(
+        "BREAKER_PROBE_SECONDS",
+        10.0,
+        _positive_float,
+        "the longest the one probe of an open breaker may wait for its answer (less when the request "
+        "has less time left); a probe slower than this fails: keep it above the slowest model's healthy answer",
+        CACHE,
+    )
+    breaker_min_keys: int = _variable(
+        "BREAKER_MIN_KEYS",
+        2,
+        _positive_int,
+        "with client keys, failures from at least this many keys (or all the keys, when fewer are "
+        "configured) open or reopen a breaker, so no single key can open one for the others",
+        CACHE,
+    )
+    model_task_lookup_seconds: float = _variable(
+        "MODEL_TASK_LOOKUP_SECONDS",
+        2.0,
+        _positive_float,
+        "how long a request naming a Hub id the catalog does not place waits for the Hub's model API "
+        "to say which task the model serves (asked once per id, then kept for LIVENESS_CACHE_SECONDS)",
+        UPSTREAM,
+    )
+    model_task_unknown: str = _variable(
+        "MODEL_TASK_UNKNOWN",
+        "call",
+        _choice("call", "refuse"),
+        "when the Hub cannot say in time which task a named model serves: `call` it anyway "
+        "(counted in hf_gateway_model_task_unknown_total and logged), or `refuse` with `503`",
+        UPSTREAM,
+    )
     # The environment as read, for the tokens models name with `token_env` (never printed).
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
@@ -419,7 +451,7 @@ class Settings:
     def from_env(cls, environ=None) -> "Settings":
         """Build settings from the environment, after loading `.env` if present."""
         if environ is None:
-            load_dotenv(PROJECT_ROOT / ".env", override=False)
+            load_dotenv_file()
             environ = os.environ
         values = {}
         for declared in variables():
@@ -442,6 +474,33 @@ class Settings:
                     f"{name} ({value}) must be at least FANOUT_CONCURRENCY ({self.fanout_concurrency}): "
                     "one request could never have all its calls in flight"
                 )
+
+
+DOTENV_FILE = PROJECT_ROOT / ".env"
+# The variables the last read of `.env` put into this process's environment: a later read (a
+# reload) updates or removes them; every other variable is the process's own and `.env` never
+# overrides it.
+_names_from_dotenv: frozenset = frozenset()
+
+
+def environ_with_dotenv(environ, path: Path = DOTENV_FILE) -> tuple[dict, frozenset]:
+    """Return `environ` with `.env` as the file is now, and the names the file supplied."""
+    values = dotenv_values(path) if path.exists() else {}
+    merged = {name: value for name, value in environ.items() if name not in _names_from_dotenv}
+    supplied = frozenset(name for name, value in values.items() if value is not None and name not in merged)
+    merged.update({name: values[name] for name in supplied})
+    return merged, supplied
+
+
+def load_dotenv_file(path: Path = DOTENV_FILE) -> None:
+    """Load `.env` into the environment, replacing what an earlier read of it put there."""
+    global _names_from_dotenv
+    merged, supplied = environ_with_dotenv(os.environ, path)
+    for name in _names_from_dotenv - supplied:
+        os.environ.pop(name, None)
+    for name in supplied:
+        os.environ[name] = merged[name]
+    _names_from_dotenv = supplied
 
 
 def variables() -> list:

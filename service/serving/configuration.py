@@ -16,13 +16,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from service import metrics
 from service.catalog import Catalog
 from service.hub.providers import check_catalog
 from service.keys.keyring import KeyRing
-from service.settings import PROJECT_ROOT, Settings
+from service.settings import DOTENV_FILE, Settings, environ_with_dotenv
 
 log = logging.getLogger("service.configuration")
 
@@ -69,7 +67,7 @@ def inherited() -> Configuration | None:
 
 def watched_files(settings: Settings) -> list[Path]:
     """The files the configuration is read from: `.env`, the model catalog and the key file."""
-    files = [PROJECT_ROOT / ".env", settings.models_config]
+    files = [DOTENV_FILE, settings.models_config]
     if settings.api_keys_file is not None:
         files.append(settings.api_keys_file)
     return files
@@ -77,15 +75,10 @@ def watched_files(settings: Settings) -> list[Path]:
 
 def read_files(settings: Settings) -> None:
     """Read the files of the running configuration as a fresh start would; raise what it would."""
-    if (PROJECT_ROOT / ".env").exists():
-        Settings.from_env(environ_with_dotenv())
+    if DOTENV_FILE.exists():
+        Settings.from_env(environ_with_dotenv(os.environ)[0])  # this process's environment is left as it is
     check_catalog(Catalog.from_file(settings.models_config))
     KeyRing.from_settings(settings)
-
-
-def environ_with_dotenv() -> dict:
-    """The environment with `.env` as it is on disk now (this process loaded an older one at start)."""
-    return {**os.environ, **{name: value for name, value in dotenv_values(PROJECT_ROOT / ".env").items() if value}}
 
 
 def _stamp(path: Path) -> tuple | None:
