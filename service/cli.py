@@ -86,7 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--retries",
         type=non_negative_int,
         default=3,
-        help="extra tries for a line on 429/502/503/504 or no answer (default 3)",
+        help="extra tries for a line on 502/503/504, an upstream's 429 or no answer (default 3); "
+        "the key's own limits are waited out instead, see --limit-budget",
+    )
+    batch.add_argument(
+        "--limit-budget",
+        type=positive_float,
+        default=3600.0,
+        help="how long one line may wait out the key's own limits (429 with RateLimit-Policy) before it is "
+        "written as an error (default 3600 s)",
     )
     batch.add_argument(
         "--max-wait",

@@ -4,7 +4,9 @@ import json
 
 from flask import current_app
 
+from service import context
 from service.hub.images import let_others_run
+from service.keys.admission import policy_header
 
 
 class SplicedString(tuple):
@@ -18,11 +20,22 @@ def json_answer(document: dict, spliced: bool = False):
     """
     if not spliced:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
-        return current_app.response_class(text.encode("utf-8"), mimetype="application/json")
-    chunks = json_chunks(document)
-    response = current_app.response_class(_taking_turns(chunks), mimetype="application/json")
-    response.content_length = sum(len(chunk) for chunk in chunks)
+        response = current_app.response_class(text.encode("utf-8"), mimetype="application/json")
+    else:
+        chunks = json_chunks(document)
+        response = current_app.response_class(_taking_turns(chunks), mimetype="application/json")
+        response.content_length = sum(len(chunk) for chunk in chunks)
+    response.headers.update(limit_headers())
     return response
+
+
+def limit_headers() -> dict:
+    """The caller's key's limits, as its 429s state them (RateLimit-Policy), so that a client
+    can pace itself from its first success instead of learning them from a refusal."""
+    current = context.current()
+    key = current.client_key if current else None
+    policy = policy_header(key.limits) if key is not None else ""
+    return {"RateLimit-Policy": policy} if policy else {}
 
 
 def _taking_turns(chunks: list):

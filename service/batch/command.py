@@ -107,6 +107,7 @@ def make_client(options: argparse.Namespace, stop: threading.Event) -> GatewayCl
         timeout=options.timeout,
         retries=options.retries,
         max_wait=options.max_wait,
+        limit_budget=options.limit_budget,
         stop_event=stop,
     )
 

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from service.batch.client import GatewayClient
+from service.batch.client import GatewayClient, Interrupted
 from service.batch.images import save_images
 from service.batch.inputs import BatchItem
 from service.batch.output import OrderedWriter
@@ -48,6 +48,8 @@ class WorkerPool:
             position, item = self._todo.get()
             try:
                 line = self._handle(item)
+            except Interrupted:
+                continue
             except Exception as exc:  # a result that cannot be saved still gets its line
                 line = {"id": item.id, "error": {"status": None, "error_type": "client_error", "message": str(exc)}}
             self._done.put((position, line))

@@ -15,10 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import recordings
 from tests.support.documents import OPERATIONS, shell_blocks
+from tests.support.gunicorn_server import GunicornServer
+from tests.support.keys import write_key_file
 from tests.support.paths import REPO_ROOT
+from tests.support.service import service_env
 from tests.support.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
@@ -323,3 +327,32 @@ def test_the_documented_batch_examples_run_as_written(service, upstream, tmp_pat
     images = sorted((tmp_path / "images").iterdir())
     assert [path.name for path in images] == ["coat-1.jpg", "dress-1.jpg", "dress-2.jpg"]
     assert all(path.read_bytes() == recorded_jpeg() for path in images)
+
+
+def refused_by_rpm(url: str) -> float:
+    """hf_gateway_refused_total{policy="rpm"} as the service's /metrics shows it."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.search(r'^hf_gateway_refused_total\{policy="rpm"\} ([\d.]+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_batch_over_its_keys_rpm_waits_the_limit_out_and_loses_no_line(loopback, tmp_path):
+    """30 lines with a key of 20 requests per minute: a third of the lines must wait for the
+    window to move (about a minute), and none may fail for it, with no retries allowed at all."""
+    key_file = write_key_file(tmp_path / "keys.toml", {"nightly": {"secret": "secret-nightly", "rpm": 20}})
+    (tmp_path / "in.txt").write_text("".join(f"连衣裙 {n}\n" for n in range(1, 31)), encoding="utf-8")
+    with GunicornServer(env=service_env(loopback, API_KEYS_FILE=str(key_file))) as limited:
+        run = subprocess.run(
+            batch_command(limited, "--task", "text-translation", "--retries", "0", "in.txt", "out.jsonl"),
+            cwd=tmp_path,
+            env=dict(os.environ, HF_GATEWAY_API_KEY="secret-nightly", PYTHONPATH=str(REPO_ROOT)),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        refused = refused_by_rpm(limited.url)
+    assert run.returncode == 0, run.stderr
+    lines = output_lines(tmp_path / "out.jsonl")
+    assert [line["id"] for line in lines] == list(range(1, 31))
+    assert all(line["result"] == [RECORDED_TRANSLATION] for line in lines)
+    assert refused == 0  # paced from the RateLimit-Policy of its answers, it never met a 429
