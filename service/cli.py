@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--api-key", default=None, help="the service's API key (env HF_GATEWAY_API_KEY)")
     batch.add_argument(
+        "--progress-seconds",
+        type=positive_float,
+        default=30.0,
+        help="when stderr is not a terminal: a progress line this often (default 30 s)",
+    )
+    batch.add_argument(
         "--images-dir",
         type=Path,
         default=None,

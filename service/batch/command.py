@@ -10,7 +10,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -112,14 +112,14 @@ def make_client(options: argparse.Namespace, stop: threading.Event) -> GatewayCl
     )
 
 
-class Progress:
-    """A progress bar with rate and ETA on a terminal (silent otherwise) that counts failures too."""
+class BarProgress:
+    """A progress bar with rate and ETA on a terminal, counting failures too."""
 
-    def __init__(self, total: int):
-        self.bar = tqdm(total=total, unit="line", file=sys.stderr, disable=None, dynamic_ncols=True)
+    def __init__(self, total: int, skipped: int, stream: TextIO):
+        self.bar = tqdm(total=total, initial=skipped, unit="line", file=stream, dynamic_ncols=True)
         self.failed = 0
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> BarProgress:
         """Show the bar."""
         return self
 
@@ -133,6 +133,65 @@ class Progress:
             self.failed += 1
             self.bar.set_postfix(failed=self.failed, refresh=False)
         self.bar.update()
+
+
+class PlainProgress:
+    """Where no one watches a bar (cron, a log file): one plain line every `interval` seconds
+    with done/total, failures, this run's rate and the time left."""
+
+    def __init__(self, total: int, skipped: int, stream: TextIO, interval: float, clock: Callable[[], float]):
+        self.total, self.done, self.failed = total, skipped, 0
+        self.stream, self.interval, self.clock = stream, interval, clock
+        self.started = self.last_shown = clock()
+        self.done_this_run = 0
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def line_done(self, line: dict) -> None:
+        """Count one finished line; say where the run is when the interval has passed."""
+        self.done += 1
+        self.done_this_run += 1
+        self.failed += "error" in line
+        now = self.clock()
+        if now - self.last_shown >= self.interval:
+            self.last_shown = now
+            print(self.status(now), file=self.stream, flush=True)
+
+    def status(self, now: float) -> str:
+        rate = self.done_this_run / max(now - self.started, 1e-9)
+        left = (self.total - self.done) / rate if rate else 0.0
+        return (
+            f"hf-infer: {self.done}/{self.total} lines, {self.failed} failed, {rate:.1f} lines/s, "
+            f"about {duration(left)} left"
+        )
+
+
+def duration(seconds: float) -> str:
+    """2m50s, 1h05m, 30s."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def make_progress(
+    total: int,
+    skipped: int,
+    stream: TextIO | None = None,
+    interval: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> BarProgress | PlainProgress:
+    """A bar on a terminal, plain lines anywhere else; both count from the lines already written."""
+    stream = stream or sys.stderr
+    if stream.isatty():
+        return BarProgress(total, skipped, stream)
+    return PlainProgress(total, skipped, stream, interval, clock)
 
 
 def summary(writer: OrderedWriter, plan: BatchPlan, elapsed: float, complete: bool, resumable: bool) -> str:
@@ -152,7 +211,8 @@ def run_batch_command(options: argparse.Namespace, stop: threading.Event) -> int
     items = load_items(options.input, options.format, parse_args_value(options.args, "--args"))
     prepare_images_dir(options, items)
     plan = plan_run(items, options.output)
-    with open_output(options.output) as stream, Progress(len(plan.todo)) as progress:
+    progress = make_progress(len(items), plan.skipped, interval=options.progress_seconds)
+    with open_output(options.output) as stream, progress:
         handle = partial(result_record, make_client(options, stop), images_dir=options.images_dir)
         pool = WorkerPool(handle, options.concurrency)
         writer = OrderedWriter(stream)

@@ -301,6 +301,29 @@ def test_a_terminal_shows_a_progress_bar_with_rate_and_eta(service, upstream, tm
     assert "hf-infer: 2 done, 1 failed, 0 skipped" in shown
 
 
+def test_off_a_terminal_a_resumed_run_prints_plain_progress_from_the_lines_already_done(service, upstream, tmp_path):
+    upstream.script(MADLAD, Step(replay=True, delay=0.3, repeat=100))
+    (tmp_path / "in.txt").write_text("".join(f"连衣裙 {n}\n" for n in range(1, 7)), encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    output.write_text("".join(json.dumps({"id": n, "result": ["Dress"]}) + "\n" for n in (1, 2, 3)))
+    run = hf_infer(
+        service,
+        "--task",
+        "text-translation",
+        "--concurrency",
+        "1",
+        "--progress-seconds",
+        "0.5",
+        str(tmp_path / "in.txt"),
+        str(output),
+    )
+    assert run.returncode == 0, run.stderr
+    shown = re.findall(r"^hf-infer: (\d)/6 lines, 0 failed, [\d.]+ lines/s, about \w+ left$", run.stderr, re.M)
+    assert shown and all(int(done) > 3 for done in shown), run.stderr  # counted from the 3 lines of the first run
+    assert "\r" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith("hf-infer: 3 done, 0 failed, 3 skipped, ")
+
+
 def documented_batch_script(command: str) -> str:
     """Return the shell blocks of the 'Batch jobs' section of docs/operations.md, calling `command`."""
     script = "\n".join(shell_blocks(OPERATIONS, "Batch jobs")).replace(".venv/bin/hf-infer", command)
