@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -14,16 +15,33 @@ from service.settings import PROJECT_ROOT
 from service.text_table import text_table
 
 DEFAULT_KEY_FILE = PROJECT_ROOT / "config" / "keys.toml"
+DOTENV_FILE = PROJECT_ROOT / ".env"
 EXIT_FAILED = 1
 
 
+@dataclass(frozen=True)
+class ServiceKeyFile:
+    """The key file the service reads (None: it reads none) and where that is configured."""
+
+    path: Path | None
+    source: str
+
+
+def service_key_file() -> ServiceKeyFile:
+    """API_KEYS_FILE as the service reads it: the environment, else the project's .env; a
+    relative path from the project, where start.sh runs it."""
+    if configured := os.environ.get("API_KEYS_FILE"):
+        return ServiceKeyFile(PROJECT_ROOT / configured, "API_KEYS_FILE in the environment")
+    if DOTENV_FILE.exists() and (configured := dotenv_values(DOTENV_FILE).get("API_KEYS_FILE")):
+        return ServiceKeyFile(PROJECT_ROOT / configured, f"API_KEYS_FILE in {DOTENV_FILE}")
+    return ServiceKeyFile(None, "")
+
+
 def key_file_path(options: argparse.Namespace) -> Path:
-    """--file, else API_KEYS_FILE as the service reads it (the environment, else the project's
-    .env; a relative path from the project, where start.sh runs it), else config/keys.toml."""
+    """--file, else the key file the service reads, else config/keys.toml."""
     if options.file is not None:
         return options.file
-    configured = os.environ.get("API_KEYS_FILE") or dotenv_values(PROJECT_ROOT / ".env").get("API_KEYS_FILE")
-    return PROJECT_ROOT / configured if configured else DEFAULT_KEY_FILE
+    return service_key_file().path or DEFAULT_KEY_FILE
 
 
 def run_keys_command(options: argparse.Namespace) -> int:
@@ -46,11 +64,31 @@ def add_key(options: argparse.Namespace, path: Path) -> int:
     secret = append_key(path, options.name, limits, options.admin)
     print(secret)
     print(
-        f"hf-infer: added key {options.name} to {path}. The secret above is shown once: hand it to its caller. "
-        "Reload the service (kill -HUP, systemctl reload hf-gateway) to use it.",
+        f"hf-infer: added key {options.name} to {path}. The secret above is shown once: hand it to its caller.",
         file=sys.stderr,
     )
+    print(f"hf-infer: {whether_the_service_reads(path)}", file=sys.stderr)
     return 0
+
+
+RELOAD = "reload the service (systemctl reload hf-gateway, or kill -HUP its master: docs/keys.md)"
+
+
+def whether_the_service_reads(path: Path) -> str:
+    """Say whether the service reads `path`, and what to do for it to use the key."""
+    served = service_key_file()
+    if served.path is None:
+        return (
+            f"warning: API_KEYS_FILE is not set, in the environment or in {DOTENV_FILE}, so the service "
+            f"reads no key file and stays open to everyone: set API_KEYS_FILE={path} in {DOTENV_FILE}, "
+            f"then {RELOAD}"
+        )
+    if served.path.resolve() != path.resolve():
+        return (
+            f"warning: the service reads {served.path} ({served.source}), not {path}: this key works only "
+            "once that is the service's key file"
+        )
+    return f"{path} is the key file the service reads ({served.source}): {RELOAD} to use the key"
 
 
 def list_keys(path: Path) -> int:
