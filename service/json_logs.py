@@ -5,6 +5,8 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
+from service.log_records import escape, escape_every_record
+
 # gunicorn's access-log atoms worth a field; never the request headers, which carry the keys.
 _ACCESS_ATOMS = {
     "remote_addr": "h",
@@ -28,6 +30,21 @@ class JsonLineFormatter(JsonFormatter):
             record = copy.copy(record)
             record.exc_info = None
         return super().format(record)
+
+    def process_log_record(self, log_data: dict) -> dict:
+        """Escape every text field as the message is (the extras come from the caller too)."""
+        return {name: _escaped(value) for name, value in log_data.items()}
+
+
+def _escaped(value):
+    """Return a field with its texts escaped, in lists and objects too."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {name: _escaped(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def json_formatter() -> logging.Formatter:
@@ -54,6 +71,7 @@ class AccessFields(logging.Filter):
 
 def gunicorn_logconfig(level: str, access_log: str | None) -> dict:
     """Return gunicorn's `logconfig_dict` for JSON lines: errors, access log and root, redacted."""
+    escape_every_record()  # from gunicorn's first lines on
     handlers = {
         "json_stderr": {
             "class": "logging.StreamHandler",

@@ -1,4 +1,5 @@
-"""Logging: one line per request, and the token redacted from every record."""
+"""Logging: one line per request, the token redacted from every record, and no record able to
+break its line (service/log_records.py)."""
 
 import logging
 import sys
@@ -8,6 +9,7 @@ from flask import request
 from service import context
 from service.catalog import Catalog, CatalogError
 from service.json_logs import json_formatter
+from service.log_records import escape_every_record
 from service.redaction import Redactor, secrets_of
 from service.settings import Settings
 
@@ -50,7 +52,9 @@ def redaction_filter_from_env() -> RedactSecrets:
 
 
 def configure_logging(redactor: Redactor, level: str = "INFO", log_format: str = "text") -> None:
-    """Send the service's logs to stderr, as text or JSON lines, with secrets redacted (idempotent)."""
+    """Send the service's logs to stderr, as text or JSON lines, with secrets redacted and every
+    record of the process escaped, gunicorn's included (idempotent)."""
+    escape_every_record()
     root = logging.getLogger("service")
     root.setLevel(level.upper())
     if not any(getattr(handler, "_gateway", False) for handler in root.handlers):
