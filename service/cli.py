@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--args", default="", help="args for every line, as a JSON object; a JSONL line's args override it key by key"
     )
     batch.add_argument(
+        "--no-sample",
+        action="store_true",
+        help='text tasks: add "do_sample": false to every line\'s args (a line may still set its own), for the '
+        "same answer every run, which the service can answer from its cache",
+    )
+    batch.add_argument(
         "--format",
         choices=FORMATS,
         default="auto",

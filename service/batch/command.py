@@ -59,6 +59,18 @@ def load_items(path: str, input_format: str, defaults: dict) -> list[BatchItem]:
         raise InputError(f"{path} is not UTF-8 text ({exc.reason})") from None
 
 
+def default_args(options: argparse.Namespace) -> dict:
+    """--args, with "do_sample": false when --no-sample asks for stable answers."""
+    defaults = parse_args_value(options.args, "--args")
+    if not options.no_sample:
+        return defaults
+    if TASKS[options.task].makes_images:
+        raise InputError('--no-sample applies to text tasks; give images a "seed" in --args for stable answers')
+    if defaults.get("do_sample", False) is not False:
+        raise InputError(f"--no-sample contradicts --args {options.args}")
+    return {**defaults, "do_sample": False}
+
+
 def plan_run(items: list[BatchItem], output: str) -> BatchPlan:
     """Leave out the items whose ids OUTPUT already holds."""
     try:
@@ -208,7 +220,7 @@ def summary(writer: OrderedWriter, plan: BatchPlan, elapsed: float, complete: bo
 def run_batch_command(options: argparse.Namespace, stop: threading.Event) -> int:
     """Run `hf-infer batch` until done or `stop` is set, and return its exit code."""
     started = time.monotonic()
-    items = load_items(options.input, options.format, parse_args_value(options.args, "--args"))
+    items = load_items(options.input, options.format, default_args(options))
     prepare_images_dir(options, items)
     plan = plan_run(items, options.output)
     progress = make_progress(len(items), plan.skipped, interval=options.progress_seconds)

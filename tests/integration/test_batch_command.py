@@ -185,6 +185,35 @@ def test_images_are_written_to_a_folder(service, upstream, tmp_path):
     assert all(path.read_bytes() == recorded_jpeg() for path in images.iterdir())
 
 
+def test_no_sample_makes_every_line_deterministic(service, upstream, tmp_path):
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": 1, "inputs": "连衣裙"}\n{"id": 2, "inputs": "裙子", "args": {"do_sample": true}}\n', encoding="utf-8"
+    )
+    run = hf_infer(
+        service, "--task", "text-translation", "--no-sample", str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")
+    )
+    assert run.returncode == 0, run.stderr
+    upstream.wait_idle()
+    sent = {
+        request.json["inputs"]: request.json["parameters"]["generate_parameters"]["do_sample"]
+        for request in upstream.requests_for(MADLAD)
+    }
+    assert sent == {"<2en> 连衣裙": False, "<2en> 裙子": True}  # a line's own args still win
+
+
+def test_no_sample_refuses_args_that_say_otherwise_and_images(service, upstream, tmp_path):
+    (tmp_path / "in.txt").write_text("连衣裙\n", encoding="utf-8")
+    contradicted = hf_infer(
+        service, "--task", "text-translation", "--no-sample", "--args", '{"do_sample": true}', "in.txt", "out.jsonl"
+    )
+    images = hf_infer(service, "--task", "text-to-image", "--no-sample", str(tmp_path / "in.txt"), "out.jsonl")
+    assert contradicted.returncode == images.returncode == 2
+    assert "--no-sample contradicts --args" in contradicted.stderr
+    assert "--no-sample applies to text tasks" in images.stderr and '"seed"' in images.stderr
+    upstream.wait_idle()
+    assert not upstream.requests
+
+
 def test_stdin_to_stdout(service, upstream):
     run = hf_infer(service, "--task", "text-completion", "-", "-", stdin="连衣裙\n裙子\n")
     assert run.returncode == 0, run.stderr
