@@ -1,10 +1,13 @@
 """Read a request's JSON body, whatever Content-Type curl chose to send, within a size and a time."""
 
+import inspect
 import json
 import socket
 import time
 
 from flask import current_app, request
+from gunicorn.http.body import ChunkedReader
+from gunicorn.http.errors import ParseException
 
 from service import strict_json
 from service.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
@@ -49,9 +52,14 @@ def read_body(environ: dict, max_bytes: int, seconds: float) -> bytes:
         _close_after_answer(client)
         raise PayloadTooLarge.over(max_bytes)
     expires_at = time.monotonic() + seconds
+    stream = environ["wsgi.input"]
+    follow_chunked_framing(stream, max_bytes)
     key = WATCHDOG.watch(client, expires_at, socket.SHUT_RD) if client is not None else None
     try:
-        body = _read_within(environ["wsgi.input"], max_bytes, expires_at, client)
+        body = _read_within(stream, max_bytes, expires_at, client)
+    except (PayloadTooLarge, InvalidRequest):
+        _close_after_answer(client)  # where the next request would start is unknown
+        raise
     finally:
         if key is not None:
             WATCHDOG.release(key)
@@ -72,6 +80,8 @@ def _read_within(stream, max_bytes: int, expires_at: float, client) -> bytes:
             if time.monotonic() >= expires_at:
                 raise _too_slow() from None
             raise InvalidRequest("body: the request body ended before its last chunk") from None
+        except ParseException as exc:  # gunicorn's reader found a malformed chunk
+            raise InvalidRequest(f"body: the chunked body is malformed ({type(exc).__name__})") from None
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
@@ -79,6 +89,81 @@ def _read_within(stream, max_bytes: int, expires_at: float, client) -> bytes:
             _close_after_answer(client)
             raise PayloadTooLarge.over(max_bytes)
         chunks.append(chunk)
+
+
+class ChunkFraming:
+    """Follow a chunked body's framing as gunicorn's reader takes its bytes, and refuse at once
+    what no more bytes could make servable: chunks declared over `max_bytes` (413), a line not
+    ended by CRLF (400). gunicorn would wait for the rest (the 1 MiB the caller will never send,
+    the CRLF that is never coming) until the body's deadline. gunicorn still parses the body
+    itself; this only ever refuses sooner.
+    """
+
+    _SIZE_LINE, _DATA, _DATA_END, _DONE = range(4)
+
+    def __init__(self, unreader, max_bytes: int):
+        self._unreader = unreader
+        self._max_bytes = max_bytes
+        self._state = self._SIZE_LINE
+        self._line = bytearray()
+        self._left = 0  # bytes of the current chunk still to come, then of its CRLF
+        self._declared = 0
+
+    def read(self, size=None, read_ahead=None):
+        """Read on gunicorn's behalf, and follow what was read."""
+        data = self._unreader.read(size, read_ahead=read_ahead)
+        position = 0
+        while position < len(data) and self._state != self._DONE:
+            position = self._follow(data, position)
+        return data
+
+    def unread(self, data):
+        """What gunicorn reads past the body's end goes back for the next request, untouched."""
+        self._unreader.unread(data)
+
+    def _follow(self, data: bytes, position: int) -> int:
+        """Take the bytes of the current state from `data[position:]`; return where it stopped."""
+        if self._state == self._DATA:
+            taken = min(self._left, len(data) - position)
+            self._left -= taken
+            if not self._left:
+                self._state, self._left = self._DATA_END, 2
+            return position + taken
+        if self._state == self._DATA_END:
+            if data[position] != b"\r\n"[2 - self._left]:
+                raise InvalidRequest("body: a chunk's data is not followed by CRLF")
+            self._left -= 1
+            if not self._left:
+                self._state = self._SIZE_LINE
+            return position + 1
+        end = data.find(b"\n", position)
+        self._line += data[position : len(data) if end < 0 else end]
+        self._check_size_line(complete=end >= 0)
+        return len(data) if end < 0 else end + 1
+
+    def _check_size_line(self, complete: bool) -> None:
+        """Refuse a size line ended by a bare LF, or declaring more than the limit (even unfinished)."""
+        if complete and not self._line.endswith(b"\r"):
+            raise InvalidRequest("body: a chunk size line ends with a bare LF; chunked lines end with CRLF")
+        digits = bytes(self._line).split(b";", 1)[0].rstrip(b"\r \t")
+        hex_digits = len(digits) - len(digits.lstrip(b"0123456789abcdefABCDEF"))
+        declared = self._declared + int(digits[:hex_digits] or b"0", 16)
+        if declared > self._max_bytes:
+            raise PayloadTooLarge.over(self._max_bytes)
+        if complete:
+            # An invalid line is gunicorn's to refuse, by the name it gives it.
+            self._declared, self._left, self._line = declared, declared - self._declared, bytearray()
+            self._state = self._DATA if self._left else self._DONE
+
+
+def follow_chunked_framing(stream, max_bytes: int) -> None:
+    """Have a chunked body under gunicorn read through a ChunkFraming, before its first byte is read."""
+    reader = getattr(stream, "reader", None)
+    if not isinstance(reader, ChunkedReader) or reader.parser is None:
+        return
+    if inspect.getgeneratorstate(reader.parser) != inspect.GEN_CREATED:
+        return  # already reading: its framing cannot be followed from the middle
+    reader.parser = reader.parse_chunked(ChunkFraming(reader.req.unreader, max_bytes))
 
 
 def _declared_length(environ: dict) -> int | None:

@@ -145,6 +145,72 @@ def test_a_chunked_body_under_the_limit_is_served(service):
     assert response.status_code == 200, response.text
 
 
+CHUNKED_HEAD = b"POST /api/infer/text-translation HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "sent, code, error_type",
+    [
+        # The caller then waits for an answer with the rest unsent: the declaration alone decides.
+        (b"200000\r\n" + b"x" * 100, 413, "payload_too_large"),
+        (b"ffffffffffffffff\r\n", 413, "payload_too_large"),
+        (b"80000\r\n" + b"x" * 0x80000 + b"\r\n80001\r\n" + b"x" * 100, 413, "payload_too_large"),
+        (b'5\n{"in"\n0\n\n', 400, "invalid_request"),
+        (b'5\r\n{"in"\n', 400, "invalid_request"),
+        (b'5\r\n{"in"\n0\r\n\r\n', 400, "invalid_request"),
+        (b'5\r\n{"in"\r\n0\n', 400, "invalid_request"),
+        (b'5;\n{"in"\r\n0\r\n\r\n', 400, "invalid_request"),
+        (b"zz\r\n", 400, "invalid_request"),
+        (b"5 5\r\nhello\r\n0\r\n\r\n", 400, "invalid_request"),
+        (b'5\r\n{"in"XX0\r\n\r\n', 400, "invalid_request"),
+    ],
+    ids=[
+        "a chunk over the limit",
+        "a chunk size past 64 bits",
+        "chunks adding up over the limit",
+        "bare LF everywhere",
+        "bare LF after the data, nothing after",
+        "bare LF after the data",
+        "bare LF after the last chunk",
+        "bare LF after an extension",
+        "a size not in hex",
+        "a size with a space",
+        "no CRLF after the data",
+    ],
+)
+def test_a_chunked_body_that_can_never_be_served_is_answered_at_once(service, sent, code, error_type):
+    """No waiting for the body's deadline (408) on a body whose framing already says it cannot be served."""
+    sock = connect(service)
+    try:
+        sock.sendall(CHUNKED_HEAD + sent)
+        status, headers, body, closed = read_answer(sock)
+    finally:
+        sock.close()
+    assert_error(status, headers, body, code, error_type)
+    assert closed
+
+
+def test_a_chunked_body_with_extensions_and_trailers_is_served_on_a_kept_alive_connection(service):
+    sock = connect(service)
+    try:
+        for _ in range(2):
+            second = 'puts": "连衣裙"}'.encode()
+            sock.sendall(
+                CHUNKED_HEAD
+                + b'4;name=value\r\n{"in\r\n%x\r\n%s\r\n0\r\nX-Trailer: yes\r\n\r\n' % (len(second), second)
+            )
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += sock.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200"), data
+    finally:
+        sock.close()
+
+
 @pytest.mark.parametrize(
     "request_bytes, code, error_type",
     [
