@@ -8,6 +8,7 @@ Only the parser is imported up front; each command imports what it needs when it
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -189,6 +190,24 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run it; usage errors exit with 2."""
     options = build_parser().parse_args(argv)
+    try:
+        return run_command(options)
+    except BrokenPipeError:
+        return reader_left()
+
+
+def reader_left() -> int:
+    """stdout's reader left early (`| head`): end quietly, as a shell tool would, with the
+    status of a process SIGPIPE ended; stdout goes to /dev/null so that the interpreter's
+    last flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def run_command(options: argparse.Namespace) -> int:
+    """Run the command the options name."""
     if options.command == "keys":
         from service.keys.command import run_keys_command
 

@@ -29,6 +29,25 @@
     return { status: response.status, body: await response.json().catch(() => null) };
   }
 
+  // A schema's bounds may be beyond what a JavaScript number holds exactly (a seed's 2^63-1):
+  // such integers are kept as BigInt, from their source text, so they are shown as the API states them.
+  function exactIntegers(key, value, context) {
+    if (typeof value === "number" && !Number.isSafeInteger(value) && context && /^-?\d+$/.test(context.source)) {
+      return BigInt(context.source);
+    }
+    return value;
+  }
+
+  async function getSchemaDocument(path) {
+    const response = await fetch(path, { headers: authHeaders() });
+    const text = await response.text();
+    try {
+      return JSON.parse(text, exactIntegers);
+    } catch {
+      return null;
+    }
+  }
+
   // --- the task, direction and model pickers -------------------------------------------------
 
   function taskNames() {
@@ -155,6 +174,9 @@
     if (field.schema.type === "boolean") return field.input.checked;
     const raw = field.input.value.trim();
     if (raw === "") return undefined;
+    if (field.schema.type === "integer" && /^-?\d+$/.test(raw) && !Number.isSafeInteger(Number(raw))) {
+      return BigInt(raw); // a seed near 2^63-1 is sent as typed, not rounded
+    }
     if (field.schema.type === "integer" || field.schema.type === "number") return Number(raw);
     return raw;
   }
@@ -163,7 +185,7 @@
     const value = fieldValue(field);
     const schema = field.schema;
     if (value === undefined || typeof value === "boolean") return "";
-    if (schema.type === "integer" && !Number.isInteger(value)) return "must be a whole number";
+    if (schema.type === "integer" && typeof value !== "bigint" && !Number.isInteger(value)) return "must be a whole number";
     if ((schema.type === "number" || schema.type === "integer") && Number.isNaN(value)) return "must be a number";
     if (schema.minimum !== undefined && (schema.exclusiveMinimum ? value <= schema.minimum : value < schema.minimum)) {
       return "must be " + bounds(schema);
@@ -199,13 +221,18 @@
     return { task, path, body: { inputs: $("inputs").value, args } };
   }
 
+  // JSON text with BigInt values written as the exact integers they are.
+  function toJson(value) {
+    return JSON.stringify(value, (key, item) => (typeof item === "bigint" ? JSON.rawJSON(item.toString()) : item));
+  }
+
   function shellQuote(text) {
     return "'" + text.replace(/'/g, "'\\''") + "'";
   }
 
   function curlCommand(request, resultTypes) {
     const output = OUTPUT_FILES[request.task];
-    const body = JSON.stringify({ inputs: request.body.inputs, args: JSON.stringify(request.body.args) });
+    const body = toJson({ inputs: request.body.inputs, args: toJson(request.body.args) });
     const lines = [
       "curl -H \"Content-Type: application/json\"" +
         (state.apiKey ? " -H \"Authorization: Bearer $HF_GATEWAY_API_KEY\"" : "") +
@@ -316,7 +343,7 @@
       response = await fetch(request.path, {
         method: "POST",
         headers: Object.assign({ "Content-Type": "application/json" }, authHeaders()),
-        body: JSON.stringify(request.body),
+        body: toJson(request.body),
       });
       answer = await response.json().catch(() => null);
     } catch (error) {
@@ -331,7 +358,7 @@
   }
 
   async function start() {
-    state.openapi = (await getJson("/openapi.json")).body;
+    state.openapi = await getSchemaDocument("/openapi.json");
     fillTasks();
     fillDirections();
     fillArgs();
