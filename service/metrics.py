@@ -11,6 +11,8 @@ from prometheus_client.exposition import choose_encoder
 from service.metrics_sharing import multiprocess_directory
 
 NO_LABEL = "none"
+# An unknown task or path under /api/: its name is the caller's, so it never becomes a label.
+UNKNOWN = "unknown"
 
 # A caller's model_name may be any Hub id: one series per id would grow without bound.
 OTHER_MODEL = "other"
@@ -102,6 +104,13 @@ class GatewayMetrics:
             ["model"],
             registry=registry,
         )
+        self.model_task_unknown = Counter(
+            "hf_gateway_model_task_unknown",
+            "Requests naming a model whose task the Hub could not say in time (MODEL_TASK_UNKNOWN "
+            "decides), by what was done: called or refused.",
+            ["decision"],
+            registry=registry,
+        )
         self.configuration_broken = Gauge(
             "hf_gateway_configuration_broken",
             "1 while the configuration files on disk cannot be loaded (the workers serve the one accepted "
@@ -191,6 +200,11 @@ def count_breaker_open(model: str) -> None:
 
 def count_breaker_skip(model: str) -> None:
     families().breaker_skips.labels(model=model).inc()
+
+
+def count_model_task_unknown(decision: str) -> None:
+    """Count a request whose model's task was not known in time: `call` or `refuse`."""
+    families().model_task_unknown.labels(decision=decision).inc()
 
 
 def count_refused(policy: str) -> None:

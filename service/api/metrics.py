@@ -7,6 +7,7 @@ from service import context, metrics
 bp = Blueprint("metrics", __name__)
 
 INFERENCE_PREFIX = "/api/"
+UNKNOWN_TASK_BLUEPRINT = "unknown_task"
 
 
 @bp.get("/metrics")
@@ -30,10 +31,22 @@ def record_request(response):
     """Count the answered inference request by task, model and status, and time it."""
     current = context.current()
     if request.path.startswith(INFERENCE_PREFIX) and current is not None:
-        model = metrics.model_label(current.model, current_app.extensions["gateway"].catalog)
-        task = current.task.name if current.task else None
-        metrics.record_request(task, model, response.status_code, current.seconds)
+        # A request its key's limits refused took no ticket and called no model, whatever it asked for.
+        called = current.model if current.ticket is not None else None
+        model = metrics.model_label(called, current_app.extensions["gateway"].catalog)
+        metrics.record_request(task_label(current), model, response.status_code, current.seconds)
     return response
+
+
+def task_label(current) -> str:
+    """The task, else the endpoint's own path (/api/models, /api/usage), else `unknown`: an unknown
+    task or path, whose name a caller chose and which must not become a label."""
+    if current.task is not None:
+        return current.task.name
+    rule = request.url_rule
+    if rule is None or rule.endpoint.startswith(UNKNOWN_TASK_BLUEPRINT + "."):
+        return metrics.UNKNOWN
+    return rule.rule
 
 
 @bp.teardown_app_request

@@ -4,7 +4,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.app import API, post
+from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
+from tests.support.documents import OPERATIONS, section
+from tests.support.keys import bearer, write_key_file
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]
@@ -126,7 +128,7 @@ def test_caller_errors_are_counted_without_upstream_attempts(client, mock_hub, b
 
 
 def test_unknown_task_is_counted_without_its_name(client):
-    delta = Delta(requests=lambda: requests_counted(task="none", model="none", status="404"))
+    delta = Delta(requests=lambda: requests_counted(task="unknown", model="none", status="404"))
     assert post(client, "made-up-task", {"inputs": "x"}).status_code == 404
     assert delta() == {"requests": 1}
     assert "made-up-task" not in client.get("/metrics").get_data(as_text=True)
@@ -191,3 +193,70 @@ def test_metrics_endpoint_answers_openmetrics_when_asked(client):
     response = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.content_type.startswith("application/openmetrics-text")
     assert response.get_data(as_text=True).rstrip().endswith("# EOF")
+
+
+@pytest.mark.parametrize("path", ["/api/models", "/api/usage"])
+def test_the_apis_other_endpoints_are_counted_as_themselves_not_as_an_unknown_task(client, path):
+    counted = {
+        "itself": lambda: sum(requests_counted(task=path, model="none", status=s) for s in ("200", "503")),
+        "unknown": lambda: sum(
+            requests_counted(task=t, model="none", status=s) for t in ("unknown", "none") for s in ("200", "503")
+        ),
+    }
+    delta = Delta(**counted)
+    assert client.get(path).status_code in (200, 503)  # /api/usage: 503 without a store
+    assert delta() == {"itself": 1, "unknown": 0}
+
+
+def test_an_unknown_path_under_the_api_is_counted_as_unknown(client):
+    delta = Delta(requests=lambda: requests_counted(task="unknown", model="none", status="404"))
+    assert client.get("/api/nothing-here").status_code == 404
+    assert delta() == {"requests": 1}
+
+
+def test_a_request_refused_by_its_keys_limit_names_no_model(tmp_path, clock, mock_hub):
+    mock_hub.post(GPT2, json=OK)
+    key_file = write_key_file(tmp_path / "keys.toml", {"slow": {"secret": "secret-slow", "rpm": 1}})
+    settings = make_settings(api_keys_file=key_file, store="sqlite", data_dir=tmp_path / "data")
+    limited = make_app(settings, TEST_CATALOG, clock).test_client()
+    delta = Delta(
+        served=lambda: requests_counted(status="200"),
+        refused=lambda: requests_counted(model="none", status="429"),
+        refused_as_the_model=lambda: requests_counted(status="429"),
+    )
+    statuses = [
+        post(limited, "text-completion", {"inputs": "Once"}, headers=bearer("secret-slow")).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [200, 429]
+    assert delta() == {"served": 1, "refused": 1, "refused_as_the_model": 0}
+    assert len(mock_hub.calls) == 1
+
+
+def documented_series() -> dict:
+    """The metrics table of docs/operations.md: series name -> (type, labels)."""
+    rows = {}
+    for line in section(OPERATIONS, "Metrics").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`hf_gateway_"):
+            labels = frozenset(label.strip("` ") for label in cells[2].split(",") if label.strip())
+            rows[cells[0].strip("`")] = (cells[1], labels)
+    return rows
+
+
+def defined_series() -> dict:
+    """Every metric family the service defines: series name (counters with their _total) -> (type, labels)."""
+    from service import metrics
+
+    series = {}
+    for family in vars(metrics.families()).values():
+        name = family._name + "_total" if family._type == "counter" else family._name
+        series[name] = (family._type, frozenset(family._labelnames))
+    return series
+
+
+def test_the_documented_metrics_are_exactly_the_ones_exposed(client):
+    defined = defined_series()
+    assert documented_series() == defined
+    listed = {family.name for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))}
+    assert {name.removesuffix("_total") for name in defined} <= listed  # /metrics lists every one
