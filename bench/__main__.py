@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cache, capacity, key_limits, phases, report
+from bench import baseline, cache, capacity, key_limits, phases, report
 from bench.report import machine
 from bench.service import start_service
 from bench.throughput import ensure_wrk
@@ -56,6 +56,8 @@ def measure(arguments: argparse.Namespace, log_dir: Path) -> dict:
                 repeat.update(phases.fan_out(server, sizes))
         cache_sizes = cache.QUICK if arguments.quick else cache.FULL
         for repeat in repeats:
+            repeat.update(baseline.added_latency(fast, log_dir, sizes))
+            repeat.update(baseline.throughput(slow, log_dir, sizes))
             repeat.update(key_limits.added_latency(fast, log_dir, sizes))
             repeat.update(key_limits.throughput(slow, log_dir, sizes))
             repeat.update(cache.hit_latency(fast, log_dir, cache_sizes))
