@@ -1,4 +1,10 @@
-"""GET /api/usage: the ledger, for keys with `admin = true` (and anyone when no keys are configured)."""
+"""GET /api/usage: the ledger, for keys with `admin = true` (and anyone when no keys are configured).
+
+Requests a crash cut off are booked first (their leases expired, or their worker is seen
+gone), so what it reads agrees with the quotas.
+"""
+
+import time
 
 from flask import Blueprint, current_app, request
 
@@ -24,6 +30,7 @@ def read_usage():
     if guard is None:
         raise StoreUnavailable("STORE=off: no ledger is kept")
     wanted = UsageQuery(query["since"].isoformat(), query["until"].isoformat(), query.get("key"), query.get("model"))
+    guard.call("sweep", guard.store.sweep_leases, time.time())
     entries = guard.call("usage", guard.store.usage_rows, wanted)
     if entries is FAILED:
         raise StoreUnavailable(f"the {guard.kind} store cannot be read now; the ledger is kept, try again shortly")

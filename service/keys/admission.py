@@ -6,6 +6,11 @@ quotas, all or nothing, so a refused request takes nothing. When the request end
 frees the slot, gives back the quota of a request that delivered nothing, and adds the
 request to the ledger, in one more step.
 
+A request that never ends (its worker was killed) holds a lease until it expires or its
+process is seen gone; the store then books it in the ledger as `interrupted`, with the
+results and images it took, which stay taken: the upstream may have made and charged them.
+So after any crash the day's quota and the ledger agree.
+
 Refusals are `429` with a true `Retry-After` and the IETF draft's `RateLimit-Policy` and
 `RateLimit` headers. A store that fails admits everything (see service/store/guard.py).
 """
@@ -18,11 +23,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from service import metrics
+from service import context, metrics
 from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
-from service.store import StoreGuard
+from service.store import StoreGuard, holders
 from service.store.base import (
     SECONDS_PER_DAY,
     Claim,
@@ -34,10 +39,13 @@ from service.store.base import (
     utc_day,
 )
 from service.tasks import Task
+from service.usage.labels import model_label
 
 RATE_WINDOW_SECONDS = 60
-# A slot outlives its request's deadline by this much, in case the worker dies holding it.
+# A slot outlives its request's deadline by this much, in case the worker dies holding it and
+# no process can tell (its holder ran on another host).
 LEASE_MARGIN_SECONDS = 30.0
+INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -64,8 +72,8 @@ def policy_header(limits: Limits) -> str:
     return ", ".join(policies)
 
 
-def refusal_error(key: ClientKey, refusal: Refusal) -> RateLimited | QuotaExceeded:
-    """The 429 a refused request gets, with its headers."""
+def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimited | QuotaExceeded:
+    """The 429 a refused request gets, with its headers; `asked`: the results or images it asked."""
     seconds = max(1, math.ceil(refusal.retry_after))
     headers = {"RateLimit-Policy": policy_header(key.limits), "RateLimit": f'"{refusal.policy}";r=0;t={seconds}'}
     limits = key.limits
@@ -82,7 +90,8 @@ def refusal_error(key: ClientKey, refusal: Refusal) -> RateLimited | QuotaExceed
     else:
         limit = limits.results_per_day if refusal.policy == "results" else limits.images_per_day
         error = QuotaExceeded(
-            f"key {key.name} has used its {limit} {refusal.policy} for today (UTC); the quota starts again in "
+            f"key {key.name} has used {refusal.used if refusal.used is not None else limit} of its {limit} "
+            f"{refusal.policy} for today (UTC) and this request asks for {asked}; the quota starts again in "
             f"{seconds} s",
             retry_after=seconds,
         )
@@ -105,26 +114,29 @@ class Admission:
         if self.guard is None or not limits.any():
             return ticket
         window = Window(limits.rpm, RATE_WINDOW_SECONDS) if limits.rpm else None
-        lease = None
-        if limits.concurrency:
-            lease = Lease(uuid.uuid4().hex, limits.concurrency, now + deadline_seconds + LEASE_MARGIN_SECONDS)
         claims = []
         if limits.results_per_day:
             claims.append(Claim("results", results, limits.results_per_day))
         if limits.images_per_day and task.makes_images:
             claims.append(Claim("images", results, limits.images_per_day))
-        if window is None and lease is None and not claims:
-            return ticket
+        booking = interrupted_entry(ticket, task, results, current_model())
+        lease = Lease(
+            uuid.uuid4().hex,
+            limits.concurrency or 0,
+            now + deadline_seconds + LEASE_MARGIN_SECONDS,
+            booking=booking,
+            holder=holders.this_process(),
+        )
         refusal = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
         if isinstance(refusal, Refusal):
-            self.refuse(key, refusal)
+            self.refuse(key, refusal, results)
         if refusal is None:  # taken; FAILED (the store is away) took nothing
-            ticket.lease_id, ticket.claims = lease.lease_id if lease else None, claims
+            ticket.lease_id, ticket.claims = lease.lease_id, claims
         return ticket
 
-    def refuse(self, key: ClientKey, refusal: Refusal) -> None:
+    def refuse(self, key: ClientKey, refusal: Refusal, asked: int = 0) -> None:
         metrics.count_refused(refusal.policy)
-        raise refusal_error(key, refusal)
+        raise refusal_error(key, refusal, asked)
 
     def settle(self, ticket: Ticket, delivered: bool, usage: UsageEntry | None) -> Callable[[], None]:
         """Free the slot, give back the quota of a request that delivered nothing, add it to the
@@ -135,3 +147,18 @@ class Admission:
         confirm = self.guard.settle(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         ticket.lease_id, ticket.claims = None, []
         return confirm
+
+
+def current_model() -> str:
+    """The model the request is about to ask (its route's first), as the ledger names it."""
+    current = context.current()
+    return model_label(current.model if current is not None else None)
+
+
+def interrupted_entry(ticket: Ticket, task: Task, results: int, model: str) -> UsageEntry:
+    """What the ledger books for a request cut off by a crash: the results (and images) it
+    took from the quota, since the upstream may have made and charged them."""
+    counts: dict[str, float] = {"requests": 1, "results": results, f"errors.{INTERRUPTED}": 1}
+    if task.makes_images:
+        counts["images"] = results
+    return UsageEntry(ticket.day, ticket.key, model, counts)

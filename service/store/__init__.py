@@ -2,17 +2,21 @@
 
 `open_store` picks the backend from the settings: SQLite under DATA_DIR (the default, one
 host), Redis at REDIS_URL (several hosts), or none (`STORE=off`). The service only ever
-reaches it through the StoreGuard it returns, which fails open.
+reaches it through the StoreGuard it returns, which fails open: a store that fails while
+the service runs never fails a request. A store that can never work is another matter: a
+DATA_DIR on a read-only mount or one the service may not write would mean no limits and no
+ledger from the first request on, so the service refuses to start (STORE=off says so).
 """
 
-from service.settings import Settings
-from service.store.guard import FAILED, StoreGuard
+from service.settings import Settings, SettingsError
+from service.store.guard import FAILED, STORE_ERRORS, StoreGuard
 
 SQLITE_FILE = "gateway.sqlite3"
 
 
 def open_store(settings: Settings) -> StoreGuard | None:
-    """Return the guarded store the settings ask for, None for STORE=off. Nothing connects yet."""
+    """Return the guarded store the settings ask for, None for STORE=off. The SQLite file is made
+    now (SettingsError if it never can be); Redis is not asked until the first request."""
     if settings.store == "off":
         return None
     if settings.store == "redis":
@@ -20,8 +24,19 @@ def open_store(settings: Settings) -> StoreGuard | None:
 
         return StoreGuard(RedisStore(settings.redis_url, settings.store_timeout))
     from service.store.sqlite_backend import SqliteStore
+    from service.store.sqlite_database import lasting
 
-    return StoreGuard(SqliteStore(settings.data_dir / SQLITE_FILE, settings.store_timeout))
+    store = SqliteStore(settings.data_dir / SQLITE_FILE, settings.store_timeout)
+    try:
+        store.prepare()
+    except STORE_ERRORS as exc:
+        if lasting(exc):
+            raise SettingsError(
+                f"DATA_DIR={settings.data_dir}: the store cannot keep its database there ({exc}), so no "
+                "per-key limit and no ledger would hold; make the folder writable by the service's user, "
+                "set DATA_DIR to one that is, or set STORE=off to serve without limits and ledger"
+            ) from None
+    return StoreGuard(store)
 
 
 __all__ = ["FAILED", "StoreGuard", "open_store"]

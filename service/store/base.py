@@ -11,8 +11,9 @@ slot and a refused request takes no place in any window; settling it is one more
 from __future__ import annotations
 
 import datetime
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 SECONDS_PER_DAY = 86_400
@@ -44,15 +45,6 @@ class Window:
 
 
 @dataclass(frozen=True)
-class Lease:
-    """A slot among a key's concurrent requests, held until settled or until it expires."""
-
-    lease_id: str
-    limit: int
-    expires_at: float
-
-
-@dataclass(frozen=True)
 class Claim:
     """Part of a daily quota taken by one request: `amount` of `name` (results, images)."""
 
@@ -63,10 +55,12 @@ class Claim:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a request was not admitted, and when trying again can succeed."""
+    """Why a request was not admitted, and when trying again can succeed; for a quota, how
+    much of it the day had used."""
 
     policy: str
     retry_after: float
+    used: int | None = None
 
 
 @dataclass
@@ -77,6 +71,20 @@ class UsageEntry:
     key: str
     model: str
     counts: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A request in flight of a limited key, held until settled, until it expires or until its
+    holder (the process that admitted it, service/store/holders.py) is seen gone. It counts
+    against the key's concurrency `limit` (0: none). A lease that ends unsettled was cut off
+    by a crash: its `booking` goes to the ledger then, and the quota it took stays taken."""
+
+    lease_id: str
+    limit: int
+    expires_at: float
+    booking: UsageEntry | None = None
+    holder: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,21 @@ class BreakerState:
         return self.opened_until is None
 
 
+def encode_booking(entry: UsageEntry | None) -> str | None:
+    """A lease's booking as the store keeps it (the key is the lease's own)."""
+    if entry is None:
+        return None
+    return json.dumps({"day": entry.day, "model": entry.model, "counts": entry.counts}, separators=(",", ":"))
+
+
+def decode_booking(key: str, value: str | bytes | None) -> UsageEntry | None:
+    """The row a lease books if its request is cut off; None for a lease without one."""
+    if not value:
+        return None
+    document = json.loads(value)
+    return UsageEntry(document["day"], key, document["model"], dict(document["counts"]))
+
+
 def nothing_to_confirm() -> None:
     """What confirms a settlement that is already confirmed (or never needed the store)."""
 
@@ -157,16 +180,36 @@ class Store(ABC):
         quota, or take nothing at all and say why."""
 
     @abstractmethod
-    def settle(self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]) -> None:
-        """In one step: free the slot, give back unused quota of `day`, add to the ledger."""
+    def settle(
+        self,
+        key: str,
+        lease_id: str | None,
+        refunds: list[Claim],
+        day: str,
+        usage: list[UsageEntry],
+        carried: Sequence[UsageEntry] = (),
+    ) -> None:
+        """In one step: free the slot, give back unused quota of `day`, add `usage` to the
+        ledger; all three only if the lease was still held (one already booked as cut off has
+        counted the request). `carried` rows (kept from an outage) are written in any case."""
 
     def settle_later(
-        self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]
+        self,
+        key: str,
+        lease_id: str | None,
+        refunds: list[Claim],
+        day: str,
+        usage: list[UsageEntry],
+        carried: Sequence[UsageEntry] = (),
     ) -> Callable[[], None]:
         """Settle, taking effect now, but leave any wait for the store's confirmation to the
         returned function (called once the answer has gone to the caller). By default, all now."""
-        self.settle(key, lease_id, refunds, day, usage)
+        self.settle(key, lease_id, refunds, day, usage, carried)
         return nothing_to_confirm
+
+    @abstractmethod
+    def sweep_leases(self, now: float) -> int:
+        """Book every lease that ended unsettled (expired, or its holder gone); how many."""
 
     @abstractmethod
     def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:

@@ -96,7 +96,7 @@ class StoreGuard:
         with self._lock:
             waiting, self._pending = list(self._pending.values()), {}
         rows = [*waiting, *usage]
-        confirm = self.call("settle", self.store.settle_later, key, lease_id, refunds, day, rows)
+        confirm = self.call("settle", self.store.settle_later, key, lease_id, refunds, day, usage, waiting)
         if confirm is FAILED:
             self._keep(rows)
             return nothing_to_confirm

@@ -7,12 +7,14 @@ by the hosts' clocks, which must agree (NTP).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from service.store import holders
 from service.store.base import (
     CONCURRENCY_RETRY_SECONDS,
     SECONDS_PER_DAY,
@@ -26,6 +28,7 @@ from service.store.base import (
     UsageEntry,
     UsageQuery,
     Window,
+    encode_booking,
     seconds_to_next_day,
     utc_day,
 )
@@ -37,16 +40,48 @@ QUOTA_TTL_SECONDS = 2 * SECONDS_PER_DAY
 SEPARATOR = "\x1f"
 
 
-def settle_arguments(key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]):
+def settle_arguments(
+    key: str,
+    lease_id: str | None,
+    refunds: list[Claim],
+    day: str,
+    usage: list[UsageEntry],
+    carried: Sequence[UsageEntry] = (),
+):
     """KEYS and ARGV of the SETTLE script."""
-    keys = [leases_key(key), *(quota_key(key, refund.name, day) for refund in refunds)]
-    keys += [usage_key(entry.day) for entry in usage]
-    arguments: list = [lease_id or "", len(refunds), len(usage), *(refund.amount for refund in refunds)]
-    for entry in usage:
+    rows = [*carried, *usage]
+    keys = [leases_key(key), LEASE_EXPIRIES, LEASE_RECORDS, *(quota_key(key, refund.name, day) for refund in refunds)]
+    keys += [usage_key(entry.day) for entry in rows]
+    member = lease_member(key, lease_id) if lease_id else ""
+    arguments: list = [lease_id or "", member, len(refunds), len(carried), len(usage)]
+    arguments += [refund.amount for refund in refunds]
+    for entry in rows:
         arguments.append(len(entry.counts))
         for name, value in entry.counts.items():
             arguments += [SEPARATOR.join((entry.key, entry.model, name)), value]
     return keys, arguments
+
+
+# Every lease in flight, of every key: its expiry, and its record (holder, and the row it books).
+LEASE_EXPIRIES, LEASE_RECORDS = f"{PREFIX}lease-expiries", f"{PREFIX}lease-records"
+# Leases of any key an admission books when their time is up: a few, so it stays cheap.
+BOOK_AT_ADMISSION = 10
+BOOK_AT_SWEEP = 1000
+
+
+def lease_member(key: str, lease_id: str) -> str:
+    return f"{key}{SEPARATOR}{lease_id}"
+
+
+def lease_record(lease: Lease) -> str:
+    """What the store keeps of a lease in flight: its holder and the row it books if cut off."""
+    booking = encode_booking(lease.booking)
+    record = {"holder": lease.holder, **(json.loads(booking) if booking else {})}
+    return json.dumps(record, separators=(",", ":"))
+
+
+def holder_of(record: bytes | None) -> str:
+    return json.loads(record).get("holder", "") if record else ""
 
 
 def cache_key(key: str) -> str:
@@ -104,8 +139,9 @@ class RedisStore(Store):
             retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self.client = redis.Redis(connection_pool=self.pool)
-        self._admit = self.client.register_script(lua_script("admit"))
+        self._admit = self.client.register_script(lua_script("book_lease") + lua_script("admit"))
         self._settle = self.client.register_script(lua_script("settle"))
+        self._sweep_script = self.client.register_script(lua_script("book_lease") + lua_script("sweep"))
         self._scripts = ScriptRunner(self.pool, self.client, timeout)
         self._cache_put = self.client.register_script(lua_script("cache_put"))
         self._breaker_outcome = self.client.register_script(lua_script("breaker_outcome"))
@@ -114,35 +150,78 @@ class RedisStore(Store):
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
     ) -> Refusal | None:
+        refusal = self._try_admit(key, window, lease, claims, now)
+        if refusal is not None and refusal.policy == "concurrency" and self._book_gone_holders(key, now):
+            refusal = self._try_admit(key, window, lease, claims, now)
+        return refusal
+
+    def _try_admit(
+        self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
+    ) -> Refusal | None:
         day = utc_day(now)
-        arguments = [now, 0, 0, "", 0, 0, QUOTA_TTL_SECONDS]
+        arguments = [now, 0, 0, "", 0, 0, QUOTA_TTL_SECONDS, PREFIX, "", "", BOOK_AT_ADMISSION]
         if window is not None:
             arguments[1:3] = [window.limit, window.seconds]
         if lease is not None:
             arguments[3:6] = [lease.lease_id, lease.limit, lease.expires_at]
+            arguments[8:10] = [lease_member(key, lease.lease_id), lease_record(lease)]
         for claim in claims:
             arguments += [claim.name, claim.amount, claim.limit]
-        keys = [window_key(key), leases_key(key), *(quota_key(key, claim.name, day) for claim in claims)]
+        keys = [window_key(key), leases_key(key), LEASE_EXPIRIES, LEASE_RECORDS]
+        keys += [quota_key(key, claim.name, day) for claim in claims]
         refused = self._scripts.run(self._admit, keys, arguments)
         if not refused:
             return None
-        policy, seconds = (part.decode() if isinstance(part, bytes) else part for part in refused)
+        policy, seconds, used = (part.decode() if isinstance(part, bytes) else part for part in refused)
         if policy == "rpm":
             return Refusal(policy, float(seconds))
         if policy == "concurrency":
             return Refusal(policy, CONCURRENCY_RETRY_SECONDS)
-        return Refusal(policy, seconds_to_next_day(now))
+        return Refusal(policy, seconds_to_next_day(now), int(used))
 
-    def settle(self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]) -> None:
-        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage)
+    def _book_gone_holders(self, key: str, now: float) -> int:
+        """Book the key's leases whose holder is seen gone (its worker was killed); how many."""
+        leases = [lease.decode() for lease in self.client.zrange(leases_key(key), 0, -1)]
+        members = [lease_member(key, lease) for lease in leases]
+        records = self.client.hmget(LEASE_RECORDS, members) if members else []
+        gone = [member for member, record in zip(members, records, strict=True) if holders.is_gone(holder_of(record))]
+        return self._sweep(now, gone, limit=0) if gone else 0
+
+    def sweep_leases(self, now: float) -> int:
+        gone = [
+            member.decode()
+            for member, record in self.client.hgetall(LEASE_RECORDS).items()
+            if holders.is_gone(holder_of(record))
+        ]
+        return self._sweep(now, gone, limit=BOOK_AT_SWEEP)
+
+    def _sweep(self, now: float, gone: list[str], limit: int) -> int:
+        return int(self._scripts.run(self._sweep_script, [LEASE_EXPIRIES, LEASE_RECORDS], [now, PREFIX, limit, *gone]))
+
+    def settle(
+        self,
+        key: str,
+        lease_id: str | None,
+        refunds: list[Claim],
+        day: str,
+        usage: list[UsageEntry],
+        carried: Sequence[UsageEntry] = (),
+    ) -> None:
+        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage, carried)
         self._settle(keys=keys, args=arguments)
 
     def settle_later(
-        self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]
+        self,
+        key: str,
+        lease_id: str | None,
+        refunds: list[Claim],
+        day: str,
+        usage: list[UsageEntry],
+        carried: Sequence[UsageEntry] = (),
     ) -> Callable[[], None]:
         """Send the settlement now (Redis runs it as soon as it arrives, so the slot is free before
         the caller has its answer) and read Redis' reply later, off the caller's time."""
-        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage)
+        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage, carried)
         connection = self._scripts.send(self._settle, keys, arguments)
         return lambda: self._scripts.receive(connection, self._settle, keys, arguments)
 

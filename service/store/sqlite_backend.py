@@ -11,8 +11,10 @@ power loss can cost the last commits.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from service.store import holders
 from service.store.base import (
     CONCURRENCY_RETRY_SECONDS,
     BreakerPolicy,
@@ -25,10 +27,30 @@ from service.store.base import (
     UsageEntry,
     UsageQuery,
     Window,
+    decode_booking,
+    encode_booking,
     seconds_to_next_day,
     utc_day,
 )
 from service.store.sqlite_database import SqliteDatabase
+
+
+def add_to_ledger(db, usage: Iterable[UsageEntry]) -> None:
+    """Add rows to the ledger, field by field."""
+    db.executemany(
+        "INSERT INTO usage (day, key, model, field, value) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (day, key, model, field) DO UPDATE SET value = value + excluded.value",
+        [(entry.day, entry.key, entry.model, name, value) for entry in usage for name, value in entry.counts.items()],
+    )
+
+
+def book_ended(db, where: str, parameters: tuple) -> int:
+    """Delete the leases `where` selects, booking each in the ledger as its request cut off."""
+    rows = db.execute(f"SELECT key, booking FROM leases WHERE {where}", parameters).fetchall()
+    if rows:
+        db.execute(f"DELETE FROM leases WHERE {where}", parameters)
+        add_to_ledger(db, [entry for key, booking in rows if (entry := decode_booking(key, booking))])
+    return len(rows)
 
 
 class SqliteStore(Store):
@@ -38,6 +60,10 @@ class SqliteStore(Store):
 
     def __init__(self, path: Path, timeout: float):
         self.database = SqliteDatabase(path, timeout)
+
+    def prepare(self) -> None:
+        """Make the database now, raising what stops it (open_store tells lasting from passing)."""
+        self.database.prepare()
 
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
@@ -52,16 +78,16 @@ class SqliteStore(Store):
                 if (count or 0) >= window.limit:
                     return Refusal("rpm", window.frees_at(oldest) - now)
             if lease is not None:
-                db.execute("DELETE FROM leases WHERE key = ? AND expires <= ?", (key, now))
-                (held,) = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
-                if held >= lease.limit:
+                book_ended(db, "key = ? AND expires <= ?", (key, now))
+                if lease.limit and not self._slot_free(db, key, lease.limit):
                     return Refusal("concurrency", CONCURRENCY_RETRY_SECONDS)
             for claim in claims:
                 row = db.execute(
                     "SELECT used FROM quotas WHERE key = ? AND name = ? AND day = ?", (key, claim.name, day)
                 ).fetchone()
-                if (row[0] if row else 0) + claim.amount > claim.limit:
-                    return Refusal(claim.name, seconds_to_next_day(now))
+                used = row[0] if row else 0
+                if used + claim.amount > claim.limit:
+                    return Refusal(claim.name, seconds_to_next_day(now), used)
             if window is not None:
                 db.execute(
                     "INSERT INTO window_counts (key, second, requests) VALUES (?, ?, 1) "
@@ -70,7 +96,8 @@ class SqliteStore(Store):
                 )
             if lease is not None:
                 db.execute(
-                    "INSERT INTO leases (key, lease, expires) VALUES (?, ?, ?)", (key, lease.lease_id, lease.expires_at)
+                    "INSERT INTO leases (key, lease, expires, booking, holder) VALUES (?, ?, ?, ?, ?)",
+                    (key, lease.lease_id, lease.expires_at, encode_booking(lease.booking), lease.holder),
                 )
             for claim in claims:
                 db.execute("DELETE FROM quotas WHERE key = ? AND name = ? AND day < ?", (key, claim.name, day))
@@ -81,24 +108,52 @@ class SqliteStore(Store):
                 )
         return None
 
-    def settle(self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]) -> None:
+    @staticmethod
+    def _slot_free(db, key: str, limit: int) -> bool:
+        """Whether the key holds fewer than `limit` leases, once those of processes seen gone
+        (a worker killed with its requests in flight) are booked."""
+        (held,) = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
+        if held < limit:
+            return True
+        gone = [
+            lease
+            for lease, holder in db.execute("SELECT lease, holder FROM leases WHERE key = ?", (key,))
+            if holders.is_gone(holder)
+        ]
+        for lease in gone:
+            book_ended(db, "key = ? AND lease = ?", (key, lease))
+        return held - len(gone) < limit
+
+    def settle(
+        self,
+        key: str,
+        lease_id: str | None,
+        refunds: list[Claim],
+        day: str,
+        usage: list[UsageEntry],
+        carried: Sequence[UsageEntry] = (),
+    ) -> None:
         with self.database.transaction() as db:
-            if lease_id is not None:
-                db.execute("DELETE FROM leases WHERE key = ? AND lease = ?", (key, lease_id))
-            for refund in refunds:
-                db.execute(
-                    "UPDATE quotas SET used = MAX(0, used - ?) WHERE key = ? AND name = ? AND day = ?",
-                    (refund.amount, key, refund.name, day),
-                )
-            db.executemany(
-                "INSERT INTO usage (day, key, model, field, value) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (day, key, model, field) DO UPDATE SET value = value + excluded.value",
-                [
-                    (entry.day, entry.key, entry.model, name, value)
-                    for entry in usage
-                    for name, value in entry.counts.items()
-                ],
+            held = (
+                lease_id is None
+                or db.execute("DELETE FROM leases WHERE key = ? AND lease = ?", (key, lease_id)).rowcount == 1
             )
+            if held:
+                for refund in refunds:
+                    db.execute(
+                        "UPDATE quotas SET used = MAX(0, used - ?) WHERE key = ? AND name = ? AND day = ?",
+                        (refund.amount, key, refund.name, day),
+                    )
+            add_to_ledger(db, [*carried, *(usage if held else ())])
+
+    def sweep_leases(self, now: float) -> int:
+        with self.database.transaction() as db:
+            booked = book_ended(db, "expires <= ?", (now,))
+            rows = db.execute("SELECT key, lease, holder FROM leases WHERE holder != ''").fetchall()
+            for key, lease, holder in rows:
+                if holders.is_gone(holder):
+                    booked += book_ended(db, "key = ? AND lease = ?", (key, lease))
+            return booked
 
     def usage_rows(self, query: UsageQuery) -> list[UsageEntry]:
         rows = self.database.read(

@@ -3,9 +3,10 @@
 One row per (day, key, model) holds sums: requests, results, images, errors by type,
 upstream attempts and seconds, input characters, and the tokens OpenAI-style answers
 report. A request is counted once when it ends, however many calls its fan-out or fallback
-made, under the model that answered (or the last one tried). The row is written with the
-request's settlement (service/keys/admission.py), in the same step, so a stop, reload or
-recycled worker loses nothing.
+made, under the model that answered (or the last one tried), as service/usage/labels.py
+names it. The row is written with the request's settlement (service/keys/admission.py), in
+the same step, so a stop, reload or recycled worker loses nothing; a request a crash cut off
+is booked by the store as `interrupted` (service/keys/admission.py says how).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from service.context import RequestContext
 from service.keys.admission import Ticket
 from service.keys.keyring import OPEN_ACCESS
 from service.store.base import UsageEntry, utc_day
+from service.usage.labels import model_label
 
-NO_MODEL = "-"
 COUNTS = ("requests", "results", "images", "upstream_attempts", "input_chars", "prompt_tokens", "completion_tokens")
 ERROR_PREFIX = "errors."
 
@@ -42,7 +43,7 @@ def usage_entry(current: RequestContext, status: int, day: str) -> UsageEntry:
     }
     counts.update({name: value for name, value in optional.items() if value})
     key = (current.client_key or OPEN_ACCESS).name
-    return UsageEntry(day, key, current.model or NO_MODEL, counts)
+    return UsageEntry(day, key, model_label(current.model), counts)
 
 
 def settle_request(response):

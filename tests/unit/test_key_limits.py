@@ -125,7 +125,7 @@ def test_daily_quotas_count_results_and_images_and_say_when_they_reset(client, m
     assert translate(client, "quota", n=3).status_code == 200  # 2 + 3 results: the whole quota
     refused = translate(client, "quota")
     assert_error_shape(refused, 429, "quota_exceeded")
-    assert "5 results" in refused.get_json()["message"]
+    assert "has used 5 of its 5 results for today (UTC) and this request asks for 1" in refused.get_json()["message"]
     seconds_left = 86_400 - time.time() % 86_400
     assert abs(int(refused.headers["Retry-After"]) - seconds_left) <= 2
     assert refused.headers["RateLimit-Policy"] == '"results";q=5;w=86400, "images";q=2;w=86400'
@@ -205,3 +205,28 @@ def test_usage_defaults_to_the_last_seven_days(client):
     since, until = answer["since"], answer["until"]
     assert until == time.strftime("%Y-%m-%d", time.gmtime())
     assert (time.mktime(time.strptime(until, "%Y-%m-%d")) - time.mktime(time.strptime(since, "%Y-%m-%d"))) == 6 * 86400
+
+
+def test_a_quota_refusal_says_what_was_used_and_what_was_asked(client, mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    assert translate(client, "quota", n=3).status_code == 200
+    refused = translate(client, "quota", n=3)
+    assert_error_shape(refused, 429, "quota_exceeded")
+    assert refused.get_json()["message"].startswith(
+        "key quota has used 3 of its 5 results for today (UTC) and this request asks for 3; the quota starts again in "
+    )
+    assert translate(client, "quota", n=2).status_code == 200  # what is left can still be used
+
+
+def test_models_outside_the_catalog_share_one_ledger_row_per_key_and_day(client, mock_hub):
+    mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
+    for n in range(12):
+        mock_hub.post(f"{API}/someone/model-{n}", json=[{"translation_text": "Dress"}])
+        post(client, "text-translation", {"inputs": "连衣裙"}, f"?model_name=someone/model-{n}", headers=auth("free"))
+    assert (
+        post(client, "text-translation", {"inputs": "连衣裙"}, "?model_name=opus", headers=auth("free")).status_code
+        == 200
+    )
+    assert translate(client, "free").status_code == 200
+    rows = {row["model"]: row["requests"] for row in usage(client, key="free").get_json()["rows"]}
+    assert rows == {"other": 12, "Helsinki-NLP/opus-mt-zh-en": 2}  # an alias is booked under the model it names

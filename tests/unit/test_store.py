@@ -2,6 +2,8 @@
 
 import math
 import multiprocessing
+import os
+import stat
 import threading
 import time
 
@@ -255,3 +257,47 @@ def test_a_failed_probe_reopens_the_breaker_at_once(store):
 def test_failures_too_far_apart_never_open_a_breaker(store):
     for n in range(6):
         assert store.breaker_outcome("t", False, NOON + n * 61, POLICY).closed()
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000, 0o277])
+def test_the_store_is_private_to_its_user_whatever_the_umask(tmp_path, umask):
+    data = tmp_path / "made" / "data"
+    previous = os.umask(umask)
+    try:
+        store = open_store(make_settings(store="sqlite", data_dir=data)).store
+        admit(store, "k", lease_=lease(3))  # a write: the -wal and -shm files exist while connected
+        files = {path.name: mode_of(path) for path in data.iterdir()}
+    finally:
+        os.umask(previous)
+        store.close()
+    assert mode_of(data) == 0o700
+    assert files == {"gateway.sqlite3": 0o600, "gateway.sqlite3-wal": 0o600, "gateway.sqlite3-shm": 0o600}
+
+
+def test_a_store_made_readable_by_an_earlier_version_is_made_private(tmp_path):
+    data = tmp_path / "data"
+    open_store(make_settings(store="sqlite", data_dir=data)).store.close()
+    os.chmod(data, 0o755)
+    os.chmod(data / "gateway.sqlite3", 0o644)
+    store = open_store(make_settings(store="sqlite", data_dir=data)).store
+    admit(store, "k", lease_=lease(3))
+    assert mode_of(data) == 0o700
+    assert {path.name: mode_of(path) for path in data.iterdir()} == dict.fromkeys(
+        ("gateway.sqlite3", "gateway.sqlite3-wal", "gateway.sqlite3-shm"), 0o600
+    )
+    store.close()
+
+
+def test_a_shared_folder_keeps_its_mode_and_the_files_in_it_are_private(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # a /tmp-like folder: not the service's to close
+    store = open_store(make_settings(store="sqlite", data_dir=shared)).store
+    admit(store, "k", lease_=lease(3))
+    assert mode_of(shared) == 0o1777
+    assert mode_of(shared / "gateway.sqlite3") == 0o600
+    store.close()

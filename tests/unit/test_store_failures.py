@@ -2,15 +2,24 @@
 /readyz and a metric, and used again as soon as it answers; ledger rows wait in memory meanwhile."""
 
 import hashlib
+import os
+import shlex
+import shutil
 import sqlite3
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from service import metrics
+from service.settings import SettingsError
 from service.store import guard as guard_module
+from service.store import open_store
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.gunicorn_server import free_port
+from tests.support.paths import REPO_ROOT
 from tests.support.redis_server import RedisServer
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
@@ -87,10 +96,64 @@ def test_redis_coming_back_is_used_again_without_a_restart_and_gets_the_kept_row
     assert any("store available again" in record.getMessage() for record in captured_logs.records)
 
 
-def test_an_unusable_data_directory_fails_open(tmp_path, clock, answering_hub, captured_logs):
+def test_a_data_directory_that_is_a_file_stops_the_start_naming_the_way_out(tmp_path, clock):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the data directory should be")
-    client = app_with(tmp_path, clock, store="sqlite", data_dir=blocked).test_client()
+    with pytest.raises(SettingsError) as refused:
+        app_with(tmp_path, clock, store="sqlite", data_dir=blocked)
+    message = str(refused.value)
+    assert f"DATA_DIR={blocked}" in message and "STORE=off" in message and "File exists" in message
+
+
+def open_in_read_only_mount(source: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    """Open the store with DATA_DIR under a read-only bind mount of `source`, in a mount
+    namespace of its own (root), or under a folder without write permission (anyone else)."""
+    program = (
+        "import sys; from pathlib import Path\n"
+        "from service.store import open_store; from tests.support.app import make_settings\n"
+        "try:\n"
+        f"    open_store(make_settings(store='sqlite', data_dir=Path({str(data_dir)!r})))\n"
+        "except Exception as exc:\n"
+        "    sys.exit(f'{type(exc).__name__}: {exc}')\n"
+    )
+    python = [sys.executable, "-c", program]
+    if os.geteuid() != 0:
+        source.chmod(0o500)
+        return subprocess.run(python, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        pytest.skip("no unshare(1) to make a read-only mount")
+    mount = source.parent / "mounted"
+    mount.mkdir()
+    command = " ".join(shlex.quote(part) for part in python).replace(str(source), str(mount))
+    script = f"mount --bind {source} {mount} && mount -o remount,bind,ro {mount} && exec {command}"
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("existing_database", [False, True])
+def test_a_data_directory_on_a_read_only_mount_stops_the_start(tmp_path, existing_database):
+    source = tmp_path / "volume"
+    source.mkdir()
+    if existing_database:  # made by an earlier start, since mounted read-only
+        open_store(make_settings(store="sqlite", data_dir=source / "data")).store.close()
+    opened = open_in_read_only_mount(source, source / "data")
+    assert opened.returncode == 1, opened
+    assert opened.stderr.startswith("SettingsError: DATA_DIR=") and "STORE=off" in opened.stderr, opened.stderr
+
+
+def test_store_off_serves_whatever_the_data_directory(tmp_path, clock, answering_hub):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    client = make_app(make_settings(store="off", data_dir=blocked), TEST_CATALOG, clock).test_client()
+    assert post(client, "text-translation", {"inputs": "连衣裙"}).status_code == 200
+
+
+def test_a_data_directory_that_fails_after_the_start_fails_open(tmp_path, clock, answering_hub, captured_logs):
+    data = tmp_path / "data"
+    client = app_with(tmp_path, clock, store="sqlite", data_dir=data).test_client()
+    shutil.rmtree(data)
+    data.write_text("the folder was replaced by a file while serving")
     assert [translate(client).status_code for _ in range(4)] == [200] * 4
     assert len(unavailable_logs(captured_logs)) == 1
     assert client.get("/readyz").get_json()["status"] == "degraded"

@@ -1,11 +1,14 @@
--- KEYS: the key's window (requests per second of the clock), its lease set, then one quota counter per claim.
--- ARGV: now, window limit (0: none), window seconds, lease id ('': none), lease limit,
---       lease expiry, quota ttl, then name, amount, limit per claim.
--- Returns {} when admitted, else {policy, seconds until trying again can succeed}.
+-- KEYS: the key's window (requests per second of the clock), its lease set, every lease's expiry
+--       and every lease's record (book_lease.lua), then one quota counter per claim.
+-- ARGV: now, window limit (0: none), window seconds, lease id ('': none), lease limit (0: none),
+--       lease expiry, quota ttl, the keys' prefix, the lease's member and record, leases to
+--       book at most, then name, amount, limit per claim.
+-- Returns {} when admitted, else {policy, seconds until trying again can succeed, used}.
 local now = tonumber(ARGV[1])
 local window_limit = tonumber(ARGV[2])
 local window_seconds = tonumber(ARGV[3])
 local lease = ARGV[4]
+local CLAIMS_AT = 11
 if window_limit > 0 then
     local counts = redis.call('HGETALL', KEYS[1])
     local total, oldest = 0, nil
@@ -19,20 +22,22 @@ if window_limit > 0 then
         end
     end
     if total >= window_limit then
-        return {'rpm', tostring(oldest + window_seconds + 1 - now)}
+        return {'rpm', tostring(oldest + window_seconds + 1 - now), ''}
     end
 end
 if lease ~= '' then
+    book_expired(KEYS[4], KEYS[3], ARGV[8], now, tonumber(ARGV[11]))
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-    if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
-        return {'concurrency', ''}
+    local limit = tonumber(ARGV[5])
+    if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit then
+        return {'concurrency', '', ''}
     end
 end
-local claims = (#ARGV - 7) / 3
+local claims = (#ARGV - CLAIMS_AT) / 3
 for i = 1, claims do
-    local used = tonumber(redis.call('GET', KEYS[2 + i]) or '0')
-    if used + tonumber(ARGV[7 + 3 * i - 1]) > tonumber(ARGV[7 + 3 * i]) then
-        return {ARGV[7 + 3 * i - 2], ''}
+    local used = tonumber(redis.call('GET', KEYS[4 + i]) or '0')
+    if used + tonumber(ARGV[CLAIMS_AT + 3 * i - 1]) > tonumber(ARGV[CLAIMS_AT + 3 * i]) then
+        return {ARGV[CLAIMS_AT + 3 * i - 2], '', tostring(used)}
     end
 end
 if window_limit > 0 then
@@ -40,11 +45,16 @@ if window_limit > 0 then
     redis.call('EXPIRE', KEYS[1], window_seconds + 2)
 end
 if lease ~= '' then
-    redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), lease)
-    redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[6])) + 1)
+    local expires = tonumber(ARGV[6])
+    redis.call('ZADD', KEYS[2], expires, lease)
+    redis.call('ZADD', KEYS[3], expires, ARGV[9])
+    redis.call('HSET', KEYS[4], ARGV[9], ARGV[10])
+    -- The set lives as long as its longest lease: a short request never shortens a long one's.
+    local longest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2]
+    redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(longest)) + 1)
 end
 for i = 1, claims do
-    redis.call('INCRBY', KEYS[2 + i], tonumber(ARGV[7 + 3 * i - 1]))
-    redis.call('EXPIRE', KEYS[2 + i], tonumber(ARGV[7]))
+    redis.call('INCRBY', KEYS[4 + i], tonumber(ARGV[CLAIMS_AT + 3 * i - 1]))
+    redis.call('EXPIRE', KEYS[4 + i], tonumber(ARGV[7]))
 end
 return {}
