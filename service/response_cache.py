@@ -12,6 +12,9 @@ size limit never is.
 Identical calls in flight share one upstream call: in a worker, the others wait for the
 first and get its answer or its error; across workers and hosts, the first to claim the key
 in the store calls, and the others read its answer from the cache as soon as it is kept.
+Each waits within its own deadline, never the first's: when the first fails for a reason of
+its own rather than the upstream's answer to the call (its deadline passed, its worker's
+connections were busy, it was cut off), a request still in time makes the call itself.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Callable
 
 from service import metrics
 from service.context import CacheDirectives, RequestContext
-from service.errors import UpstreamTimeout
+from service.errors import GatewayError, UpstreamTimeout
 from service.hub.images import Image
 from service.hub.messages import UpstreamRequest
 from service.hub.providers.base import InferenceCall, ProviderHelper
@@ -39,6 +42,16 @@ FORMAT_VERSION = 1
 POLL_SECONDS = 0.05
 # Headers that differ from one request to the next without changing the answer.
 VOLATILE_HEADERS = frozenset({"x-request-id"})
+# A request joining a call in flight takes it over when the call failed this way and it has
+# at least this much time left.
+TAKE_OVER_MIN_SECONDS = POLL_SECONDS
+
+
+def failed_on_its_own(error: BaseException) -> bool:
+    """Whether a call's failure belongs to the request that made it, not to the call: its own
+    deadline or busy connections (UpstreamTimeout), or anything that is no answer at all
+    (the request was cut off). An answer about the input or the model is everyone's."""
+    return isinstance(error, UpstreamTimeout) or not isinstance(error, GatewayError)
 
 
 def is_deterministic(call: InferenceCall, helper: ProviderHelper) -> bool:
@@ -115,10 +128,14 @@ class Flight:
     def wait(self, seconds: float) -> list:
         """The first call's results, or its error; UpstreamTimeout if it has not landed in time."""
         if not self.landed.wait(max(0.0, seconds)):
-            raise UpstreamTimeout("the deadline passed while waiting for an identical call in flight")
+            raise waited_too_long()
         if self.error is not None:
             raise self.error
         return list(self.results)
+
+
+def waited_too_long() -> UpstreamTimeout:
+    return UpstreamTimeout("the deadline passed while waiting for an identical call in flight")
 
 
 class ResponseCache:
@@ -155,15 +172,32 @@ class ResponseCache:
             return kept
         context.cache.count(hit=False)
         metrics.count_cache("miss")
-        with self._lock:
-            flight = self._flights.get(key)
-            leading = flight is None
+        while True:
+            with self._lock:
+                flight = self._flights.get(key)
+                leading = flight is None
+                if leading:
+                    flight = self._flights[key] = Flight()
             if leading:
-                flight = self._flights[key] = Flight()
-        if not leading:
+                return self._fly(flight, key, compute, context, directives)
             metrics.count_cache("coalesced")
+            try:
+                results = flight.wait(context.deadline.remaining())
+            except BaseException as exc:
+                taken_over = exc is flight.error and failed_on_its_own(exc)
+                if taken_over and context.deadline.remaining() >= TAKE_OVER_MIN_SECONDS:
+                    log.info("an identical call in flight failed on its own (%s); making it again", type(exc).__name__)
+                    continue
+                # The outcome of another request's call, which reports it to the target's breaker.
+                context.cache.waited = True
+                if taken_over:
+                    raise waited_too_long() from None
+                raise
             context.cache.waited = True
-            return flight.wait(context.deadline.remaining())
+            return results
+
+    def _fly(self, flight: Flight, key: str, compute: Callable[[], list], context: RequestContext, directives) -> list:
+        """Make the call others in this worker wait for."""
         try:
             flight.results = tuple(self._lead(key, compute, context, directives))
             return list(flight.results)
@@ -176,14 +210,16 @@ class ResponseCache:
             flight.landed.set()
 
     def _lead(self, key: str, compute: Callable[[], list], context: RequestContext, directives) -> list:
-        """Make the call unless another worker is making it: then wait for its kept answer."""
+        """Make the call unless another worker is making it: then wait for its kept answer, or
+        for its claim to end without one (it failed), and make the call then."""
         while not self._claim(key, context):
-            context.cache.waited = True
             if context.deadline.remaining() <= POLL_SECONDS:
-                raise UpstreamTimeout("the deadline passed while waiting for an identical call in flight")
+                context.cache.waited = True
+                raise waited_too_long()
             time.sleep(POLL_SECONDS)
             kept = self._get(key)
             if kept is not None:
+                context.cache.waited = True
                 metrics.count_cache("coalesced")
                 return kept
         try:

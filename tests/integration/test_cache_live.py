@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 import requests
 
-from tests.support.fault_service import SINGLE_TARGET_MODELS, TRANSLATION_PATH, fault_env
+from tests.support.fault_service import SINGLE_TARGET_MODELS, TEXT_DEADLINE, TRANSLATION_PATH, fault_env
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.nginx_server import NginxServer
 from tests.support.paths import REPO_ROOT
@@ -119,3 +120,33 @@ def test_a_catalogue_translated_twice_costs_nothing_the_second_time(one_host, up
     assert second.returncode == 0, second.stderr
     assert len(upstream.requests_for(TRANSLATION_PATH)) == calls  # not one more upstream call
     assert (tmp_path / "first.jsonl").read_bytes() == (tmp_path / "second.jsonl").read_bytes()
+
+
+@pytest.fixture(params=["gevent", "gthread"])
+def one_worker(request, loopback, models, tmp_path):
+    """One worker, so identical requests meet in it: they coalesce in the worker, not the store."""
+    env = fault_env(loopback, models, STORE="sqlite", WEB_CONCURRENCY="1", WORKER_CLASS=request.param, **CACHE_ON)
+    with GunicornServer(env=env, log_path=tmp_path / "service.log") as host:
+        yield host
+
+
+def test_a_request_joining_a_call_that_times_out_makes_the_call_in_its_own_time(one_worker, upstream):
+    upstream.script(TRANSLATION_PATH, Step(never_respond=True))  # the first call never answers
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(translate, one_worker.url, "迟到的第一个")
+        assert wait_for(lambda: len(upstream.requests_for(TRANSLATION_PATH)) == 1)
+        time.sleep(TEXT_DEADLINE / 2)  # the second joins half way through the first one's deadline
+        second = pool.submit(translate, one_worker.url, "迟到的第一个")
+        first, second = first.result(), second.result()
+    assert first.status_code == 504
+    assert second.status_code == 200, second.text  # it made the call itself, with the time it had left
+    assert len(upstream.requests_for(TRANSLATION_PATH)) == 2
+
+
+def wait_for(condition, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

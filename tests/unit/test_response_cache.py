@@ -13,8 +13,13 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.context import RequestContext
+from service.errors import ConnectionsBusy, ModelRejectedInput, UpstreamTimeout
+from service.hub.deadline import Deadline
 from service.hub.images import Image
-from service.response_cache import Flight, decode_results, encode_results
+from service.response_cache import Flight, ResponseCache, decode_results, encode_results
+from service.store import open_store
+from service.store.base import CacheLimits
 from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
@@ -297,3 +302,136 @@ def test_a_sampled_translation_is_never_kept_even_with_a_seed(client, mock_hub):
     args = {"do_sample": True, "seed": 3, "num_sentences": 2}
     assert [translate(client, args).headers["X-Cache"] for _ in range(2)] == ["MISS", "MISS"]
     assert len(mock_hub.calls) == 4  # two calls each: never coalesced into one
+
+
+class LeaderThatFails:
+    """A first call that fails, once a second identical request has joined it, with `error`."""
+
+    def __init__(self, monkeypatch, error: BaseException):
+        self.error = error
+        self.joined = threading.Event()
+        real_wait = Flight.wait
+
+        def noticed_wait(flight, seconds):
+            self.joined.set()
+            return real_wait(flight, seconds)
+
+        monkeypatch.setattr(Flight, "wait", noticed_wait)
+
+    def compute(self) -> list:
+        assert self.joined.wait(10), "no request joined the call in flight"
+        raise self.error
+
+
+def context_with(seconds: float) -> RequestContext:
+    return RequestContext(request_id=f"r-{time.monotonic_ns()}", deadline=Deadline(seconds))
+
+
+def leader_and_follower(cache_of_leader, cache_of_follower, leader: LeaderThatFails, follower_compute):
+    """Run the failing first call and an identical second one; return the second's outcome."""
+    outcome = {}
+
+    def lead():
+        with pytest.raises(type(leader.error)):
+            cache_of_leader.through("the-call", leader.compute, context_with(5.0))
+
+    def follow():
+        context = context_with(30.0)
+        try:
+            outcome["results"] = cache_of_follower.through("the-call", follower_compute, context)
+        except Exception as exc:  # noqa: BLE001 - the test reports what the second request got
+            outcome["error"] = exc
+        outcome["waited"] = context.cache.waited
+
+    first = threading.Thread(target=lead)
+    first.start()
+    assert wait_for(lambda: cache_of_leader._flights), "the first call never started"
+    second = threading.Thread(target=follow)
+    second.start()
+    first.join(20)
+    second.join(20)
+    return outcome
+
+
+@pytest.fixture
+def guarded_store(store_backend):
+    guard = open_store(make_settings(**store_backend))
+    yield guard
+    guard.store.close()
+
+
+def response_cache(guard) -> ResponseCache:
+    return ResponseCache(guard, CacheLimits(ttl_seconds=60, max_entries=10, max_bytes=10_000), 10_000)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        UpstreamTimeout("the first request's deadline passed"),
+        ConnectionsBusy("every connection of the first request's worker was busy"),
+        RuntimeError("the first request was cut off"),
+    ],
+    ids=["its deadline", "its connections busy", "cut off"],
+)
+def test_a_request_joining_a_call_that_fails_on_its_own_makes_the_call_itself(guarded_store, monkeypatch, failure):
+    cache = response_cache(guarded_store)
+    leader = LeaderThatFails(monkeypatch, failure)
+    calls = []
+    outcome = leader_and_follower(cache, cache, leader, lambda: calls.append(1) or ["Dress"])
+    assert outcome == {"results": ["Dress"], "waited": False}  # its own call: its own outcome
+    assert calls == [1]
+    assert decode_results(guarded_store.store.cache_get("the-call", time.time())) == ["Dress"]
+
+
+def test_a_request_joining_a_call_the_upstream_refused_shares_the_refusal(guarded_store, monkeypatch):
+    cache = response_cache(guarded_store)
+    leader = LeaderThatFails(monkeypatch, ModelRejectedInput("Input validation error: too long"))
+    calls = []
+    outcome = leader_and_follower(cache, cache, leader, lambda: calls.append(1) or ["Dress"])
+    assert isinstance(outcome["error"], ModelRejectedInput) and outcome["waited"] is True
+    assert calls == []
+
+
+def test_a_request_joining_a_call_in_another_worker_makes_it_itself_when_that_one_times_out(guarded_store, monkeypatch):
+    leader = LeaderThatFails(monkeypatch, UpstreamTimeout("the first request's deadline passed"))
+    real_claim = guarded_store.store.claim
+
+    def noticed_claim(*args):  # the second worker found the call claimed: it waits on it
+        claimed = real_claim(*args)
+        if not claimed:
+            leader.joined.set()
+        return claimed
+
+    monkeypatch.setattr(guarded_store.store, "claim", noticed_claim)
+    calls = []
+    outcome = leader_and_follower(
+        response_cache(guarded_store), response_cache(guarded_store), leader, lambda: calls.append(1) or ["Dress"]
+    )
+    assert outcome == {"results": ["Dress"], "waited": False} and calls == [1]
+
+
+def test_a_request_waits_for_a_call_in_flight_within_its_own_deadline_only(guarded_store):
+    cache = response_cache(guarded_store)
+    release = threading.Event()
+    leader = threading.Thread(
+        target=lambda: cache.through("the-call", lambda: release.wait(10) and ["Dress"], context_with(30.0))
+    )
+    leader.start()
+    try:
+        assert wait_for(lambda: "the-call" in cache._flights)
+        context = context_with(0.3)
+        with pytest.raises(UpstreamTimeout, match="identical call in flight"):
+            cache.through("the-call", lambda: ["never asked"], context)
+        assert context.cache.waited is True
+    finally:
+        release.set()
+        leader.join(10)
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
