@@ -4,9 +4,16 @@ After BREAKER_FAILURES target-side failures in a row (503, 504, other 5xx, timeo
 connections), each within BREAKER_WINDOW_SECONDS of the first, the target's breaker opens:
 for BREAKER_OPEN_SECONDS requests skip it at once, straight to the next target of their
 chain, or get `503 model_unavailable` with a `Retry-After` of the time left when none is
-left. Then one request probes it (half-open): a success closes the breaker, a failure opens
-it again. The caller's own errors (400, 422), a missing model (404) and the service's own
-token being refused (401, 402, 403) never count.
+left. Then one request probes it (half-open), within BREAKER_PROBE_SECONDS: a success closes
+the breaker, a failure opens it again.
+
+What the upstream puts down to the input never counts: the caller's own errors (400, 422 and
+any other 4xx), an error_type of generation or validation (the model failed on this input), an
+answer of the wrong kind from a model the caller named; nor do a missing model (404) and the
+service's own token being refused (401, 402, 403). With client keys, the row must hold failures
+of BREAKER_MIN_KEYS keys to open the breaker, and failed probes of as many keys to reopen it; a
+key whose probe failed probes no more until the breaker closes or reopens: no single key can
+open a breaker that others then hit, nor keep one open.
 
 The breakers live in the shared store, so every worker and host agrees. A worker reads a
 breaker at most once a second (BREAKER_READ_SECONDS) and writes only when something
@@ -23,7 +30,15 @@ from dataclasses import dataclass, replace
 
 from service import metrics
 from service.catalog import ModelTarget
-from service.errors import ConnectionsBusy, GatewayError, ModelUnavailable, UpstreamError, UpstreamTimeout
+from service.errors import (
+    ConnectionsBusy,
+    GatewayError,
+    ModelFailedOnInput,
+    ModelUnavailable,
+    UnreadableAnswer,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from service.store import FAILED, StoreGuard
 from service.store.base import BreakerPolicy, BreakerState
 
@@ -31,6 +46,29 @@ log = logging.getLogger(__name__)
 
 TARGET_FAILURES = (ModelUnavailable, UpstreamTimeout, UpstreamError)
 BREAKER_READ_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a call is made for, as a breaker counts callers: a client key's name (None on an
+    open service), and how many distinct keys' failures it takes to open a breaker."""
+
+    name: str | None = None
+    keys_needed: int = 1
+
+
+OPEN_SERVICE = Caller()
+
+
+def blames_target(error: GatewayError, named_by_caller: bool) -> bool:
+    """Whether a call's error counts against its target: a failure on the target's side, not
+    one the upstream put down to the input, nor an answer of the wrong kind from a model the
+    caller chose (it may serve another task), nor the worker's own connections running out."""
+    if isinstance(error, (ModelFailedOnInput, ConnectionsBusy)):
+        return False
+    if isinstance(error, UnreadableAnswer) and named_by_caller:
+        return False
+    return isinstance(error, TARGET_FAILURES)
 
 
 def target_id(target: ModelTarget) -> str:
@@ -77,8 +115,8 @@ class Breakers:
         self._remember(name, state)
         return state
 
-    def gate(self, target: ModelTarget, probe_seconds: float) -> Gate:
-        """Say whether a call may go to the target now."""
+    def gate(self, target: ModelTarget, probe_seconds: float, caller: Caller = OPEN_SERVICE) -> Gate:
+        """Say whether a call may go to the target now; a probe holds the target for `probe_seconds`."""
         state = self.state(target)
         if state.closed():
             return GO
@@ -87,6 +125,8 @@ class Breakers:
             return self._skip(target, state.opened_until - now)
         if state.probe_until is not None and now < state.probe_until:
             return self._skip(target, max(1.0, state.probe_until - now))  # another request probes
+        if caller.name is not None and caller.name in state.callers:
+            return self._skip(target, 1.0)  # this key's probe failed: another key's probe decides
         name = target_id(target)
         probing = self.guard.call("breaker", self.guard.store.breaker_probe, name, now, probe_seconds)
         if probing is True:
@@ -109,33 +149,42 @@ class Breakers:
         if gate.probe or state.failures or not state.closed():
             self._record(target, True)
 
-    def judge(self, target: ModelTarget, gate: Gate, error: GatewayError, waited: bool) -> None:
+    def judge(
+        self,
+        target: ModelTarget,
+        gate: Gate,
+        error: GatewayError,
+        waited: bool,
+        caller: Caller = OPEN_SERVICE,
+        named_by_caller: bool = False,
+    ) -> None:
         """Tell the target's breaker how a call that ended in `error` went. A target failing on its
-        side counts against it; an answer that is the caller's or the token's fault counts as an
-        answer. Nothing is told for the worker's own connections running out, nor for a call that
-        only waited on another request's (that request tells its outcome)."""
+        side counts against it (`blames_target`); any other answer counts as an answer. Nothing is
+        told for the worker's own connections running out, nor for a call that only waited on
+        another request's (that request tells its outcome)."""
         if waited or isinstance(error, ConnectionsBusy):
             return
-        if isinstance(error, TARGET_FAILURES):
-            self.failed(target)
+        if blames_target(error, named_by_caller):
+            self.failed(target, caller)
         else:
             self.succeeded(target, gate)
 
-    def failed(self, target: ModelTarget) -> None:
+    def failed(self, target: ModelTarget, caller: Caller = OPEN_SERVICE) -> None:
         """The target failed on its side: count it, and say when that opens the breaker."""
         before = self.state(target)
-        after = self._record(target, False)
+        after = self._record(target, False, caller)
         if after is not None and not after.closed() and (before.closed() or after.opened_until != before.opened_until):
             metrics.count_breaker_open(metrics.model_label(target.id, self.catalog))
             log.warning(
                 "breaker open target=%s failures=%d for=%ss", target.id, after.failures, self.policy.open_seconds
             )
 
-    def _record(self, target: ModelTarget, succeeded: bool) -> BreakerState | None:
+    def _record(self, target: ModelTarget, succeeded: bool, caller: Caller = OPEN_SERVICE) -> BreakerState | None:
         if self.guard is None:
             return None
-        name = target_id(target)
-        state = self.guard.call("breaker", self.guard.store.breaker_outcome, name, succeeded, self.clock(), self.policy)
+        name, policy = target_id(target), replace(self.policy, callers=caller.keys_needed)
+        store = self.guard.store
+        state = self.guard.call("breaker", store.breaker_outcome, name, succeeded, self.clock(), policy, caller.name)
         if state is FAILED:
             return None
         self._remember(name, state)

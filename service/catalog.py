@@ -60,6 +60,7 @@ class Route:
     task_type: str
     targets: tuple
     pair: LanguagePair | None = None
+    named: bool = False  # the caller named the model (`model_name`), rather than the chain
 
 
 def is_valid_model_name(name: str) -> bool:
@@ -99,7 +100,7 @@ class Catalog:
             raise UnknownTask(task_type, TASK_TYPES)
         pair = self.pair(model_type) if task_type == TRANSLATION.name else None
         if model_name:
-            return Route(task_type, (self.target(model_name),), pair)
+            return Route(task_type, (self.target(model_name),), pair, named=True)
         targets = self.pairs[pair.name] if pair else self.task_targets[task_type]
         return Route(task_type, targets, pair)
 
@@ -133,6 +134,12 @@ class Catalog:
                     yield f"{task}:{name}", targets
             else:
                 yield task, self.task_targets[task]
+
+    def tasks_naming(self, model_id: str) -> frozenset:
+        """The tasks whose configured chains name a target of this Hub id."""
+        return frozenset(
+            label.split(":")[0] for label, targets in self.all_routes() if any(t.id == model_id for t in targets)
+        )
 
     def token_variables(self) -> set:
         """Name the variables holding the tokens of models with their own server."""

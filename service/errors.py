@@ -152,6 +152,16 @@ class UpstreamError(GatewayError):
     error_type = "upstream_error"
 
 
+class ModelFailedOnInput(UpstreamError):
+    """The upstream says the model failed on this input (a generation or validation error, or
+    a 4xx of no other meaning): the input's doing, never counted against the model."""
+
+
+class UnreadableAnswer(UpstreamError):
+    """The upstream answered, but not with what the task reads (not JSON, no text, no image):
+    a broken target, or a model the caller named for a task it does not serve."""
+
+
 class ModelUnavailable(GatewayError):
     """The model was still loading or overloaded at the deadline."""
 

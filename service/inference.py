@@ -7,14 +7,27 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from service.breakers import Breakers
+from flask import current_app
+
+from service.breakers import OPEN_SERVICE, Breakers, Caller
 from service.catalog import ModelTarget, Route
 from service.context import RequestContext
-from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable, UpstreamTimeout
+from service.errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    ModelUnavailable,
+    UnreadableAnswer,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from service.hub.client import HubClient
+from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink
 from service.hub.providers import cannot_serve, helper_for
 from service.hub.providers.base import InferenceCall, ProviderHelper
+from service.keys.keyring import OPEN_ACCESS_NAME
+from service.model_tasks import ModelTasks
 from service.response_cache import ResponseCache, call_key, is_deterministic
 from service.schemas import MAX_SEED
 
@@ -59,6 +72,7 @@ class InferenceRunner:
         self.cache = cache
         self.breakers = breakers
         self.pool = FanOutPool(settings.fanout_workers)
+        self.model_tasks = ModelTasks(settings, catalog, client)
 
     def check_serves(self, route: Route) -> None:
         """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
@@ -68,24 +82,27 @@ class InferenceRunner:
                     f"model_name: {cannot_serve(target, route.task_type)}",
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
                 )
+        if route.named:
+            self.model_tasks.check(route.targets[0], route.task_type)
 
     def run(self, route: Route, inputs: str, args: dict, context: RequestContext) -> InferenceResult:
         """Try the route's targets in order until one answers, each within its share of the time;
         a target whose breaker is open is skipped at once."""
-        skipped = []
+        skipped, caller = [], self._caller(context)
         for position, target in enumerate(route.targets):
-            gate = self.breakers.gate(target, probe_seconds=context.deadline.remaining() + 1.0)
+            gate = self.breakers.gate(target, probe_seconds=self.settings.breaker_probe_seconds + 1.0, caller=caller)
             if not gate.passes:
                 skipped.append(gate.retry_after)
                 continue
+            context.model = target.id  # a request no model answers is booked under the last one tried
             later = route.targets[position + 1 :]
             targets_left = 1 + sum(not self.breakers.is_open(other) for other in later)
             call = self._call(route, target, inputs, args)
-            share = context.for_target(context.deadline.share(targets_left))
+            share = context.for_target(self._share(context, targets_left, gate.probe))
             try:
                 results = self._run_target(call, share)
             except GatewayError as exc:
-                self.breakers.judge(target, gate, exc, waited=share.cache.waited)
+                self.breakers.judge(target, gate, exc, share.cache.waited, caller, named_by_caller=route.named)
                 if not isinstance(exc, _FALL_BACK_ON) or targets_left == 1 or context.deadline.expired():
                     raise
                 log.warning("fallback request_id=%s from=%s reason=%s", context.request_id, target.id, exc.error_type)
@@ -97,6 +114,23 @@ class InferenceRunner:
             "every model that can serve this request is failing; its circuit breaker is open",
             retry_after=min(skipped),
         )
+
+    def _share(self, context: RequestContext, targets_left: int, probe: bool) -> Deadline:
+        """One target's time: its share of what is left, and no more than a probe's own time for a
+        probe, so that a slow answer to one request never holds an open breaker's target for long."""
+        share = context.deadline.share(targets_left)
+        if probe and share.remaining() > self.settings.breaker_probe_seconds:
+            return Deadline(self.settings.breaker_probe_seconds)
+        return share
+
+    def _caller(self, context: RequestContext) -> Caller:
+        """The request's key as the breakers count callers: with keys configured, a breaker opens on
+        failures of BREAKER_MIN_KEYS keys (all of them, when fewer are configured)."""
+        key = context.client_key
+        if key is None or key.name == OPEN_ACCESS_NAME:
+            return OPEN_SERVICE
+        configured = len(current_app.extensions["gateway"].keyring.keys)
+        return Caller(key.name, max(1, min(self.settings.breaker_min_keys, configured)))
 
     def _call(self, route: Route, target: ModelTarget, inputs: str, args: dict) -> InferenceCall:
         """Describe the task for one target."""
@@ -142,7 +176,7 @@ class InferenceRunner:
     def _ask_upstream(self, helper: ProviderHelper, call: InferenceCall, request, n: int, context: RequestContext):
         """Make one (retried) upstream call, wait for the provider to finish, read its results."""
         reply = self._until_finished(helper, call, request, self.client.call(request, context), context)
-        results = [self._fetch(result, context) for result in helper.parse(call, reply, n)]
+        results = [self._fetch(result, context) for result in _read(helper, call, reply, n)]
         context.usage.record_tokens(*helper.tokens(reply))
         return results
 
@@ -189,6 +223,17 @@ class InferenceRunner:
             _cancel(pending)
             raise UpstreamTimeout("the deadline passed while waiting for the upstream")
         return [future.result() for future in futures]
+
+
+def _read(helper: ProviderHelper, call: InferenceCall, reply, n: int) -> list:
+    """The results of an answer; an answer the task cannot read is an UnreadableAnswer (which
+    counts against a target of a chain, not against a model the caller named)."""
+    try:
+        return helper.parse(call, reply, n)
+    except UnreadableAnswer:
+        raise
+    except UpstreamError as exc:
+        raise UnreadableAnswer(exc.message) from exc
 
 
 def _seeds(seed: int | None, count: int) -> list:

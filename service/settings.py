@@ -175,6 +175,22 @@ class Settings:
     liveness_cache_seconds: float = _variable(
         "LIVENESS_CACHE_SECONDS", 300.0, _positive_float, "how long a liveness answer is reused", UPSTREAM
     )
+    model_task_lookup_seconds: float = _variable(
+        "MODEL_TASK_LOOKUP_SECONDS",
+        2.0,
+        _positive_float,
+        "how long a request naming a Hub id the catalog does not place waits for the Hub's model API "
+        "to say which task the model serves (asked once per id, then kept for LIVENESS_CACHE_SECONDS)",
+        UPSTREAM,
+    )
+    model_task_unknown: str = _variable(
+        "MODEL_TASK_UNKNOWN",
+        "call",
+        _choice("call", "refuse"),
+        "when the Hub cannot say in time which task a named model serves: `call` it anyway "
+        "(counted in hf_gateway_model_task_unknown_total and logged), or `refuse` with `503`",
+        UPSTREAM,
+    )
     models_config: Path = _variable(
         "MODELS_CONFIG",
         DEFAULT_MODELS_CONFIG,
@@ -401,22 +417,6 @@ class Settings:
         "with client keys, failures from at least this many keys (or all the keys, when fewer are "
         "configured) open or reopen a breaker, so no single key can open one for the others",
         CACHE,
-    )
-    model_task_lookup_seconds: float = _variable(
-        "MODEL_TASK_LOOKUP_SECONDS",
-        2.0,
-        _positive_float,
-        "how long a request naming a Hub id the catalog does not place waits for the Hub's model API "
-        "to say which task the model serves (asked once per id, then kept for LIVENESS_CACHE_SECONDS)",
-        UPSTREAM,
-    )
-    model_task_unknown: str = _variable(
-        "MODEL_TASK_UNKNOWN",
-        "call",
-        _choice("call", "refuse"),
-        "when the Hub cannot say in time which task a named model serves: `call` it anyway "
-        "(counted in hf_gateway_model_task_unknown_total and logged), or `refuse` with `503`",
-        UPSTREAM,
     )
     # The environment as read, for the tokens models name with `token_env` (never printed).
     environ: MappingProxyType = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)

@@ -40,6 +40,11 @@ class HubClient:
         metrics.count_upstream_outcome(metrics.SUCCESS)
         return reply
 
+    def ask_once(self, request: UpstreamRequest, context: RequestContext) -> UpstreamReply:
+        """Send `request` once, without retries and outside the upstream attempt metrics: for
+        lookups on the Hub whose answer can wait for the next one."""
+        return self._exchange(self._with_service_headers(request, context.request_id), context.deadline)
+
     def download_image(self, link: ImageLink, allowed_hosts: tuple, context: RequestContext) -> Image:
         """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
         checked = check_download(link.url, allowed_hosts, self._resolve)
@@ -74,14 +79,18 @@ class HubClient:
 
     def _attempt(self, request: UpstreamRequest, context: RequestContext, deadline) -> UpstreamReply:
         """Make one HTTP exchange and raise for an error status."""
-        limit = self.settings.max_image_bytes if request.wants_image else transport.MAX_TEXT_ANSWER_BYTES
         started = time.monotonic()
         try:
-            reply = transport.send(self.sessions.get(), request, deadline, self.settings.connect_timeout, limit)
+            return self._exchange(request, deadline)
         finally:
             seconds = time.monotonic() - started
             context.usage.record_attempt(seconds)
             metrics.record_upstream_attempt(seconds)
+
+    def _exchange(self, request: UpstreamRequest, deadline) -> UpstreamReply:
+        """Send one request and read its answer, raising for an error status."""
+        limit = self.settings.max_image_bytes if request.wants_image else transport.MAX_TEXT_ANSWER_BYTES
+        reply = transport.send(self.sessions.get(), request, deadline, self.settings.connect_timeout, limit)
         if request.to_hub:
             raise_for_status(reply, has_token="Authorization" in request.headers)
         else:

@@ -4,6 +4,7 @@ import re
 
 from service.errors import (
     GatewayError,
+    ModelFailedOnInput,
     ModelNotFound,
     ModelRejectedInput,
     ModelUnavailable,
@@ -16,7 +17,8 @@ from service.hub.messages import HUB_TOKEN, UpstreamReply, error_code, error_kin
 # estimated_time is often stuck at 20 s while the model is nearly up: poll more often.
 MAX_LOADING_POLL_SECONDS = 5.0
 _RATELIMIT_RESET = re.compile(r"(?:^|[;,\s])t=(\d+(?:\.\d+)?)")
-_GENERATION_FAILURES = {"generation", "incomplete_generation"}
+# The error_type values by which the upstream says the model failed on this input.
+_INPUT_FAILURES = {"generation", "incomplete_generation", "validation", "template_error"}
 # The router's ways of saying "this provider does not serve this model (any more)".
 _NOT_SERVED = re.compile(
     r"not supported by (any |the )?provider|model_not_supported|not (currently )?(served|deployed)|no inference provider",
@@ -70,10 +72,12 @@ def classify(reply: UpstreamReply, has_token: bool) -> GatewayError:
         return _unavailable(reply, message)
     if status == 408:  # a proxy gave up waiting: as transient as a 504
         return UpstreamError(f"upstream HTTP 408: {message}", retryable=True)
-    if status == 500 and error_kind(reply) in _GENERATION_FAILURES:
-        return UpstreamError(f"the model failed on this input: {message}")
+    if error_kind(reply) in _INPUT_FAILURES:
+        return ModelFailedOnInput(f"the model failed on this input: {message}")
     if status >= 500:
         return UpstreamError(f"upstream HTTP {status}: {message}", retryable=status != 501)
+    if 400 <= status < 500:  # any other 4xx: the upstream's word that the request is at fault
+        return ModelFailedOnInput(f"upstream HTTP {status}: {message}")
     return UpstreamError(f"unexpected upstream HTTP {status}: {message}")
 
 

@@ -118,11 +118,17 @@ class CacheLimits:
 @dataclass(frozen=True)
 class BreakerPolicy:
     """When a target's breaker opens: `failures` in a row, each within `window_seconds` of the
-    first; for how long it stays open; how long the one probe after that may take."""
+    first, from at least `callers` distinct callers (client keys); for how long it stays open.
+
+    A failure of a named caller counts its name: the breaker opens once the row has both enough
+    failures and enough callers, and, half-open, a failed probe reopens it only once probes of
+    that many callers have failed (until then the next caller probes). A failure no caller is
+    named for (an open service) is enough on its own, as is any failure when `callers` is 1."""
 
     failures: int
     open_seconds: float
     window_seconds: float
+    callers: int = 1
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,28 @@ class BreakerState:
     failures: int = 0
     opened_until: float | None = None  # open until then; after, one probe may go
     probe_until: float | None = None  # a probe is out until then
+    callers: tuple = ()  # the callers whose failures count toward opening (or reopening) it
 
     def closed(self) -> bool:
         return self.opened_until is None
+
+
+def breaker_after_failure(
+    state: BreakerState, first: float, caller: str | None, now: float, policy: BreakerPolicy
+) -> tuple[BreakerState, float]:
+    """What one more failure makes of a breaker (`first`: when its row of failures began), the
+    rule both backends keep (the Redis script is its Lua twin): the new state and row start."""
+    failures, opened_until, callers = state.failures, state.opened_until, state.callers
+    if opened_until is None and now - first > policy.window_seconds:
+        failures, first, callers = 0, now, ()  # the earlier failures are too old to count
+    failures += 1
+    if caller is not None and caller not in callers:
+        callers = (*callers, caller)
+    enough_callers = caller is None or len(callers) >= policy.callers
+    if enough_callers and (opened_until is not None or failures >= policy.failures):
+        # Open, or reopen after failed probes: the next opening needs its callers anew.
+        opened_until, callers = now + policy.open_seconds, ()
+    return BreakerState(failures, opened_until, None, callers), first
 
 
 def encode_booking(entry: UsageEntry | None) -> str | None:
@@ -236,9 +261,12 @@ class Store(ABC):
         """A target's breaker now."""
 
     @abstractmethod
-    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
-        """Record a call's outcome: a success closes the breaker, a failure counts, and opens it
-        (again, after a failed probe) when the policy says so."""
+    def breaker_outcome(
+        self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
+    ) -> BreakerState:
+        """Record a call's outcome for `caller` (a client key's name, None on an open service): a
+        success closes the breaker, a failure counts, and opens it (again, after failed probes)
+        when the policy says so (`breaker_after_failure`)."""
 
     @abstractmethod
     def breaker_probe(self, target: str, now: float, seconds: float) -> bool:

@@ -106,6 +106,12 @@ def optional_float(value) -> float | None:
     return float(value)
 
 
+def caller_names(joined) -> tuple:
+    """The callers a breaker counts, as the store joins them (key names hold no comma)."""
+    text = joined.decode() if isinstance(joined, bytes) else joined or ""
+    return tuple(sorted(name for name in text.split(",") if name))
+
+
 def window_key(key: str) -> str:
     return f"{PREFIX}window:{key}"
 
@@ -254,13 +260,17 @@ class RedisStore(Store):
         self.client.delete(claim_key(key))
 
     def breaker(self, target: str, now: float) -> BreakerState:
-        failures, opened, probe = self.client.hmget(breaker_key(target), "failures", "opened", "probe")
-        return BreakerState(int(failures or 0), optional_float(opened), optional_float(probe))
+        fields = self.client.hmget(breaker_key(target), "failures", "opened", "probe", "callers")
+        failures, opened, probe, callers = fields
+        return BreakerState(int(failures or 0), optional_float(opened), optional_float(probe), caller_names(callers))
 
-    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
+    def breaker_outcome(
+        self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
+    ) -> BreakerState:
         arguments = [1 if succeeded else 0, now, policy.failures, policy.open_seconds, policy.window_seconds]
-        failures, opened, probe = self._scripts.run(self._breaker_outcome, [breaker_key(target)], arguments)
-        return BreakerState(int(failures), optional_float(opened), optional_float(probe))
+        arguments += [policy.callers, caller or ""]
+        failures, opened, probe, callers = self._scripts.run(self._breaker_outcome, [breaker_key(target)], arguments)
+        return BreakerState(int(failures), optional_float(opened), optional_float(probe), caller_names(callers))
 
     def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
         return self._scripts.run(self._breaker_probe, [breaker_key(target)], [now, seconds]) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from service.store import holders
@@ -27,6 +28,7 @@ from service.store.base import (
     UsageEntry,
     UsageQuery,
     Window,
+    breaker_after_failure,
     decode_booking,
     encode_booking,
     seconds_to_next_day,
@@ -211,30 +213,43 @@ class SqliteStore(Store):
 
     def breaker(self, target: str, now: float) -> BreakerState:
         rows = self.database.read(
-            "SELECT failures, opened_until, probe_until FROM breakers WHERE target = ?", (target,)
+            "SELECT b.failures, b.opened_until, b.probe_until, group_concat(c.caller, ',') FROM breakers b "
+            "LEFT JOIN breaker_callers c ON c.target = b.target WHERE b.target = ? GROUP BY b.target",
+            (target,),
         )
-        return BreakerState(*rows[0]) if rows else BreakerState()
+        if not rows:
+            return BreakerState()
+        failures, opened_until, probe_until, callers = rows[0]
+        return BreakerState(failures, opened_until, probe_until, tuple(sorted(callers.split(",") if callers else ())))
 
-    def breaker_outcome(self, target: str, succeeded: bool, now: float, policy: BreakerPolicy) -> BreakerState:
+    def breaker_outcome(
+        self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
+    ) -> BreakerState:
         with self.database.transaction() as db:
             if succeeded:
                 db.execute("DELETE FROM breakers WHERE target = ?", (target,))
+                db.execute("DELETE FROM breaker_callers WHERE target = ?", (target,))
                 return BreakerState()
             row = db.execute(
                 "SELECT failures, first_failure, opened_until FROM breakers WHERE target = ?", (target,)
             ).fetchone()
             failures, first, opened_until = row if row else (0, now, None)
-            if now - first > policy.window_seconds and opened_until is None:
-                failures, first = 0, now  # the earlier failures are too old to count
-            failures += 1
-            if opened_until is not None or failures >= policy.failures:  # a failed probe reopens at once
-                opened_until = now + policy.open_seconds
+            callers = tuple(
+                name for (name,) in db.execute("SELECT caller FROM breaker_callers WHERE target = ?", (target,))
+            )
+            state, first = breaker_after_failure(
+                BreakerState(failures, opened_until, None, callers), first, caller, now, policy
+            )
             db.execute(
                 "INSERT OR REPLACE INTO breakers (target, failures, first_failure, opened_until, probe_until) "
                 "VALUES (?, ?, ?, ?, NULL)",
-                (target, failures, first, opened_until),
+                (target, state.failures, first, state.opened_until),
             )
-            return BreakerState(failures, opened_until, None)
+            db.execute("DELETE FROM breaker_callers WHERE target = ?", (target,))
+            db.executemany(
+                "INSERT INTO breaker_callers (target, caller) VALUES (?, ?)", [(target, name) for name in state.callers]
+            )
+            return replace(state, callers=tuple(sorted(state.callers)))
 
     def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
         with self.database.transaction() as db:

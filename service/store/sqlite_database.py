@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS breakers (
     target TEXT PRIMARY KEY, failures INTEGER NOT NULL, first_failure REAL NOT NULL,
     opened_until REAL, probe_until REAL
 );
+CREATE TABLE IF NOT EXISTS breaker_callers (target TEXT NOT NULL, caller TEXT NOT NULL, PRIMARY KEY (target, caller));
 CREATE TABLE IF NOT EXISTS usage (
     day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (day, key, model, field)

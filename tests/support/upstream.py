@@ -43,6 +43,27 @@ CHAT_SUFFIX = "/v1/chat/completions"
 COMPLETIONS_SUFFIX = "/v1/completions"
 COMPLETION_SOURCE_PATH = "/hf-inference/models/gpt2"
 
+# The Hub's model API (`GET /api/models/<id>`), as the service asks it for a model's task and
+# providers: the pipeline tags of the models the tests and the shipped configuration name.
+MODEL_API_PREFIX = "/api/models/"
+HUB_PIPELINE_TAGS = {
+    "t5-base": "translation",
+    "google-t5/t5-base": "translation",
+    "Helsinki-NLP/opus-mt-zh-en": "translation",
+    "Helsinki-NLP/opus-mt-en-zh": "translation",
+    "google/madlad400-3b-mt": "translation",
+    "gpt2": "text-generation",
+    "openai-community/gpt2": "text-generation",
+    "meta-llama/Llama-3.1-8B-Instruct": "text-generation",
+    "google/flan-t5-large": "text2text-generation",
+    "google/flan-t5-xxl": "text2text-generation",
+    "CompVis/stable-diffusion-v1-4": "text-to-image",
+    "stabilityai/stable-diffusion-3-medium-diffusers": "text-to-image",
+    "stabilityai/stable-diffusion-xl-base-1.0": "text-to-image",
+    "black-forest-labs/FLUX.1-schnell": "text-to-image",
+    "black-forest-labs/FLUX.1-dev": "text-to-image",
+}
+
 STREAM_CHUNK_BYTES = 64 * 1024
 TRICKLE_CHUNK_BYTES = 1
 ENDLESS_PAUSE_SECONDS = 0.05
@@ -659,6 +680,7 @@ class LoopbackUpstream:
         self.scripts = ScriptBook()
         self.log = RequestLog()
         self._aliases: dict[str, str] = {}
+        self.pipeline_tags = dict(HUB_PIPELINE_TAGS)
         self._requested_port = port
         self._server: _LoopbackServer | None = None
         self._thread: threading.Thread | None = None
@@ -746,6 +768,10 @@ class LoopbackUpstream:
         """Answer requests to path as if they had been sent to recorded_path."""
         self._aliases[path] = recorded_path
 
+    def describe_model(self, model_id: str, pipeline_tag: str) -> None:
+        """Make the model API say that `model_id` is a `pipeline_tag` model, served by hf-inference."""
+        self.pipeline_tags[model_id] = pipeline_tag
+
     def answer_for(self, entry: LoggedRequest, step: Step) -> Answer:
         """Build the answer to a request under a step: scripted, or replayed with the step's overrides."""
         if not step.wants_replay():
@@ -754,6 +780,8 @@ class LoopbackUpstream:
 
     def replay_answer(self, method: str, path: str, request_body: Any) -> Answer:
         """Answer from the recordings, synthesizing OpenAI-style routes that were not recorded."""
+        if method == "GET" and path.startswith(MODEL_API_PREFIX):
+            return self._model_info(path.removeprefix(MODEL_API_PREFIX))
         aliased = path in self._aliases
         path = self._aliases.get(path, path)
         if method == "POST" and path.endswith(COMPLETIONS_SUFFIX):
@@ -795,6 +823,14 @@ class LoopbackUpstream:
                 "choices": choices,
             },
         )
+
+    def _model_info(self, model_id: str) -> Answer:
+        """Answer the Hub's model API: the pipeline tag and the hf-inference provider, or 404."""
+        tag = self.pipeline_tags.get(model_id)
+        if tag is None:
+            return Answer.of_json(404, {"error": "Repository not found"})
+        mapping = {"hf-inference": {"status": "live", "providerId": model_id, "task": tag}}
+        return Answer.of_json(200, {"id": model_id, "pipeline_tag": tag, "inferenceProviderMapping": mapping})
 
     @staticmethod
     def _model_not_found(path: str) -> Answer:
