@@ -6,7 +6,9 @@ logged at most once a minute per worker, counted in a metric and shown by /ready
 next second the store is not asked at all, so a hung server costs one timeout a second, not
 one per request; then it is tried again, and used as soon as it answers. Ledger entries
 that could not be written are kept in memory (summed per day, key and model) and written
-with the next entry that can be.
+with the next entry that can be. A settlement of a request that holds a lease is kept whole
+and made again later instead: the lease would otherwise end unsettled and be booked as cut
+off besides (one kept too many is dropped: its lease is booked in the end, counted once).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class StoreGuard:
         self._last_logged: float | None = None
         self._last_error: str | None = None
         self._pending: dict[tuple, UsageEntry] = {}
+        self._unsettled: list[tuple] = []
         self._announced = False
 
     @property
@@ -95,17 +98,36 @@ class StoreGuard:
         confirms it, to call once the answer has gone (rows it fails to confirm are kept)."""
         with self._lock:
             waiting, self._pending = list(self._pending.values()), {}
-        rows = [*waiting, *usage]
-        confirm = self.call("settle", self.store.settle_later, key, lease_id, refunds, day, usage, waiting)
+            unsettled, self._unsettled = self._unsettled, []
+        for settlement in unsettled:
+            if self.call("settle", self.store.settle, *settlement) is FAILED:
+                self._hold(settlement)
+        settlement = (key, lease_id, refunds, day, usage)
+        confirm = self.call("settle", self.store.settle_later, *settlement, waiting)
         if confirm is FAILED:
-            self._keep(rows)
+            self._missed(settlement, waiting)
             return nothing_to_confirm
 
         def confirmed() -> None:
             if self.call("settle", confirm) is FAILED:
-                self._keep(rows)
+                self._missed(settlement, waiting)
 
         return confirmed
+
+    def _missed(self, settlement: tuple, waiting: list[UsageEntry]) -> None:
+        """Keep what a settlement the store missed must still write: the settlement itself when
+        it frees a lease (made again whole, once the store answers), else its rows."""
+        self._keep(waiting)
+        lease_id, usage = settlement[1], settlement[4]
+        if lease_id is None:
+            self._keep(usage)
+        else:
+            self._hold(settlement)
+
+    def _hold(self, settlement: tuple) -> None:
+        with self._lock:
+            if len(self._unsettled) < MAX_PENDING_ROWS:
+                self._unsettled.append(settlement)
 
     def status(self) -> StoreStatus:
         """Ask the store now, and say whether it answers."""
@@ -116,7 +138,7 @@ class StoreGuard:
             available=down is None,
             error=self._last_error if down is not None else None,
             down_seconds=round(self._clock() - down, 1) if down is not None else None,
-            pending_rows=len(self._pending),
+            pending_rows=len(self._pending) + len(self._unsettled),
         )
 
     def _keep(self, rows: list[UsageEntry]) -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from service.store import guard as guard_module
 from service.store import holders, open_store
 from service.store.base import Claim, Lease, UsageEntry, UsageQuery, utc_day
 from service.store.redis_backend import leases_key
@@ -179,3 +180,23 @@ def test_a_holder_of_another_machine_or_namespace_is_never_taken_for_dead():
     assert not holders.is_gone("another-machine:1:1")
     assert not holders.is_gone("")
     assert holders.is_gone(gone_holder())
+
+
+def test_a_settlement_the_store_missed_is_made_later_and_the_request_counts_once(store_backend, monkeypatch):
+    monkeypatch.setattr(guard_module, "RETRY_SECONDS", 0.0)
+    guard = open_store(make_settings(**store_backend))
+    store = guard.store
+    lease = Lease("missed", 1, NOON + 10, booking=booking("k", DAY))
+    assert store.admit("k", None, lease, [Claim("results", 1, 5)], NOON) is None
+    real_settle_later = store.settle_later
+
+    def store_away(*args):
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(store, "settle_later", store_away)
+    guard.settle("k", "missed", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})])()
+    monkeypatch.setattr(store, "settle_later", real_settle_later)  # back
+    guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+    store.sweep_leases(NOON + 11)  # the lease was settled late, not left to be booked as cut off
+    assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1}, "n": {"requests": 1}}
+    store.close()
