@@ -25,6 +25,7 @@ from service.serving.hooks import child_exit, on_exit, on_starting, post_worker_
 
 wsgi_app = "service:create_app()"
 bind = f"{_settings.host}:{_settings.port}"
+pidfile = str(_settings.pidfile) if _settings.pidfile else None
 
 # The work is waiting on the upstream, not computing. gevent (the default) holds every
 # request in flight as a greenlet; gthread gives each one a thread. One process per core

@@ -250,6 +250,15 @@ class Settings:
     )
     host: str = _variable("HOST", "0.0.0.0", _text, "where gunicorn listens", SERVING)
     port: int = _variable("PORT", 8098, _port, "the port gunicorn listens on", SERVING)
+    pidfile: Path | None = _variable(
+        "PIDFILE",
+        None,
+        _path,
+        "the file gunicorn's master writes its pid to, for `kill -HUP \"$(cat \"$PIDFILE\")\"` and upgrades "
+        "(docs/deployment.md); relative to the project folder; its folder must exist",
+        SERVING,
+        shown="none",
+    )
     worker_class: str = _variable(
         "WORKER_CLASS",
         "gevent",
@@ -287,7 +296,15 @@ class Settings:
         "KEEPALIVE_SECONDS",
         75,
         _positive_int,
-        "keep-alive towards nginx; also the time a caller has to send a request's headers",
+        "keep-alive towards nginx: how long a connection may wait for the first byte of its next request",
+        SERVING,
+    )
+    header_timeout: float = _variable(
+        "HEADER_TIMEOUT_SECONDS",
+        5.0,
+        _positive_float,
+        "time a request's headers have to arrive whole once its first byte has; later is `408` and the "
+        "connection is closed",
         SERVING,
     )
     forwarded_allow_ips: str = _variable(

@@ -74,3 +74,38 @@ def test_systemd_waits_for_the_graceful_stop(defaults):
 def test_systemd_lets_each_worker_hold_its_connections(defaults):
     _, settings = defaults
     assert int(unit_file()["Service"]["LimitNOFILE"]) >= settings.open_files_needed
+
+
+def environment_of() -> dict:
+    """Every Environment= assignment of the unit's [Service] section."""
+    lines = [line for line in UNIT.read_text().splitlines() if line.startswith("Environment=")]
+    return dict(pair.split("=", 1) for line in lines for pair in line.removeprefix("Environment=").split())
+
+
+def test_systemd_reloads_the_master_its_pidfile_names():
+    service = unit_file()["Service"]
+    pidfile = environment_of()["PIDFILE"]
+    assert service["PIDFile"] == pidfile
+    assert pidfile.startswith(f"/run/{service['RuntimeDirectory']}/")  # gone after a stop, never stale
+    assert re.fullmatch(
+        rf"""/bin/sh -c 'exec /bin/kill -HUP "\$\(cat {re.escape(pidfile)}\)"'""", service["ExecReload"]
+    )
+
+
+def test_the_unit_and_the_docs_say_a_reload_brings_no_new_code():
+    unit = " ".join(UNIT.read_text().split())
+    deployment = " ".join((REPO_ROOT / "docs" / "deployment.md").read_text().split())
+    assert "configuration and code" not in unit + deployment
+    assert "Not new code" in unit and "(systemctl restart hf-gateway)" in unit
+    assert "A reload (`HUP`) brings new configuration, never new code" in deployment
+
+
+def test_the_docs_reload_through_the_pidfile_never_by_pgrep():
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        assert "pgrep -o" not in path.read_text(), path
+
+
+def test_the_documented_server_install_installs_the_command_line_too():
+    deployment = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    install = re.search(r"```sh\n(sudo useradd.*?)```", deployment, re.S).group(1)
+    assert "pip install -r requirements.txt" in install and "pip install --no-deps -e ." in install
