@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, has_app_context
 
 from service.breakers import OPEN_SERVICE, Breakers, Caller
 from service.catalog import ModelTarget, Route
@@ -83,11 +83,14 @@ class InferenceRunner:
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
                 )
         if route.named:
-            self.model_tasks.check(route.targets[0], route.task_type)
+            self.model_tasks.check_configured(route.targets[0], route.task_type)
 
     def run(self, route: Route, inputs: str, args: dict, context: RequestContext) -> InferenceResult:
         """Try the route's targets in order until one answers, each within its share of the time;
-        a target whose breaker is open is skipped at once."""
+        a target whose breaker is open is skipped at once. A model the caller named is checked
+        against the Hub's word first: after admission, so a key's limits bound the lookups too."""
+        if route.named:
+            self.model_tasks.check(route.targets[0], route.task_type)
         skipped, caller = [], self._caller(context)
         for position, target in enumerate(route.targets):
             gate = self.breakers.gate(target, probe_seconds=self.settings.breaker_probe_seconds + 1.0, caller=caller)
@@ -129,6 +132,8 @@ class InferenceRunner:
         key = context.client_key
         if key is None or key.name == OPEN_ACCESS_NAME:
             return OPEN_SERVICE
+        if not has_app_context():
+            return Caller(key.name, self.settings.breaker_min_keys)
         configured = len(current_app.extensions["gateway"].keyring.keys)
         return Caller(key.name, max(1, min(self.settings.breaker_min_keys, configured)))
 

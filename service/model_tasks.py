@@ -97,18 +97,26 @@ class ModelTasks:
         self._first_wait_ends: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, target: ModelTarget, task_type: str) -> None:
-        """Refuse a named model that cannot serve `task_type`; let through what cannot be told."""
+    def check_configured(self, target: ModelTarget, task_type: str) -> bool:
+        """Refuse a named model the configuration says cannot serve `task_type`, asking no one;
+        say whether that settles it (False: only the Hub can tell)."""
         if target.url or target.protocol != HOSTED_PROTOCOL:
-            return  # its own server, or a protocol whose helpers say what it serves
+            return True  # its own server, or a protocol whose helpers say what it serves
         if self.settings.token(HUB_TOKEN) is None:
-            return  # no call can be made, nor billed: the request is refused for the token at once
+            return True  # no call can be made, nor billed: the request is refused for the token at once
         placed = self.catalog.tasks_naming(target.id)
         if task_type in placed:
-            return
+            return True
         kind = TASKS[task_type].result
         if placed and all(TASKS[task].result != kind for task in placed):
             refuse(target, task_type, sorted(placed), "as configured")
+        return False
+
+    def check(self, target: ModelTarget, task_type: str) -> None:
+        """Refuse a named model that cannot serve `task_type`, asking the Hub when the configuration
+        cannot tell; let through what cannot be told in time (or refuse it: MODEL_TASK_UNKNOWN)."""
+        if self.check_configured(target, task_type):
+            return
         answer = self.hub_tasks(target.id)
         if not answer.known:
             self._not_known(target, task_type)

@@ -2,6 +2,7 @@
 a chain names it, else from the Hub's model API, asked once per id; when the Hub cannot say
 in time, MODEL_TASK_UNKNOWN decides."""
 
+import hashlib
 import re
 import threading
 
@@ -183,3 +184,20 @@ def test_what_hub_tasks_can_serve():
     assert "text-to-image" not in HubTasks(frozenset({"text-generation"})).serves()
     assert HubTasks(frozenset({"image-classification"})).serves() == ()
     assert not hub_tasks_of("not a document").known
+
+
+def test_a_key_over_its_limit_makes_no_lookup(store_backend, tmp_path, clock, mock_hub):
+    secret = "model-task-limited-key-0123456789"
+    key_file = tmp_path / "keys.toml"
+    key_file.write_text(f'[keys.one]\nsha256 = "{hashlib.sha256(secret.encode()).hexdigest()}"\nrpm = 1\n')
+    settings = make_settings(hf_hub_api_base=HUB_API, api_keys_file=key_file, **store_backend)
+    client = make_app(settings, TEST_CATALOG, clock).test_client()
+    mock_hub.get(re.compile(re.escape(HUB_API) + ".*"), json={"pipeline_tag": "text-generation"})
+    mock_hub.post(re.compile(re.escape(API) + ".*"), json=[{"generated_text": " there was a dress."}])
+    headers = {"Authorization": f"Bearer {secret}"}
+    sent = [
+        post(client, "text-completion", {"inputs": "Once"}, f"?model_name=org/random-{n}", headers=headers)
+        for n in range(5)
+    ]
+    assert [answer.status_code for answer in sent] == [200, 429, 429, 429, 429]
+    assert len(lookups(mock_hub)) == 1  # the refused requests never reached the Hub
