@@ -47,13 +47,14 @@ class Watchdog:
                 self._cond.notify()
             return key
 
-    def release(self, key: int) -> None:
-        """Stop watching: the exchange ended in time."""
+    def release(self, key: int) -> bool:
+        """Stop watching: the exchange ended. Return whether it ended in time (False: it was cut)."""
         with self._cond:
-            self._entries.pop(key, None)
+            in_time = self._entries.pop(key, None) is not None
             if len(self._heap) > 2 * len(self._entries) + COMPACT_AFTER:
                 self._heap = [(expires_at, key) for key, (expires_at, _, _) in self._entries.items()]
                 heapq.heapify(self._heap)
+            return in_time
 
     def _run(self) -> None:
         """Shut down every socket whose deadline has passed; sleep until the next one is due."""
