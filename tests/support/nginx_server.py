@@ -15,10 +15,20 @@ from tests.support.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_r
 from tests.support.paths import REPO_ROOT
 
 SITE_CONF = REPO_ROOT / "deploy" / "nginx.conf"
-# The sample's own addresses and paths, replaced by the test's.
+# The sample's own addresses, names and paths, replaced by the test's.
 SAMPLE_UPSTREAM = "server 127.0.0.1:8098;"
-SAMPLE_LISTEN = "listen 80;"
 SAMPLE_LOG_DIR = "/var/log/nginx/"
+SAMPLE_NAME = "server_name gateway.example.com;"
+SAMPLE_CERTIFICATE = "/etc/letsencrypt/live/gateway.example.com/fullchain.pem"
+SAMPLE_CERTIFICATE_KEY = "/etc/letsencrypt/live/gateway.example.com/privkey.pem"
+SAMPLE_HTTP_DEFAULT = "listen 80 default_server;"
+SAMPLE_HTTP = "listen 80;"
+SAMPLE_TLS_DEFAULT = "listen 443 ssl default_server;"
+SAMPLE_TLS = "listen 443 ssl;"
+# The names the test's requests ask for: the site's own, not unknown hosts. A client sends
+# no TLS server name for an address, only for a name: HTTPS goes to localhost.
+SITE_NAME = "localhost"
+SITE_NAMES = f"{SITE_NAME} {LOOPBACK_HOST}"
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
@@ -53,30 +63,65 @@ def nginx_binary() -> str:
     return found
 
 
-def render_site(site_text: str, listen_port: int, upstream_ports: list[int], work: Path) -> str:
-    """Point the sample site at the test's ports (one server line per instance) and log directory,
-    refusing a sample that drifted."""
+def self_signed_certificate(work: Path) -> tuple[Path, Path]:
+    """A certificate for the site's names and its key, made with openssl."""
+    certificate, key = work / "site.crt", work / "site.key"
+    if not certificate.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={SITE_NAME}"]
+            + ["-addext", f"subjectAltName=DNS:{SITE_NAME},IP:{LOOPBACK_HOST}"]
+            + ["-keyout", str(key), "-out", str(certificate)],
+            check=True,
+            capture_output=True,
+        )
+    return certificate, key
+
+
+def render_site(
+    site_text: str,
+    listen_port: int,
+    upstream_ports: list[int],
+    work: Path,
+    http_port: int | None = None,
+    tls: bool = False,
+) -> str:
+    """Point the sample site at the test's ports (one server line per instance), name, certificate
+    and log directory, refusing a sample that drifted. The site answers on `listen_port`, over
+    TLS when `tls` (else plain HTTP, so that the proxying itself is tested without it); the
+    redirect and the refusal of unknown names on `http_port`."""
     servers = "\n    ".join(f"server {LOOPBACK_HOST}:{port};" for port in upstream_ports)
+    certificate, key = self_signed_certificate(work)
+    site_listen = f"listen {LOOPBACK_HOST}:{listen_port}{' ssl' if tls else ''}"
+    http_listen = f"listen {LOOPBACK_HOST}:{http_port or free_port()}"
     replacements = {
         SAMPLE_UPSTREAM: servers,
-        SAMPLE_LISTEN: f"listen {LOOPBACK_HOST}:{listen_port};",
         SAMPLE_LOG_DIR: f"{work}/",
+        SAMPLE_CERTIFICATE: str(certificate),
+        SAMPLE_CERTIFICATE_KEY: str(key),
+        SAMPLE_HTTP_DEFAULT: f"{http_listen} default_server;",
+        SAMPLE_HTTP: f"{http_listen};",
+        SAMPLE_TLS_DEFAULT: f"{site_listen} default_server;",
+        SAMPLE_TLS: f"{site_listen};",
     }
     for sample, replacement in replacements.items():
         if site_text.count(sample) != 1:
             raise NginxStartError(f"{SITE_CONF} should contain {sample!r} exactly once")
         site_text = site_text.replace(sample, replacement)
-    return site_text
+    if site_text.count(SAMPLE_NAME) != 2:
+        raise NginxStartError(f"{SITE_CONF} should contain {SAMPLE_NAME!r} twice (the redirect and the site)")
+    return site_text.replace(SAMPLE_NAME, f"server_name {SITE_NAMES};")
 
 
 class NginxServer:
     """nginx in the foreground on a free loopback port, balancing over one or several gunicorn ports."""
 
-    def __init__(self, upstream_port: int | list[int], work: Path, site_conf: Path = SITE_CONF):
+    def __init__(self, upstream_port: int | list[int], work: Path, site_conf: Path = SITE_CONF, tls: bool = False):
         self.upstream_ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
         self.work = Path(work)
         self.site_conf = site_conf
+        self.tls = tls
         self.port = free_port()
+        self.http_port = free_port()
         self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> NginxServer:
@@ -89,8 +134,18 @@ class NginxServer:
 
     @property
     def url(self) -> str:
-        """Return nginx's base URL."""
-        return f"http://{LOOPBACK_HOST}:{self.port}"
+        """Return the site's base URL (https://localhost when it was started with TLS)."""
+        return f"https://{SITE_NAME}:{self.port}" if self.tls else f"http://{LOOPBACK_HOST}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """Return the base URL of the plain-HTTP port, the one that redirects and refuses."""
+        return f"http://{LOOPBACK_HOST}:{self.http_port}"
+
+    @property
+    def certificate(self) -> Path:
+        """Return the site's self-signed certificate, for a client to verify it with."""
+        return self.work / "site.crt"
 
     @property
     def access_log(self) -> Path:
@@ -100,7 +155,9 @@ class NginxServer:
     def write_config(self) -> Path:
         """Write the main configuration and the rendered site into the work directory."""
         self.work.mkdir(parents=True, exist_ok=True)
-        site = render_site(self.site_conf.read_text(), self.port, self.upstream_ports, self.work)
+        site = render_site(
+            self.site_conf.read_text(), self.port, self.upstream_ports, self.work, self.http_port, self.tls
+        )
         (self.work / "site.conf").write_text(site)
         # As root, nginx's workers would switch to an account that cannot enter the test's directory.
         user = "user root;\n" if os.geteuid() == 0 else ""

@@ -109,3 +109,27 @@ def test_the_documented_server_install_installs_the_command_line_too():
     deployment = (REPO_ROOT / "docs" / "deployment.md").read_text()
     install = re.search(r"```sh\n(sudo useradd.*?)```", deployment, re.S).group(1)
     assert "pip install -r requirements.txt" in install and "pip install --no-deps -e ." in install
+
+
+def test_the_deployment_guide_has_the_checklist_before_you_expose_it():
+    deployment = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    checklist = deployment.split("\n## Before you expose it\n", 1)[1].split("\n## ", 1)[0]
+    items = re.findall(r"^- \*\*(.+?)\*\*", checklist, re.M)
+    assert items == [
+        "Keys on.",
+        "TLS.",
+        "Loopback only, behind nginx.",
+        "Backups of the store.",
+        "Logs and their retention.",
+    ]
+    assert deployment.index("## Before you expose it") < deployment.index("## Upgrades")
+
+
+def test_the_site_refuses_unknown_names_and_serves_its_own_over_tls_only():
+    servers = re.findall(r"^server \{\n(.*?)^\}", NGINX, re.S | re.M)
+    by_listen = {tuple(directive("listen", server)): server for server in servers}
+    assert set(by_listen) == {("80 default_server",), ("443 ssl default_server",), ("80",), ("443 ssl",)}
+    assert directive("return", by_listen[("80 default_server",)]) == ["444"]
+    assert directive("ssl_reject_handshake", by_listen[("443 ssl default_server",)]) == ["on"]
+    assert directive("return", by_listen[("80",)]) == ["301 https://$host$request_uri"]
+    assert "proxy_pass" not in by_listen[("80",)] and "proxy_pass" in by_listen[("443 ssl",)]
