@@ -265,10 +265,11 @@ class ThreadWorker(JsonErrors, _ThreadWorker):
         super().enqueue_req(conn)
 
     def finish_request(self, conn, fs):
-        """A head still arriving waits on the poller for its next bytes, holding no thread."""
+        """A head still arriving waits on the poller for its next bytes, holding no thread (a
+        stopping worker too: it waits for the head until its deadline, as for a body)."""
         arriving = not fs.cancelled() and fs.exception() is None and fs.result() is _HEAD_ARRIVING
-        if not (arriving and self.alive):
-            return super().finish_request(conn, fs)  # when stopping, gunicorn's keep-alive linger
+        if not arriving:
+            return super().finish_request(conn, fs)
         conn.sock.setblocking(False)
         self._heads_arriving[conn] = conn.head_deadline
         self.poller.register(conn.sock, selectors.EVENT_READ, functools.partial(self._more_of_a_head, conn))
@@ -296,8 +297,7 @@ class ThreadWorker(JsonErrors, _ThreadWorker):
             conn.close()
 
 
-# What ThreadWorker.handle returns for a connection whose head is not all in yet (truthy, so
-# that a stopping worker lingers on it as on a kept-alive one).
+# What ThreadWorker.handle returns for a connection whose head is not all in yet.
 _HEAD_ARRIVING = object()
 # A head this long with no end is gunicorn's to refuse (its limits are well below).
 _LONGEST_HEAD = 1024 * 1024

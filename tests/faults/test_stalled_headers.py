@@ -4,6 +4,7 @@ request keeps KEEPALIVE_SECONDS, and the service keeps answering while hundreds 
 held. Run under both worker classes against the real gunicorn."""
 
 import json
+import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -147,3 +148,30 @@ def test_the_service_answers_while_hundreds_of_stalled_heads_are_held(service):
     for answer in answers:
         assert_408(answer)
     assert requests.get(f"{service.url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_stopping_service_answers_its_stalled_heads_and_stops(loopback, tmp_path, worker_class):
+    env = fault_env(
+        loopback, write_models_config(tmp_path), WORKER_CLASS=worker_class, HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT)
+    )
+    server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
+    stalled = []
+    try:
+        for _ in range(20):
+            sock = connect(server)
+            sock.sendall(STALLED_START)
+            stalled.append(sock)
+        with connect(server) as idle:  # a kept-alive connection, waiting for a next request
+            idle.sendall(HEALTH)
+            assert read_answer(idle)[0] == 200
+            server.signal(signal.SIGTERM)
+            for sock in stalled:
+                assert_408(read_answer(sock))
+            assert closed_after(idle)
+        assert server.stop(timeout=ANSWER_WAIT) == 0
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop(timeout=5)
+    assert "Traceback" not in server.log_text()
