@@ -32,8 +32,12 @@ class JsonLineFormatter(JsonFormatter):
         return super().format(record)
 
     def process_log_record(self, log_data: dict) -> dict:
-        """Escape every text field as the message is (the extras come from the caller too)."""
-        return {name: _escaped(value) for name, value in log_data.items()}
+        """Escape every text field as the message is (the extras come from the caller too); a
+        traceback keeps its lines, its exceptions' texts already escaped by the record."""
+        return {name: value if name in _MULTILINE else _escaped(value) for name, value in log_data.items()}
+
+
+_MULTILINE = frozenset({"exc_info", "stack_info"})
 
 
 def _escaped(value):

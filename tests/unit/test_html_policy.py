@@ -28,7 +28,7 @@ def directives(policy: str) -> dict:
     return {pair[0]: (pair[1] if len(pair) > 1 else "") for pair in pairs}
 
 
-def test_every_html_route_carries_a_policy_that_forbids_framing(app, client):
+def test_every_html_route_carries_a_policy_that_forbids_framing(app, client, mock_hub):
     answers = html_answers(app, client)
     assert {"/", "/docs"} <= set(answers), sorted(answers)
     for path, response in answers.items():

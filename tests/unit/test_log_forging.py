@@ -86,6 +86,7 @@ def test_exception_text_cannot_start_a_line_and_the_traceback_stays_readable(log
     if log_format == "json":
         assert len(lines) == 1
         text = json.loads(lines[0])["exc_info"]
+        assert text.startswith("Traceback (most recent call last):\n")  # its own lines, as lines
     else:
         text = "\n".join(lines[1:])
         assert lines[0].endswith("unhandled error request_id=abc")
