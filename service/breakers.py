@@ -12,8 +12,8 @@ any other 4xx), an error_type of generation or validation (the model failed on t
 answer of the wrong kind from a model the caller named; nor do a missing model (404) and the
 service's own token being refused (401, 402, 403). With client keys, the row must hold failures
 of BREAKER_MIN_KEYS keys to open the breaker, and failed probes of as many keys to reopen it; a
-key whose probe failed probes no more until the breaker closes or reopens: no single key can
-open a breaker that others then hit, nor keep one open.
+key whose probe failed skips the target for BREAKER_OPEN_SECONDS (others probe meanwhile): no
+single key can open a breaker that others then hit, nor keep one open.
 
 The breakers live in the shared store, so every worker and host agrees. A worker reads a
 breaker at most once a second (BREAKER_READ_SECONDS) and writes only when something
@@ -126,7 +126,10 @@ class Breakers:
         if state.probe_until is not None and now < state.probe_until:
             return self._skip(target, max(1.0, state.probe_until - now))  # another request probes
         if caller.name is not None and caller.name in state.callers:
-            return self._skip(target, 1.0)  # this key's probe failed: another key's probe decides
+            # This key's probe failed: another key's probe decides, or this key's next one, an open time later.
+            again = (state.since or now) + self.policy.open_seconds
+            if now < again:
+                return self._skip(target, again - now)
         name = target_id(target)
         probing = self.guard.call("breaker", self.guard.store.breaker_probe, name, now, probe_seconds)
         if probing is True:

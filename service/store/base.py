@@ -139,17 +139,18 @@ class BreakerState:
     opened_until: float | None = None  # open until then; after, one probe may go
     probe_until: float | None = None  # a probe is out until then
     callers: tuple = ()  # the callers whose failures count toward opening (or reopening) it
+    # Closed: when its row of failures began. Open: when it opened, or a probe last failed.
+    since: float | None = None
 
     def closed(self) -> bool:
         return self.opened_until is None
 
 
-def breaker_after_failure(
-    state: BreakerState, first: float, caller: str | None, now: float, policy: BreakerPolicy
-) -> tuple[BreakerState, float]:
-    """What one more failure makes of a breaker (`first`: when its row of failures began), the
-    rule both backends keep (the Redis script is its Lua twin): the new state and row start."""
+def breaker_after_failure(state: BreakerState, caller: str | None, now: float, policy: BreakerPolicy) -> BreakerState:
+    """What one more failure makes of a breaker: the rule both backends keep (the Redis script
+    is its Lua twin)."""
     failures, opened_until, callers = state.failures, state.opened_until, state.callers
+    first = now if state.since is None else state.since
     if opened_until is None and now - first > policy.window_seconds:
         failures, first, callers = 0, now, ()  # the earlier failures are too old to count
     failures += 1
@@ -159,7 +160,9 @@ def breaker_after_failure(
     if enough_callers and (opened_until is not None or failures >= policy.failures):
         # Open, or reopen after failed probes: the next opening needs its callers anew.
         opened_until, callers = now + policy.open_seconds, ()
-    return BreakerState(failures, opened_until, None, callers), first
+    if opened_until is not None:
+        first = now  # a failed probe that reopens nothing still says when its caller may probe again
+    return BreakerState(failures, opened_until, None, callers, first)
 
 
 def encode_booking(entry: UsageEntry | None) -> str | None:

@@ -106,10 +106,12 @@ def optional_float(value) -> float | None:
     return float(value)
 
 
-def caller_names(joined) -> tuple:
-    """The callers a breaker counts, as the store joins them (key names hold no comma)."""
-    text = joined.decode() if isinstance(joined, bytes) else joined or ""
-    return tuple(sorted(name for name in text.split(",") if name))
+def breaker_state(failures, opened, probe, callers, since) -> BreakerState:
+    """A breaker from its hash's fields (or the script's reply); callers are joined by ',' (key
+    names hold none)."""
+    text = callers.decode() if isinstance(callers, bytes) else callers or ""
+    names = tuple(sorted(name for name in text.split(",") if name))
+    return BreakerState(int(failures or 0), optional_float(opened), optional_float(probe), names, optional_float(since))
 
 
 def window_key(key: str) -> str:
@@ -260,17 +262,15 @@ class RedisStore(Store):
         self.client.delete(claim_key(key))
 
     def breaker(self, target: str, now: float) -> BreakerState:
-        fields = self.client.hmget(breaker_key(target), "failures", "opened", "probe", "callers")
-        failures, opened, probe, callers = fields
-        return BreakerState(int(failures or 0), optional_float(opened), optional_float(probe), caller_names(callers))
+        fields = self.client.hmget(breaker_key(target), "failures", "opened", "probe", "callers", "first")
+        return breaker_state(*fields)
 
     def breaker_outcome(
         self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
     ) -> BreakerState:
         arguments = [1 if succeeded else 0, now, policy.failures, policy.open_seconds, policy.window_seconds]
         arguments += [policy.callers, caller or ""]
-        failures, opened, probe, callers = self._scripts.run(self._breaker_outcome, [breaker_key(target)], arguments)
-        return BreakerState(int(failures), optional_float(opened), optional_float(probe), caller_names(callers))
+        return breaker_state(*self._scripts.run(self._breaker_outcome, [breaker_key(target)], arguments))
 
     def breaker_probe(self, target: str, now: float, seconds: float) -> bool:
         return self._scripts.run(self._breaker_probe, [breaker_key(target)], [now, seconds]) == 1

@@ -213,14 +213,15 @@ class SqliteStore(Store):
 
     def breaker(self, target: str, now: float) -> BreakerState:
         rows = self.database.read(
-            "SELECT b.failures, b.opened_until, b.probe_until, group_concat(c.caller, ',') FROM breakers b "
-            "LEFT JOIN breaker_callers c ON c.target = b.target WHERE b.target = ? GROUP BY b.target",
+            "SELECT b.failures, b.opened_until, b.probe_until, group_concat(c.caller, ','), b.first_failure "
+            "FROM breakers b LEFT JOIN breaker_callers c ON c.target = b.target WHERE b.target = ? GROUP BY b.target",
             (target,),
         )
         if not rows:
             return BreakerState()
-        failures, opened_until, probe_until, callers = rows[0]
-        return BreakerState(failures, opened_until, probe_until, tuple(sorted(callers.split(",") if callers else ())))
+        failures, opened_until, probe_until, callers, since = rows[0]
+        names = tuple(sorted(callers.split(",") if callers else ()))
+        return BreakerState(failures, opened_until, probe_until, names, since)
 
     def breaker_outcome(
         self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
@@ -233,17 +234,16 @@ class SqliteStore(Store):
             row = db.execute(
                 "SELECT failures, first_failure, opened_until FROM breakers WHERE target = ?", (target,)
             ).fetchone()
-            failures, first, opened_until = row if row else (0, now, None)
+            failures, first, opened_until = row if row else (0, None, None)
             callers = tuple(
                 name for (name,) in db.execute("SELECT caller FROM breaker_callers WHERE target = ?", (target,))
             )
-            state, first = breaker_after_failure(
-                BreakerState(failures, opened_until, None, callers), first, caller, now, policy
-            )
+            known = BreakerState(failures, opened_until, None, callers, first)
+            state = breaker_after_failure(known, caller, now, policy)
             db.execute(
                 "INSERT OR REPLACE INTO breakers (target, failures, first_failure, opened_until, probe_until) "
                 "VALUES (?, ?, ?, ?, NULL)",
-                (target, state.failures, first, state.opened_until),
+                (target, state.failures, state.since, state.opened_until),
             )
             db.execute("DELETE FROM breaker_callers WHERE target = ?", (target,))
             db.executemany(

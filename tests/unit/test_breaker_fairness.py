@@ -136,7 +136,7 @@ def open_with_two_keys(client, app, mock_hub):
     assert breaker_of(app, "missing/model")["state"] == "open"
 
 
-def test_one_keys_failed_probe_never_reopens_and_that_key_probes_no_more(keyed_app, mock_hub):
+def test_one_keys_failed_probe_never_reopens_and_that_key_waits_while_others_probe(keyed_app, mock_hub):
     client = keyed_app.test_client()
     open_with_two_keys(client, keyed_app, mock_hub)
     wait_out_the_open_time()
@@ -147,8 +147,23 @@ def test_one_keys_failed_probe_never_reopens_and_that_key_probes_no_more(keyed_a
     probed = calls_to(mock_hub, FAILING)
     assert translate(client, KEY_A).get_json()["model"] == "org/chat-model"
     assert calls_to(mock_hub, FAILING) == probed  # A's next request skips: its failure already told
+    assert_error_shape(translate(client, KEY_A, query="?model_name=missing/model"), 503, "model_unavailable")
     mock_hub.replace("POST", FAILING, json=[{"translation_text": "Kleid"}])
     assert translate(client, KEY_B).get_json()["model"] == "missing/model"  # B probes, and it answers
+    assert breaker_of(keyed_app, "missing/model") == {"state": "closed", "failures": 0}
+
+
+def test_a_key_whose_probe_failed_probes_again_an_open_time_later(keyed_app, mock_hub):
+    client = keyed_app.test_client()
+    open_with_two_keys(client, keyed_app, mock_hub)
+    wait_out_the_open_time()
+    translate(client, KEY_A)  # A's probe fails: nobody else calls
+    skipped = calls_to(mock_hub, FAILING)
+    translate(client, KEY_A)
+    assert calls_to(mock_hub, FAILING) == skipped
+    wait_out_the_open_time()
+    mock_hub.replace("POST", FAILING, json=[{"translation_text": "Kleid"}])
+    assert translate(client, KEY_A).get_json()["model"] == "missing/model"  # A is never locked out for good
     assert breaker_of(keyed_app, "missing/model") == {"state": "closed", "failures": 0}
 
 
@@ -238,13 +253,18 @@ def store(store_backend):
 def test_the_store_opens_on_two_callers_and_reopens_on_two_callers_probes(store):
     for n in range(3):
         assert store.breaker_outcome("t", False, NOON + n, TWO_KEYS, "a").closed()
-    assert store.breaker("t", NOON + 3).callers == ("a",)
+    assert store.breaker("t", NOON + 3) == BreakerState(3, None, None, ("a",), NOON)
     opened = store.breaker_outcome("t", False, NOON + 4, TWO_KEYS, "b")
     assert (opened.opened_until, opened.callers) == (NOON + 34, ())
     assert store.breaker_probe("t", NOON + 35, 5)
     probed = store.breaker_outcome("t", False, NOON + 36, TWO_KEYS, "a")  # one key's failed probe
-    assert (probed.opened_until, probed.probe_until, probed.callers) == (NOON + 34, None, ("a",))
-    assert store.breaker("t", NOON + 36).callers == ("a",)
+    assert (probed.opened_until, probed.probe_until, probed.callers, probed.since) == (
+        NOON + 34,
+        None,
+        ("a",),
+        NOON + 36,
+    )
+    assert store.breaker("t", NOON + 36) == probed
     assert store.breaker_probe("t", NOON + 37, 5)  # the next probe may go at once
     reopened = store.breaker_outcome("t", False, NOON + 38, TWO_KEYS, "b")
     assert (reopened.opened_until, reopened.callers) == (NOON + 68, ())

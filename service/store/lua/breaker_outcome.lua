@@ -1,9 +1,9 @@
 -- KEYS: the breaker. ARGV: succeeded (1/0), now, failures to open, open seconds, window seconds,
 -- callers needed, the caller ('' for none). Returns {failures, opened_until or '', probe_until or '',
--- callers joined by ','}. The twin of breaker_after_failure (service/store/base.py).
+-- callers joined by ',', since}. The twin of breaker_after_failure (service/store/base.py).
 if ARGV[1] == '1' then
     redis.call('DEL', KEYS[1])
-    return {0, '', '', ''}
+    return {0, '', '', '', ''}
 end
 local now, threshold = tonumber(ARGV[2]), tonumber(ARGV[3])
 local open_seconds, window = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -27,9 +27,10 @@ local enough_callers = caller == '' or #callers >= needed
 if enough_callers and (opened or failures >= threshold) then
     opened, callers = tostring(now + open_seconds), {}
 end
+if opened then first = now end
 local joined = table.concat(callers, ',')
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'failures', failures, 'first', first, 'callers', joined)
 if opened then redis.call('HSET', KEYS[1], 'opened', opened) end
 redis.call('EXPIRE', KEYS[1], math.ceil(window + open_seconds) + 60)
-return {failures, opened or '', '', joined}
+return {failures, opened or '', '', joined, tostring(first)}
