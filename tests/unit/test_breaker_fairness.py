@@ -280,3 +280,13 @@ def test_the_store_forgets_the_callers_of_a_row_too_old_to_count(store):
 def test_the_store_opens_on_failures_no_caller_is_named_for(store):
     store.breaker_outcome("t", False, NOON, TWO_KEYS)
     assert store.breaker_outcome("t", False, NOON + 1, TWO_KEYS).opened_until == NOON + 31
+
+
+def test_with_one_key_configured_its_failures_open_the_breaker(store_backend, clock, mock_hub):
+    app = make_app(breaker_settings(store_backend, api_keys=frozenset({KEY_A})), TEST_CATALOG, clock)
+    client = app.test_client()
+    mock_hub.post(FAILING, **OVERLOADED)
+    mock_hub.post(CHAT, json=CHAT_ANSWER)
+    for _ in range(2):
+        translate(client, KEY_A)
+    assert breaker_of(app, "missing/model")["state"] == "open"  # no other key to lock out
