@@ -40,6 +40,7 @@
 
   async function getSchemaDocument(path) {
     const response = await fetch(path, { headers: authHeaders() });
+    state.demo = response.headers.get("X-Demo"); // the demo (DEMO=1) labels every response
     const text = await response.text();
     try {
       return JSON.parse(text, exactIntegers);
@@ -309,6 +310,11 @@
     if (answer && answer.code === 0) {
       $("outcome-title").textContent = "Result";
       fact("Model", answer.model);
+      if (answer.recorded) {
+        fact("Recorded", "yes: " + answer.message);
+        fact("Recorded input", answer.recorded.recorded_input);
+        fact("Recording", answer.recorded.source);
+      }
       const images = answer.result.filter((item) => typeof item === "object");
       answer.result.filter((item) => typeof item === "string").forEach((text) => $("texts").append(element("li", text)));
       state.lastTypes = images.map((item) => item.content_type);
@@ -359,6 +365,7 @@
 
   async function start() {
     state.openapi = await getSchemaDocument("/openapi.json");
+    $("demo-banner").hidden = !state.demo;
     fillTasks();
     fillDirections();
     fillArgs();
