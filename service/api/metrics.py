@@ -3,11 +3,13 @@
 from flask import Blueprint, Response, current_app, g, request
 
 from service import context, metrics
+from service.tasks import TASKS
 
 bp = Blueprint("metrics", __name__)
 
 INFERENCE_PREFIX = "/api/"
 UNKNOWN_TASK_BLUEPRINT = "unknown_task"
+TASKS_BY_PATH = {task.path: name for name, task in TASKS.items()}
 
 
 @bp.get("/metrics")
@@ -44,7 +46,9 @@ def task_label(current) -> str:
     if current.task is not None:
         return current.task.name
     rule = request.url_rule
-    if rule is None or rule.endpoint.startswith(UNKNOWN_TASK_BLUEPRINT + "."):
+    if rule is None:  # no route matched: a served task asked with another method (405) is still that task
+        return TASKS_BY_PATH.get(request.path.rstrip("/"), metrics.UNKNOWN)
+    if rule.endpoint.startswith(UNKNOWN_TASK_BLUEPRINT + "."):
         return metrics.UNKNOWN
     return rule.rule
 

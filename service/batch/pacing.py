@@ -108,8 +108,10 @@ class Pacer:
             window = (self.quota.window if self.quota else DEFAULT_WINDOW_SECONDS) + WINDOW_GRACE_SECONDS
             while self._answered and self._answered[0] <= now - window:
                 self._answered.popleft()
-            if refused_for is not None:
-                self._hold_until = max(self._hold_until, now + refused_for)
+            # A refusal names its wait; a success may say the key has nothing left (r=0) and for how long.
+            hold = refused_for if refused_for is not None else reset_seconds(headers)
+            if hold is not None:
+                self._hold_until = max(self._hold_until, now + hold)
 
     def unanswered(self) -> None:
         """Give back the turn of a request that got no answer at all."""

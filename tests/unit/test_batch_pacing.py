@@ -151,3 +151,12 @@ def test_a_batch_alone_on_its_key_meets_no_429():
     assert [outcome.result for outcome in outcomes] == [["Dress"]] * 30
     assert len(responses.calls) == 30  # not one refusal
     assert 120 <= time.now - 1000.0 < 130  # three windows' worth, no more
+
+
+def test_a_success_saying_nothing_is_left_holds_every_worker_off_too():
+    pacer = Pacer()
+    assert pacer.reserve(0.0) == 0
+    pacer.answered(1.0, {"RateLimit-Policy": '"rpm";q=10;w=60', "RateLimit": '"rpm";r=0;t=20'})
+    assert pacer.reserve(2.0) == 19.0
+    assert pacer.reserve(2.0) == 19.0
+    assert pacer.reserve(21.0) == 0

@@ -208,6 +208,12 @@ def test_the_apis_other_endpoints_are_counted_as_themselves_not_as_an_unknown_ta
     assert delta() == {"itself": 1, "unknown": 0}
 
 
+def test_a_served_task_asked_with_the_wrong_method_is_counted_as_that_task(client):
+    delta = Delta(requests=lambda: requests_counted(task="text-translation", model="none", status="405"))
+    assert client.get("/api/infer/text-translation").status_code == 405
+    assert delta() == {"requests": 1}
+
+
 def test_an_unknown_path_under_the_api_is_counted_as_unknown(client):
     delta = Delta(requests=lambda: requests_counted(task="unknown", model="none", status="404"))
     assert client.get("/api/nothing-here").status_code == 404
