@@ -291,16 +291,16 @@ class ThreadWorker(JsonErrors, _ThreadWorker):
             with contextlib.suppress(OSError, KeyError, ValueError):
                 self.poller.unregister(conn.sock)
             self.nr_conns -= 1
-            self.handle_error(
-                None, conn.sock, conn.client, HeadersTooSlow()
-            )  # a few hundred bytes: the buffer takes them
+            # A few hundred bytes into an empty send buffer: the non-blocking socket takes them.
+            self.handle_error(None, conn.sock, conn.client, HeadersTooSlow())
             conn.close()
 
 
 # What ThreadWorker.handle returns for a connection whose head is not all in yet.
 _HEAD_ARRIVING = object()
-# A head this long with no end is gunicorn's to refuse (its limits are well below).
-_LONGEST_HEAD = 1024 * 1024
+# Past this many bytes with no end, a head is left to gunicorn's own parse (which refuses one
+# over its limits), bounded by the watchdog: it keeps each look at the buffer cheap.
+_LONGEST_HEAD = 64 * 1024
 
 
 def _whole_head_buffered(conn) -> bool:

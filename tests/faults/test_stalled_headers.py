@@ -130,6 +130,24 @@ def test_a_new_connection_that_waits_before_its_first_byte_is_served(service):
         assert read_answer(sock)[0] == 200
 
 
+LARGE_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+    b"X-Large-%d: %s\r\n" % (i, b"v" * 8000) for i in range(10)
+)
+
+
+def test_a_large_head_sent_whole_is_served(service):
+    with connect(service) as sock:
+        sock.sendall(LARGE_HEAD + b"\r\n")
+        assert read_answer(sock)[0] == 200
+
+
+def test_a_large_head_that_stalls_is_cut_too(service):
+    with connect(service) as sock:
+        sock.sendall(LARGE_HEAD)
+        assert_408(read_answer(sock))
+        assert closed_after(sock)
+
+
 def test_the_service_answers_while_hundreds_of_stalled_heads_are_held(service):
     stalled = []
     try:
