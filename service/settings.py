@@ -254,8 +254,8 @@ class Settings:
         "PIDFILE",
         None,
         _path,
-        "the file gunicorn's master writes its pid to, for `kill -HUP \"$(cat \"$PIDFILE\")\"` and upgrades "
-        "(docs/deployment.md); relative to the project folder; its folder must exist",
+        "the file gunicorn's master writes its pid to (for `kill -HUP` and upgrades, docs/deployment.md); "
+        "relative to the project folder; the folder it goes in must exist",
         SERVING,
         shown="none",
     )
