@@ -25,6 +25,7 @@ def service_environment(upstream: ReadyProcess, router: ReadyProcess | None = No
         HF_API_TOKEN=BENCH_TOKEN,
         HF_API_BASE=f"{upstream.url}/hf-inference/models",
         HF_ROUTER_BASE=f"{(router or upstream).url}/v1",
+        HF_HUB_API_BASE=f"{upstream.url}/api",
         **overrides,
     )
     return env

@@ -18,6 +18,7 @@ def service_env(upstream: LoopbackUpstream, **overrides) -> dict:
         "HF_API_TOKEN": TOKEN,
         "HF_API_BASE": f"{upstream.url}/hf-inference/models",
         "HF_ROUTER_BASE": f"{upstream.url}/v1",
+        "HF_HUB_API_BASE": f"{upstream.url}/api",  # the model API (liveness, a model's task)
         "TEXT_DEADLINE_SECONDS": "4",
         "IMAGE_DEADLINE_SECONDS": "6",
         "WEB_CONCURRENCY": "2",
