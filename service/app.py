@@ -59,14 +59,17 @@ def create_app(
 ) -> Flask:
     """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers. Called with
     nothing in a gunicorn worker, it is built from the configuration the master accepted last."""
-    if settings is None and catalog is None and (configuration := inherited()) is not None:
+    configuration = inherited() if settings is None and catalog is None else None
+    if configuration is not None:
         settings, catalog, keyring = configuration.settings, configuration.catalog, configuration.keyring
     settings = settings or Settings.from_env()
     catalog = catalog or Catalog.from_file(settings.models_config)
     check_catalog(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
     keyring = KeyRing.from_settings(settings) if keyring is None else keyring
-    store = open_store(settings)
+    # The master refuses to start on a store that can never work; a worker it forks later boots
+    # whatever became of the store since, and fails open.
+    store = open_store(settings, refuse_unusable=configuration is None)
     if store is None and any(key.limits.any() for key in keyring.keys):
         raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")
     configure_logging(redactor, settings.log_level, settings.log_format)

@@ -14,9 +14,11 @@ from service.store.guard import FAILED, STORE_ERRORS, StoreGuard
 SQLITE_FILE = "gateway.sqlite3"
 
 
-def open_store(settings: Settings) -> StoreGuard | None:
+def open_store(settings: Settings, refuse_unusable: bool = True) -> StoreGuard | None:
     """Return the guarded store the settings ask for, None for STORE=off. The SQLite file is made
-    now (SettingsError if it never can be); Redis is not asked until the first request."""
+    now: SettingsError if it never can be, unless `refuse_unusable` is off (a worker booting from
+    a configuration its master accepted, whose store broke since: it fails open, like a store that
+    breaks under a running worker). Redis is not asked until the first request."""
     if settings.store == "off":
         return None
     if settings.store == "redis":
@@ -30,7 +32,7 @@ def open_store(settings: Settings) -> StoreGuard | None:
     try:
         store.prepare()
     except STORE_ERRORS as exc:
-        if lasting(exc):
+        if lasting(exc) and refuse_unusable:
             raise SettingsError(
                 f"DATA_DIR={settings.data_dir}: the store cannot keep its database there ({exc}), so no "
                 "per-key limit and no ledger would hold; make the folder writable by the service's user, "

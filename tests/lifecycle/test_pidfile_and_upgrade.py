@@ -171,8 +171,11 @@ def test_the_upgrade_without_systemd_serves_the_new_code_and_drops_no_request(lo
         assert stream.outcomes["ok"] >= after + 20
         assert not Path(f"{pidfile}.2").exists()
     finally:
-        if new_master and alive(new_master):
-            os.kill(new_master, signal.SIGTERM)
-            assert wait_until(lambda: not alive(new_master)), server.log_tail()
+        # Whatever master the steps left (the new one, or one a failed step started), stopped too.
+        masters = {new_master, read_pid(pidfile), read_pid(Path(f"{pidfile}.2"))} - {None, old_master}
+        for master in masters:
+            if alive(master):
+                os.kill(master, signal.SIGTERM)
+                assert wait_until(lambda master=master: not alive(master)), server.log_tail()
         server.stop()
     assert "WORKER TIMEOUT" not in server.log_text()

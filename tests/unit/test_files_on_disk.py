@@ -1,9 +1,16 @@
 """The watch on the configuration files: a broken file is reported once, until it is mended."""
 
 import logging
+import os
 
-from service import metrics
-from service.serving.configuration import FilesOnDisk
+import pytest
+
+from service import create_app, metrics
+from service.catalog import Catalog
+from service.keys.keyring import KeyRing
+from service.serving import configuration
+from service.serving.configuration import Configuration, FilesOnDisk
+from service.settings import SettingsError
 from tests.support.app import make_settings
 from tests.support.fault_service import write_models_config
 from tests.support.keys import write_key_file
@@ -44,3 +51,16 @@ def test_files_are_read_again_only_when_one_changed(tmp_path):
     for _ in range(5):
         files.problem()
     assert len(reads) == 1
+
+
+def test_a_worker_fails_open_on_a_store_that_broke_after_its_master_started(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.write_text("a file where the data directory should be")
+    settings = make_settings(store="sqlite", data_dir=data, models_config=write_models_config(tmp_path))
+    catalog = Catalog.from_file(settings.models_config)
+    with pytest.raises(SettingsError, match="DATA_DIR"):
+        create_app(settings, catalog)  # a start (the master's check) is refused
+    accepted = Configuration(settings, catalog, KeyRing.from_settings(settings))
+    monkeypatch.setattr(configuration, "_accepted", (os.getpid() + 1, accepted))  # as in a forked worker
+    worker_app = create_app()
+    assert worker_app.extensions["gateway"].store is not None  # kept, failing open until it works
