@@ -7,10 +7,11 @@ chain, or get `503 model_unavailable` with a `Retry-After` of the time left when
 left. Then one request probes it (half-open), within BREAKER_PROBE_SECONDS: a success closes
 the breaker, a failure opens it again.
 
-What the upstream puts down to the input never counts: the caller's own errors (400, 422 and
-any other 4xx), an error_type of generation or validation (the model failed on this input), an
-answer of the wrong kind from a model the caller named; nor do a missing model (404) and the
-service's own token being refused (401, 402, 403). With client keys, the row must hold failures
+What the upstream puts down to the input says nothing of the target, either way: the caller's
+own errors (400, 422 and any other 4xx), an error_type of generation or validation (the model
+failed on this input), an answer of the wrong kind from a model the caller named neither count
+against it nor close its breaker. A missing model (404) and the service's own token being
+refused (401, 402, 403) never count against it. With client keys, the row must hold failures
 of BREAKER_MIN_KEYS keys to open the breaker, and failed probes of as many keys to reopen it; a
 key whose probe failed skips the target for BREAKER_OPEN_SECONDS (others probe meanwhile): no
 single key can open a breaker that others then hit, nor keep one open.
@@ -64,11 +65,17 @@ def blames_target(error: GatewayError, named_by_caller: bool) -> bool:
     """Whether a call's error counts against its target: a failure on the target's side, not
     one the upstream put down to the input, nor an answer of the wrong kind from a model the
     caller chose (it may serve another task), nor the worker's own connections running out."""
-    if isinstance(error, (ModelFailedOnInput, ConnectionsBusy)):
-        return False
-    if isinstance(error, UnreadableAnswer) and named_by_caller:
+    if isinstance(error, ConnectionsBusy) or says_nothing_of_the_target(error, named_by_caller):
         return False
     return isinstance(error, TARGET_FAILURES)
+
+
+def says_nothing_of_the_target(error: GatewayError, named_by_caller: bool) -> bool:
+    """Whether an outcome is the input's (the model failed on it, or a model the caller chose
+    answered another task's kind): it neither counts against the target nor closes its breaker,
+    so crafted input can neither open a breaker nor wipe the failures of a target that is down.
+    A probe that ends so is simply over; the next one goes once its time is up."""
+    return isinstance(error, ModelFailedOnInput) or (isinstance(error, UnreadableAnswer) and named_by_caller)
 
 
 def target_id(target: ModelTarget) -> str:
@@ -165,7 +172,7 @@ class Breakers:
         side counts against it (`blames_target`); any other answer counts as an answer. Nothing is
         told for the worker's own connections running out, nor for a call that only waited on
         another request's (that request tells its outcome)."""
-        if waited or isinstance(error, ConnectionsBusy):
+        if waited or isinstance(error, ConnectionsBusy) or says_nothing_of_the_target(error, named_by_caller):
             return
         if blames_target(error, named_by_caller):
             self.failed(target, caller)
