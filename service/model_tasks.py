@@ -148,16 +148,23 @@ class ModelTasks:
         return done
 
     def _look_up(self, model_id: str, done: threading.Event) -> None:
-        answer = self._ask_hub(model_id)
-        keep_for = self.settings.liveness_cache_seconds if answer.known else RETRY_FAILED_SECONDS
-        with self._lock:
-            self._kept[model_id] = _Kept(answer, self.clock() + keep_for)
-            self._kept.move_to_end(model_id)
-            while len(self._kept) > MAX_KEPT_IDS:
-                self._kept.popitem(last=False)
-            del self._lookups[model_id]
-            self._first_wait_ends.pop(model_id, None)
-        done.set()
+        """Ask, keep the answer, and always free the lookup's place: a lookup that broke in a way
+        nobody foresaw is "not known", never a place held for good (MAX_LOOKUPS would fill)."""
+        answer = NOT_KNOWN
+        try:
+            answer = self._ask_hub(model_id)
+        except Exception:
+            log.exception("model task lookup broke model=%s", model_id)
+        finally:
+            keep_for = self.settings.liveness_cache_seconds if answer.known else RETRY_FAILED_SECONDS
+            with self._lock:
+                self._kept[model_id] = _Kept(answer, self.clock() + keep_for)
+                self._kept.move_to_end(model_id)
+                while len(self._kept) > MAX_KEPT_IDS:
+                    self._kept.popitem(last=False)
+                self._lookups.pop(model_id, None)
+                self._first_wait_ends.pop(model_id, None)
+            done.set()
 
     def _ask_hub(self, model_id: str) -> HubTasks:
         """One question to the Hub's model API, without retries (the next lookup is the retry)."""
