@@ -203,12 +203,16 @@ def test_a_key_over_its_limit_makes_no_lookup(store_backend, tmp_path, clock, mo
     assert len(lookups(mock_hub)) == 1  # the refused requests never reached the Hub
 
 
-def test_a_model_api_answer_that_is_not_json_frees_the_lookup_and_counts_as_not_known(client, mock_hub):
+def test_a_lookup_that_breaks_unforeseen_frees_its_place_and_counts_as_not_known(client, mock_hub, monkeypatch):
     model = "org/odd-answer-gpt"
-    mock_hub.get(model_api(model), status=200, body="<html>not the model API</html>", content_type="text/html")
     mock_hub.post(f"{API}/{model}", json=[{"generated_text": " there was a dress."}])
+    tasks = client.application.extensions["gateway"].runner.model_tasks
+
+    def broken(model_id):
+        raise RuntimeError("a fault nobody foresaw")
+
+    monkeypatch.setattr(tasks, "_ask_hub", broken)
     before = unknown_count("call")
     assert complete(client, model).status_code == 200
     assert unknown_count("call") == before + 1
-    tasks = client.application.extensions["gateway"].runner.model_tasks
-    assert tasks._lookups == {}  # its place is free: a broken answer never holds one for good
+    assert tasks._lookups == {}  # its place is free: a broken lookup never holds one for good
