@@ -73,12 +73,15 @@ def watched_files(settings: Settings) -> list[Path]:
     return files
 
 
-def read_files(settings: Settings) -> None:
-    """Read the files of the running configuration as a fresh start would; raise what it would."""
+def read_files(running: Settings) -> Settings:
+    """Read the configuration files as a fresh start would, raising what it would; return the
+    settings they make (`.env` may name other model and key files than the running ones)."""
+    settings = running
     if DOTENV_FILE.exists():
-        Settings.from_env(environ_with_dotenv(os.environ)[0])  # this process's environment is left as it is
+        settings = Settings.from_env(environ_with_dotenv(os.environ)[0])  # this process's environment stays
     check_catalog(Catalog.from_file(settings.models_config))
     KeyRing.from_settings(settings)
+    return settings
 
 
 def _stamp(path: Path) -> tuple | None:
@@ -102,21 +105,25 @@ class FilesOnDisk:
 
     def problem(self) -> str | None:
         """Why the files on disk cannot be loaded now, None while they can."""
-        stamps = [_stamp(path) for path in self._files]
         with self._lock:
+            stamps = [_stamp(path) for path in self._files]
             if stamps != self._stamps:
+                problem, read = self._try_reading()
+                if read is not None:  # watch the files the configuration on disk names now
+                    self._files = watched_files(read)
+                    stamps = [_stamp(path) for path in self._files]
                 self._stamps = stamps
-                self._report(self._try_reading())
+                self._report(problem)
             problem = self._problem
         metrics.set_configuration_broken(problem is not None)
         return problem
 
-    def _try_reading(self) -> str | None:
+    def _try_reading(self) -> tuple[str | None, Settings | None]:
         try:
-            self._reader()
+            read = self._reader()
         except Exception as exc:  # whatever would stop a fresh start: the service keeps serving
-            return f"{type(exc).__name__}: {exc}"
-        return None
+            return f"{type(exc).__name__}: {exc}", None
+        return None, read if isinstance(read, Settings) else None
 
     def _report(self, problem: str | None) -> None:
         if problem and problem != self._problem:

@@ -7,6 +7,7 @@ import pytest
 
 from service import create_app, metrics
 from service.catalog import Catalog
+from service.hub.providers import check_catalog
 from service.keys.keyring import KeyRing
 from service.serving import configuration
 from service.serving.configuration import Configuration, FilesOnDisk
@@ -64,3 +65,24 @@ def test_a_worker_fails_open_on_a_store_that_broke_after_its_master_started(tmp_
     monkeypatch.setattr(configuration, "_accepted", (os.getpid() + 1, accepted))  # as in a forked worker
     worker_app = create_app()
     assert worker_app.extensions["gateway"].store is not None  # kept, failing open until it works
+
+
+def test_the_files_watched_are_those_the_settings_on_disk_name(tmp_path):
+    first, second = write_models_config(tmp_path), tmp_path / "other-models.toml"
+    second.write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
+    running = make_settings(models_config=first)
+    on_disk = [running]
+    files = FilesOnDisk(running, reader=lambda: read_files_as(on_disk[0]))
+    assert files.problem() is None
+    on_disk[0] = make_settings(models_config=second)  # `.env` now names another model file...
+    first.write_text(first.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # ...and something changed
+    assert files.problem() is None
+    with second.open("a", encoding="utf-8") as file:
+        file.write("\n[tasks.text-to-image\n")  # the file now named breaks
+    assert "other-models.toml" in files.problem()
+
+
+def read_files_as(settings):
+    """read_files, with the settings `.env` would make given by the test."""
+    check_catalog(Catalog.from_file(settings.models_config))
+    return settings
