@@ -32,6 +32,9 @@ RETRY_SECONDS = 1.0
 LOG_EVERY_SECONDS = 60.0
 # Ledger rows kept while the store is away; past this, more are counted as lost and logged.
 MAX_PENDING_ROWS = 10_000
+# Settlements kept from an outage that one request makes again before its own: enough to drain
+# a backlog over the next requests, few enough that no request waits long on the backlog.
+REPLAYS_PER_SETTLEMENT = 20
 
 
 class Failed:
@@ -98,7 +101,8 @@ class StoreGuard:
         confirms it, to call once the answer has gone (rows it fails to confirm are kept)."""
         with self._lock:
             waiting, self._pending = list(self._pending.values()), {}
-            unsettled, self._unsettled = self._unsettled, []
+            unsettled = self._unsettled[:REPLAYS_PER_SETTLEMENT]
+            del self._unsettled[:REPLAYS_PER_SETTLEMENT]
         for settlement in unsettled:
             if self.call("settle", self.store.settle, *settlement) is FAILED:
                 self._hold(settlement)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from service.store import guard as guard_module
 from service.store import holders, open_store
-from service.store.base import Claim, Lease, UsageEntry, UsageQuery, utc_day
+from service.store.base import Claim, Lease, Refusal, UsageEntry, UsageQuery, utc_day
 from service.store.redis_backend import leases_key
 from tests.support.app import make_settings
 
@@ -35,6 +35,11 @@ def store(store_backend):
     guard = open_store(make_settings(**store_backend))
     yield guard.store
     guard.store.close()
+
+
+def was_admitted(outcome) -> bool:
+    """Whether an admission took its place: a refusal takes nothing."""
+    return not isinstance(outcome, Refusal)
 
 
 class SimulatedExpiry:
@@ -73,7 +78,7 @@ def test_a_lease_lives_as_long_as_its_own_expiry_whatever_the_other_deadlines(st
         elif action == "admit":
             live = {lease_id for lease_id, until in held.items() if until > now}
             lease = Lease(uuid.uuid4().hex, LIMIT, now + value)
-            admitted = store.admit(key, None, lease, [], now) is None
+            admitted = was_admitted(store.admit(key, None, lease, [], now))
             assert admitted == (len(live) < LIMIT), (steps, held, now)
             if admitted:
                 held[lease.lease_id] = lease.expires_at
@@ -95,9 +100,9 @@ DAY = utc_day(NOON)
 def test_a_lease_that_expires_unsettled_is_booked_at_the_next_admission_and_its_quota_stays(store):
     quota = Claim("results", 3, 4)
     lease = Lease("crashed", 1, NOON + 10, booking=booking("k", DAY, results=3))
-    assert store.admit("k", None, lease, [quota], NOON) is None
+    assert was_admitted(store.admit("k", None, lease, [quota], NOON))
     assert ledger(store, DAY, "k") == {}
-    assert store.admit("k", None, Lease("next", 1, NOON + 30), [Claim("results", 1, 4)], NOON + 11) is None
+    assert was_admitted(store.admit("k", None, Lease("next", 1, NOON + 30), [Claim("results", 1, 4)], NOON + 11))
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 3, "errors.interrupted": 1}}
     # The booked results stay taken from the day's quota: 3 + 1 of 4.
     assert store.admit("k", None, None, [Claim("results", 1, 4)], NOON + 12).policy == "results"
@@ -105,8 +110,10 @@ def test_a_lease_that_expires_unsettled_is_booked_at_the_next_admission_and_its_
 
 def test_a_sweep_books_every_expired_lease_of_every_key_once(store):
     for key in ("a", "b"):
-        assert store.admit(key, None, Lease(f"{key}-1", 0, NOON + 10, booking=booking(key, DAY)), [], NOON) is None
-    assert store.admit("a", None, Lease("a-live", 0, NOON + 100, booking=booking("a", DAY)), [], NOON) is None
+        assert was_admitted(
+            store.admit(key, None, Lease(f"{key}-1", 0, NOON + 10, booking=booking(key, DAY)), [], NOON)
+        )
+    assert was_admitted(store.admit("a", None, Lease("a-live", 0, NOON + 100, booking=booking("a", DAY)), [], NOON))
     assert store.sweep_leases(NOON + 11) == 2
     assert store.sweep_leases(NOON + 12) == 0
     assert (
@@ -118,7 +125,7 @@ def test_a_sweep_books_every_expired_lease_of_every_key_once(store):
 
 def test_a_late_settlement_of_a_booked_lease_counts_nothing_twice(store):
     lease = Lease("slow", 1, NOON + 10, booking=booking("k", DAY, results=2))
-    assert store.admit("k", None, lease, [Claim("results", 2, 5)], NOON) is None
+    assert was_admitted(store.admit("k", None, lease, [Claim("results", 2, 5)], NOON))
     store.sweep_leases(NOON + 11)
     carried = UsageEntry(DAY, "k", "kept-from-an-outage", {"requests": 1})
     store.settle("k", "slow", [Claim("results", 2, 5)], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})], [carried])
@@ -132,7 +139,7 @@ def test_a_late_settlement_of_a_booked_lease_counts_nothing_twice(store):
 
 def test_a_settlement_of_a_held_lease_books_its_own_row_and_no_interruption(store):
     lease = Lease("fine", 1, NOON + 10, booking=booking("k", DAY))
-    assert store.admit("k", None, lease, [], NOON) is None
+    assert was_admitted(store.admit("k", None, lease, [], NOON))
     store.settle("k", "fine", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})])
     assert store.sweep_leases(NOON + 11) == 0
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1}}
@@ -156,21 +163,19 @@ def test_a_slot_held_by_a_process_that_died_frees_at_once_and_is_booked(store):
     now = time.time()
     dead = Lease("dead", 2, now + 3600, booking=booking("k", utc_day(now)), holder=gone_holder())
     alive = Lease("alive", 2, now + 3600, booking=booking("k", utc_day(now)), holder=holders.this_process())
-    assert store.admit("k", None, dead, [], now) is None
-    assert store.admit("k", None, alive, [], now) is None
-    assert store.admit("k", None, Lease("third", 2, now + 3600, holder=holders.this_process()), [], now) is None
+    assert was_admitted(store.admit("k", None, dead, [], now))
+    assert was_admitted(store.admit("k", None, alive, [], now))
+    assert was_admitted(store.admit("k", None, Lease("third", 2, now + 3600, holder=holders.this_process()), [], now))
     assert ledger(store, utc_day(now), "k") == {"m": {"requests": 1, "results": 1, "errors.interrupted": 1}}
     assert store.admit("k", None, Lease("fourth", 2, now + 3600), [], now).policy == "concurrency"  # both alive
 
 
 def test_a_sweep_books_the_leases_of_processes_that_died(store):
     now = time.time()
-    assert (
-        store.admit("k", None, Lease("dead", 0, now + 3600, booking=booking("k", DAY), holder=gone_holder()), [], now)
-        is None
-    )
+    dead = Lease("dead", 0, now + 3600, booking=booking("k", DAY), holder=gone_holder())
+    assert was_admitted(store.admit("k", None, dead, [], now))
     lease = Lease("alive", 0, now + 3600, booking=booking("k", DAY), holder=holders.this_process())
-    assert store.admit("k", None, lease, [], now) is None
+    assert was_admitted(store.admit("k", None, lease, [], now))
     assert store.sweep_leases(now) == 1
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1, "errors.interrupted": 1}}
 
@@ -187,7 +192,7 @@ def test_a_settlement_the_store_missed_is_made_later_and_the_request_counts_once
     guard = open_store(make_settings(**store_backend))
     store = guard.store
     lease = Lease("missed", 1, NOON + 10, booking=booking("k", DAY))
-    assert store.admit("k", None, lease, [Claim("results", 1, 5)], NOON) is None
+    assert was_admitted(store.admit("k", None, lease, [Claim("results", 1, 5)], NOON))
     real_settle_later = store.settle_later
 
     def store_away(*args):
@@ -199,4 +204,37 @@ def test_a_settlement_the_store_missed_is_made_later_and_the_request_counts_once
     guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
     store.sweep_leases(NOON + 11)  # the lease was settled late, not left to be booked as cut off
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1}, "n": {"requests": 1}}
+    store.close()
+
+
+def test_a_backlog_of_missed_settlements_is_made_again_a_few_per_request(store_backend, monkeypatch):
+    monkeypatch.setattr(guard_module, "RETRY_SECONDS", 0.0)
+    guard = open_store(make_settings(**store_backend))
+    store = guard.store
+    backlog = guard_module.REPLAYS_PER_SETTLEMENT * 2 + 5
+    for number in range(backlog):
+        lease = Lease(f"missed-{number}", 0, NOON + 10, booking=booking("k", DAY))
+        assert was_admitted(store.admit("k", None, lease, [], NOON))
+    real_settle_later, real_settle = store.settle_later, store.settle
+
+    def store_away(*args):
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(store, "settle_later", store_away)
+    monkeypatch.setattr(store, "settle", store_away)
+    for number in range(backlog):
+        guard.settle("k", f"missed-{number}", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})])()
+    monkeypatch.setattr(store, "settle_later", real_settle_later)  # back
+    replayed = []
+    monkeypatch.setattr(store, "settle", lambda *args: replayed.append(args[1]) or real_settle(*args))
+
+    def replays() -> int:
+        return sum(1 for lease_id in replayed if lease_id and lease_id.startswith("missed-"))
+
+    guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+    assert replays() == guard_module.REPLAYS_PER_SETTLEMENT  # this request waits on a few only
+    for _ in range(2):
+        guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+    assert replays() == backlog  # the next requests drain the rest
+    assert ledger(store, DAY, "k") == {"m": {"requests": backlog}, "n": {"requests": 3}}
     store.close()
