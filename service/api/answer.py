@@ -6,7 +6,7 @@ from flask import current_app
 
 from service import context
 from service.hub.images import let_others_run
-from service.keys.admission import policy_header
+from service.keys.admission import policy_header, remaining_header
 
 
 class SplicedString(tuple):
@@ -30,12 +30,19 @@ def json_answer(document: dict, spliced: bool = False):
 
 
 def limit_headers() -> dict:
-    """The caller's key's limits, as its 429s state them (RateLimit-Policy), so that a client
-    can pace itself from its first success instead of learning them from a refusal."""
+    """The caller's key's limits (RateLimit-Policy) and what its admission left of each
+    (RateLimit), as its 429s state them, so that a client can pace itself from its first
+    success, even beside others using the key, instead of learning them from a refusal."""
     current = context.current()
     key = current.client_key if current else None
     policy = policy_header(key.limits) if key is not None else ""
-    return {"RateLimit-Policy": policy} if policy else {}
+    if not policy:
+        return {}
+    headers = {"RateLimit-Policy": policy}
+    remaining = current.ticket.remaining if current.ticket is not None else {}
+    if remaining:  # none when the store could not say, or the answer admitted nothing
+        headers["RateLimit"] = remaining_header(remaining)
+    return headers
 
 
 def _taking_turns(chunks: list):

@@ -3,7 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, error_response
+from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,
     ImageResultSchema,
@@ -91,8 +91,8 @@ def _add_task(spec, plugin, settings, catalog, task: Task) -> None:
         },
         "responses": {
             "200": {
-                "description": "The results.",
-                "headers": {"X-Request-ID": "RequestId"},
+                "description": "The results. A key with limits also gets them and what is left of them.",
+                "headers": {"X-Request-ID": "RequestId", **LIMIT_HEADERS},
                 "content": {"application/json": {"schema": f"{name}Answer"}},
             },
             **{str(status): f"Error{status}" for status in INFERENCE_ERRORS},

@@ -38,10 +38,14 @@ HEADERS = {
         "schema": {"type": "string"},
     },
     "RateLimit": {
-        "description": 'The limit that refused the call, with what is left and when it resets: `"rpm";r=0;t=12`.',
+        "description": "What the key's limits have left, IETF draft form: on a success each limit's remaining "
+        'requests, slots, results or images and the seconds until more free up (a slot names none), e.g. `"rpm";r=9;'
+        't=61, "concurrency";r=3, "results";r=99;t=43200`; on a 429 the limit that refused the call: `"rpm";r=0;t=12`.',
         "schema": {"type": "string"},
     },
 }
+# A key's limits, and what is left of them, on its successes and on its refusals alike.
+LIMIT_HEADERS = {"RateLimit-Policy": "RateLimitPolicy", "RateLimit": "RateLimit"}
 
 
 def error_response(status: int, why: str) -> dict:
@@ -50,7 +54,7 @@ def error_response(status: int, why: str) -> dict:
     if status in RETRY_AFTER_STATUSES:
         headers["Retry-After"] = "RetryAfter"
     if status == 429:
-        headers.update({"RateLimit-Policy": "RateLimitPolicy", "RateLimit": "RateLimit"})
+        headers.update(LIMIT_HEADERS)
     if status == 405:
         headers["Allow"] = "Allow"
     return {"description": why, "headers": headers, "content": {"application/json": {"schema": "Error"}}}

@@ -12,7 +12,9 @@ results and images it took, which stay taken: the upstream may have made and cha
 So after any crash the day's quota and the ledger agree.
 
 Refusals are `429` with a true `Retry-After` and the IETF draft's `RateLimit-Policy` and
-`RateLimit` headers. A store that fails admits everything (see service/store/guard.py).
+`RateLimit` headers; successes carry both too, `RateLimit` saying what each limit has left,
+counted in the step that admitted them. A store that fails admits everything (see
+service/store/guard.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from service.store.base import (
     SECONDS_PER_DAY,
     Claim,
     Lease,
+    Left,
     Refusal,
     UsageEntry,
     Window,
@@ -50,12 +53,15 @@ INTERRUPTED = "interrupted"
 
 @dataclass
 class Ticket:
-    """What a request took at admission, to settle when it ends."""
+    """What a request took at admission, to settle when it ends, and what its key's limits had
+    left then: by policy, the remaining units and whole seconds until more free up (None for
+    concurrency). Empty when no limit applied or the store could not say."""
 
     key: str
     day: str
     lease_id: str | None = None
     claims: list[Claim] = field(default_factory=list)
+    remaining: dict[str, tuple[int, int | None]] = field(default_factory=dict)
 
 
 def policy_header(limits: Limits) -> str:
@@ -72,10 +78,27 @@ def policy_header(limits: Limits) -> str:
     return ", ".join(policies)
 
 
+def whole_seconds(seconds: float) -> int:
+    """A wait as the headers say it: whole seconds, rounded up so that it is never too short."""
+    return max(1, math.ceil(seconds))
+
+
+def remaining_header(remaining: dict[str, tuple[int, int | None]]) -> str:
+    """`RateLimit`: what each limit has left and in how many seconds more frees up, in the IETF
+    draft's structured form (`"rpm";r=9;t=61, "concurrency";r=3`); a slot names no time."""
+    items = []
+    for policy, (left, reset) in remaining.items():
+        items.append(f'"{policy}";r={left}' + (f";t={reset}" if reset is not None else ""))
+    return ", ".join(items)
+
+
 def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimited | QuotaExceeded:
     """The 429 a refused request gets, with its headers; `asked`: the results or images it asked."""
-    seconds = max(1, math.ceil(refusal.retry_after))
-    headers = {"RateLimit-Policy": policy_header(key.limits), "RateLimit": f'"{refusal.policy}";r=0;t={seconds}'}
+    seconds = whole_seconds(refusal.retry_after)
+    headers = {
+        "RateLimit-Policy": policy_header(key.limits),
+        "RateLimit": remaining_header({refusal.policy: (0, seconds)}),
+    }
     limits = key.limits
     if refusal.policy == "rpm":
         error = RateLimited(
@@ -127,11 +150,12 @@ class Admission:
             booking=booking,
             holder=holders.this_process(),
         )
-        refusal = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
-        if isinstance(refusal, Refusal):
-            self.refuse(key, refusal, results)
-        if refusal is None:  # taken; FAILED (the store is away) took nothing
+        outcome = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
+        if isinstance(outcome, Refusal):
+            self.refuse(key, outcome, results)
+        if isinstance(outcome, dict):  # taken; FAILED (the store is away) took nothing
             ticket.lease_id, ticket.claims = lease.lease_id, claims
+            ticket.remaining = {policy: whole_left(left) for policy, left in outcome.items()}
         return ticket
 
     def refuse(self, key: ClientKey, refusal: Refusal, asked: int = 0) -> None:
@@ -147,6 +171,11 @@ class Admission:
         confirm = self.guard.settle(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         ticket.lease_id, ticket.claims = None, []
         return confirm
+
+
+def whole_left(left: Left) -> tuple[int, int | None]:
+    """What a limit has left, its time in whole seconds as the headers say it."""
+    return left.remaining, None if left.reset_after is None else whole_seconds(left.reset_after)
 
 
 def current_model() -> str:

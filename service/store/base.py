@@ -5,13 +5,15 @@ per-key request windows, concurrency leases and daily quotas, and the usage ledg
 backends keep it: SQLite in WAL mode (one host, nothing to install) and Redis (several
 hosts). Admitting a request is one transaction (SQLite) or one Lua script (Redis) that
 checks every limit and takes all or nothing, so two workers can never both take the last
-slot and a refused request takes no place in any window; settling it is one more.
+slot and a refused request takes no place in any window; the same step says what each limit
+has left. Settling it is one more.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +63,29 @@ class Refusal:
     policy: str
     retry_after: float
     used: int | None = None
+
+
+@dataclass(frozen=True)
+class Left:
+    """What one limit has left once a request is admitted, that request counted: `remaining`
+    requests, slots, results or images, and the seconds until more free up (None for a slot,
+    which frees when one of the key's requests ends, no clock can tell when)."""
+
+    remaining: int
+    reset_after: float | None = None
+
+
+def window_left(window: Window, counted: int, oldest: float | None, now: float) -> Left:
+    """What a window has left once the request admitted at `now` is counted: `counted` requests
+    before it, the oldest in second `oldest` (None: none). More frees when the oldest second's
+    requests stop counting."""
+    first = math.floor(now) if oldest is None else min(oldest, math.floor(now))
+    return Left(window.limit - counted - 1, window.frees_at(first) - now)
+
+
+def quota_left(claim: Claim, used: int, now: float) -> Left:
+    """What a day's quota has left once `claim` is taken from the `used` before it."""
+    return Left(claim.limit - used - claim.amount, seconds_to_next_day(now))
 
 
 @dataclass
@@ -203,9 +228,10 @@ class Store(ABC):
     @abstractmethod
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
-    ) -> Refusal | None:
+    ) -> Refusal | dict[str, Left]:
         """Atomically count the request in the window, take a concurrency slot and the claimed
-        quota, or take nothing at all and say why."""
+        quota and say what each limit has left (by policy: "rpm", "concurrency", each claim's
+        name; a lease without a limit has none), or take nothing at all and say why."""
 
     @abstractmethod
     def settle(

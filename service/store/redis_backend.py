@@ -23,14 +23,17 @@ from service.store.base import (
     CacheLimits,
     Claim,
     Lease,
+    Left,
     Refusal,
     Store,
     UsageEntry,
     UsageQuery,
     Window,
     encode_booking,
+    quota_left,
     seconds_to_next_day,
     utc_day,
+    window_left,
 )
 from service.store.redis_scripts import POOL_SIZE, ScriptRunner, lua_script
 
@@ -130,6 +133,22 @@ def usage_key(day: str) -> str:
     return f"{PREFIX}usage:{day}"
 
 
+def admitted_left(
+    window: Window | None, lease: Lease | None, claims: list[Claim], counted: list[str], now: float
+) -> dict[str, Left]:
+    """What each limit has left, from what the admit script counted before the request: requests
+    in the window and its oldest second, leases held, and each claim's used ('' where none)."""
+    requests, oldest, held, *used = counted
+    left: dict[str, Left] = {}
+    if window is not None:
+        left["rpm"] = window_left(window, int(requests), float(oldest) if oldest else None, now)
+    if lease is not None and lease.limit:
+        left["concurrency"] = Left(lease.limit - int(held) - 1)
+    for claim, amount in zip(claims, used, strict=True):
+        left[claim.name] = quota_left(claim, int(amount), now)
+    return left
+
+
 class RedisStore(Store):
     """The shared state on one Redis server."""
 
@@ -157,15 +176,15 @@ class RedisStore(Store):
 
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
-    ) -> Refusal | None:
-        refusal = self._try_admit(key, window, lease, claims, now)
-        if refusal is not None and refusal.policy == "concurrency" and self._book_gone_holders(key, now):
-            refusal = self._try_admit(key, window, lease, claims, now)
-        return refusal
+    ) -> Refusal | dict[str, Left]:
+        outcome = self._try_admit(key, window, lease, claims, now)
+        if isinstance(outcome, Refusal) and outcome.policy == "concurrency" and self._book_gone_holders(key, now):
+            outcome = self._try_admit(key, window, lease, claims, now)
+        return outcome
 
     def _try_admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
-    ) -> Refusal | None:
+    ) -> Refusal | dict[str, Left]:
         day = utc_day(now)
         arguments = [now, 0, 0, "", 0, 0, QUOTA_TTL_SECONDS, PREFIX, "", "", BOOK_AT_ADMISSION]
         if window is not None:
@@ -177,10 +196,13 @@ class RedisStore(Store):
             arguments += [claim.name, claim.amount, claim.limit]
         keys = [window_key(key), leases_key(key), LEASE_EXPIRIES, LEASE_RECORDS]
         keys += [quota_key(key, claim.name, day) for claim in claims]
-        refused = self._scripts.run(self._admit, keys, arguments)
-        if not refused:
-            return None
-        policy, seconds, used = (part.decode() if isinstance(part, bytes) else part for part in refused)
+        reply = [
+            part.decode() if isinstance(part, bytes) else part
+            for part in self._scripts.run(self._admit, keys, arguments)
+        ]
+        if not reply[0]:
+            return admitted_left(window, lease, claims, reply[1:], now)
+        policy, seconds, used = reply
         if policy == "rpm":
             return Refusal(policy, float(seconds))
         if policy == "concurrency":

@@ -23,6 +23,7 @@ from service.store.base import (
     CacheLimits,
     Claim,
     Lease,
+    Left,
     Refusal,
     Store,
     UsageEntry,
@@ -31,8 +32,10 @@ from service.store.base import (
     breaker_after_failure,
     decode_booking,
     encode_booking,
+    quota_left,
     seconds_to_next_day,
     utc_day,
+    window_left,
 )
 from service.store.sqlite_database import SqliteDatabase
 
@@ -69,8 +72,9 @@ class SqliteStore(Store):
 
     def admit(
         self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
-    ) -> Refusal | None:
+    ) -> Refusal | dict[str, Left]:
         day = utc_day(now)
+        left: dict[str, Left] = {}
         with self.database.transaction() as db:
             if window is not None:
                 db.execute("DELETE FROM window_counts WHERE key = ? AND second <= ?", (key, window.oldest_second(now)))
@@ -79,10 +83,14 @@ class SqliteStore(Store):
                 ).fetchone()
                 if (count or 0) >= window.limit:
                     return Refusal("rpm", window.frees_at(oldest) - now)
+                left["rpm"] = window_left(window, count or 0, oldest, now)
             if lease is not None:
                 book_ended(db, "key = ? AND expires <= ?", (key, now))
-                if lease.limit and not self._slot_free(db, key, lease.limit):
-                    return Refusal("concurrency", CONCURRENCY_RETRY_SECONDS)
+                if lease.limit:
+                    held = self._slots_held(db, key, lease.limit)
+                    if held >= lease.limit:
+                        return Refusal("concurrency", CONCURRENCY_RETRY_SECONDS)
+                    left["concurrency"] = Left(lease.limit - held - 1)
             for claim in claims:
                 row = db.execute(
                     "SELECT used FROM quotas WHERE key = ? AND name = ? AND day = ?", (key, claim.name, day)
@@ -90,6 +98,7 @@ class SqliteStore(Store):
                 used = row[0] if row else 0
                 if used + claim.amount > claim.limit:
                     return Refusal(claim.name, seconds_to_next_day(now), used)
+                left[claim.name] = quota_left(claim, used, now)
             if window is not None:
                 db.execute(
                     "INSERT INTO window_counts (key, second, requests) VALUES (?, ?, 1) "
@@ -108,15 +117,15 @@ class SqliteStore(Store):
                     "ON CONFLICT (key, name, day) DO UPDATE SET used = used + excluded.used",
                     (key, claim.name, day, claim.amount),
                 )
-        return None
+        return left
 
     @staticmethod
-    def _slot_free(db, key: str, limit: int) -> bool:
-        """Whether the key holds fewer than `limit` leases, once those of processes seen gone
-        (a worker killed with its requests in flight) are booked."""
+    def _slots_held(db, key: str, limit: int) -> int:
+        """How many leases the key holds; when that is `limit` or more, once those of processes
+        seen gone (a worker killed with its requests in flight) are booked."""
         (held,) = db.execute("SELECT COUNT(*) FROM leases WHERE key = ?", (key,)).fetchone()
         if held < limit:
-            return True
+            return held
         gone = [
             lease
             for lease, holder in db.execute("SELECT lease, holder FROM leases WHERE key = ?", (key,))
@@ -124,7 +133,7 @@ class SqliteStore(Store):
         ]
         for lease in gone:
             book_ended(db, "key = ? AND lease = ?", (key, lease))
-        return held - len(gone) < limit
+        return held - len(gone)
 
     def settle(
         self,

@@ -1,10 +1,15 @@
 """hf-infer batch keeps to its key's limits: the pacer, and a client that waits them out."""
 
+import math
+import time as real_time
+
 import responses
 
 from service.batch.client import GatewayClient
 from service.batch.inputs import BatchItem
 from service.batch.pacing import Pacer, Quota, parse_structured_list, policies_of, reset_seconds
+from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
+from tests.support.keys import bearer, write_key_file
 
 URL = "http://gateway.test"
 ENDPOINT = f"{URL}/api/infer/text-translation"
@@ -160,3 +165,36 @@ def test_a_success_saying_nothing_is_left_holds_every_worker_off_too():
     assert pacer.reserve(2.0) == 19.0
     assert pacer.reserve(2.0) == 19.0
     assert pacer.reserve(21.0) == 0
+
+
+def test_a_batch_sharing_its_key_holds_off_when_the_gateways_success_says_nothing_is_left(tmp_path, clock, mock_hub):
+    """Through the gateway itself: another client has used 3 of the key's 5 requests of the
+    minute, which the batch cannot count; the 200s say what is left, so it meets no 429."""
+    key_file = write_key_file(tmp_path / "keys.toml", {"shared": {"secret": "secret-shared", "rpm": 5}})
+    settings = make_settings(api_keys_file=key_file, store="sqlite", data_dir=tmp_path / "data")
+    app = make_app(settings, TEST_CATALOG, clock)
+    time = FakeTime()
+    time.now = math.floor(real_time.time()) + 0.5
+    app.extensions["gateway"].admission.clock = time.clock
+    gateway = app.test_client()
+    mock_hub.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"translation_text": "Dress"}])
+    for _ in range(3):
+        assert (
+            post(gateway, "text-translation", {"inputs": "连衣裙"}, headers=bearer("secret-shared")).status_code == 200
+        )
+    statuses = []
+
+    def through_the_gateway(request):
+        headers = {name: request.headers[name] for name in ("Authorization", "Content-Type")}
+        answer = gateway.post(request.path_url, data=request.body, headers=headers, buffered=True)
+        statuses.append(answer.status_code)
+        return (answer.status_code, dict(answer.headers), answer.get_data())
+
+    mock_hub.add_callback(responses.POST, ENDPOINT, callback=through_the_gateway)
+    client = GatewayClient(
+        URL, "text-translation", api_key="secret-shared", retries=0, sleep=time.sleep, clock=time.clock
+    )
+    outcomes = [client.infer(BatchItem(number, "连衣裙")) for number in range(4)]
+    assert [outcome.result for outcome in outcomes] == [["Dress"]] * 4
+    assert statuses == [200, 200, 200, 200]  # the second line's 200 said r=0: the third waited
+    assert 60 <= sum(time.sleeps) <= 62

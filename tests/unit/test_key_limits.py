@@ -4,12 +4,14 @@ The upstream is mocked with `responses`: a refused request must never reach it.
 """
 
 import hashlib
+import math
 import time
 
 import pytest
 from prometheus_client import REGISTRY
 
-from service.store.base import Lease
+from service.store import open_store
+from service.store.base import Claim, Lease, Left, Refusal, Window, seconds_to_next_day, utc_day
 from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
@@ -73,6 +75,17 @@ def usage(client, caller: str = "ops", **query):
     return client.get("/api/usage", query_string=query, headers=auth(caller))
 
 
+@pytest.fixture
+def store(store_backend):
+    guard = open_store(make_settings(**store_backend))
+    yield guard.store
+    guard.store.close()
+
+
+def lease(name: str, limit: int, now: float) -> Lease:
+    return Lease(name, limit, now + 3600)
+
+
 def refused_count(policy: str) -> float:
     return REGISTRY.get_sample_value("hf_gateway_refused_total", {"policy": policy}) or 0.0
 
@@ -98,10 +111,10 @@ def test_concurrency_counts_requests_in_flight_and_frees_slots_when_they_end(cli
     mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])
     store = limited_app.extensions["gateway"].store.store
     far = time.time() + 60
-    assert store.admit("slots", None, Lease("elsewhere-1", 2, far), [], time.time()) is None
+    assert store.admit("slots", None, Lease("elsewhere-1", 2, far), [], time.time()) == {"concurrency": Left(1)}
     assert translate(client, "slots").status_code == 200  # one slot left: taken and given back
     assert translate(client, "slots").status_code == 200
-    assert store.admit("slots", None, Lease("elsewhere-2", 2, far), [], time.time()) is None
+    assert store.admit("slots", None, Lease("elsewhere-2", 2, far), [], time.time()) == {"concurrency": Left(0)}
     refused = translate(client, "slots")
     assert_error_shape(refused, 429, "rate_limited")
     assert (refused.headers["Retry-After"], refused.headers["RateLimit"]) == ("1", '"concurrency";r=0;t=1')
@@ -230,3 +243,42 @@ def test_models_outside_the_catalog_share_one_ledger_row_per_key_and_day(client,
     assert translate(client, "free").status_code == 200
     rows = {row["model"]: row["requests"] for row in usage(client, key="free").get_json()["rows"]}
     assert rows == {"other": 12, "Helsinki-NLP/opus-mt-zh-en": 2}  # an alias is booked under the model it names
+
+
+def test_an_admission_says_what_each_limit_has_left_and_when_more_frees(store):
+    """What is left counts the admitted request; a moving window frees when its oldest counted
+    second stops counting, a day's quota at UTC midnight, a slot when a request ends."""
+    start = math.floor(time.time()) + 0.25
+    window = Window(3, 60)
+    first = store.admit("k", window, lease("a", 2, start), [Claim("results", 2, 5)], start)
+    assert first == {
+        "rpm": Left(2, pytest.approx(60.75)),  # the second began 0.25 s ago; it counts 61 s
+        "concurrency": Left(1),
+        "results": Left(3, pytest.approx(seconds_to_next_day(start))),
+    }
+    later = start + 10.5
+    second = store.admit("k", window, lease("b", 2, later), [Claim("results", 1, 5)], later)
+    assert second == {
+        "rpm": Left(1, pytest.approx(50.25)),  # still the first request's second that frees first
+        "concurrency": Left(0),
+        "results": Left(2, pytest.approx(seconds_to_next_day(later))),
+    }
+    assert isinstance(store.admit("k", window, lease("c", 2, later), [], later), Refusal)  # no slot left
+    store.settle("k", "a", [], utc_day(later), [])
+    third = store.admit("k", window, lease("d", 2, later), [], later)
+    assert third == {"rpm": Left(0, pytest.approx(50.25)), "concurrency": Left(0)}  # the refusal took nothing
+
+
+def test_an_admission_of_a_fresh_window_frees_with_its_own_second(store):
+    now = math.floor(time.time()) + 0.75
+    assert store.admit("k", Window(10, 60), None, [], now) == {"rpm": Left(9, pytest.approx(60.25))}
+    much_later = now + 120  # the first request no longer counts
+    assert store.admit("k", Window(10, 60), None, [], much_later) == {"rpm": Left(9, pytest.approx(60.25))}
+
+
+def test_a_key_with_only_a_lease_and_no_limit_has_nothing_to_report(store):
+    now = time.time()
+    assert store.admit("k", None, lease("a", 0, now), [], now) == {}
+    assert store.admit("k", None, None, [Claim("images", 4, 4)], now) == {
+        "images": Left(0, pytest.approx(seconds_to_next_day(now)))
+    }

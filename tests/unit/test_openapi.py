@@ -220,3 +220,15 @@ def test_models_and_metrics_are_documented_and_answer_as_documented(document, cl
 
 def test_document_is_plain_json(document):
     assert json.loads(json.dumps(document)) == document
+
+
+@pytest.mark.parametrize("task", TASK_TYPES)
+def test_an_answer_of_a_key_with_limits_declares_what_is_left(document, task):
+    """A 200 states the key's limits and what is left of them, as a 429 does."""
+    responses = document["paths"][f"/api/infer/{task}"]["post"]["responses"]
+    for status in ("200", "429"):
+        headers = component(document, responses[status])["headers"]
+        assert headers["RateLimit-Policy"] == {"$ref": "#/components/headers/RateLimitPolicy"}, status
+        assert headers["RateLimit"] == {"$ref": "#/components/headers/RateLimit"}, status
+    described = document["components"]["headers"]["RateLimit"]["description"]
+    assert '"rpm";r=9;t=61' in described and '"rpm";r=0;t=12' in described

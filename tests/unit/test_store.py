@@ -16,6 +16,7 @@ from service.store.base import (
     CacheLimits,
     Claim,
     Lease,
+    Refusal,
     UsageEntry,
     UsageQuery,
     Window,
@@ -39,8 +40,10 @@ def lease(limit: int, seconds: float = 60.0) -> Lease:
 
 
 def admit(store, key, window=None, lease_=None, claims=(), now=None):
-    """Admit one request."""
-    return store.admit(key, window, lease_, list(claims), now or time.time())
+    """Admit one request: its refusal, or None when it was admitted (what is left is tested in
+    test_key_limits.py)."""
+    outcome = store.admit(key, window, lease_, list(claims), now or time.time())
+    return outcome if isinstance(outcome, Refusal) else None
 
 
 def test_a_concurrency_limit_admits_exactly_that_many_until_one_is_settled(store):

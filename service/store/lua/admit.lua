@@ -3,12 +3,15 @@
 -- ARGV: now, window limit (0: none), window seconds, lease id ('': none), lease limit (0: none),
 --       lease expiry, quota ttl, the keys' prefix, the lease's member and record, leases to
 --       book at most, then name, amount, limit per claim.
--- Returns {} when admitted, else {policy, seconds until trying again can succeed, used}.
+-- Returns, when admitted, what was counted before this request: {'', requests in the window,
+-- its oldest second, leases held, then each claim's used} ('' where there is no such limit);
+-- else {policy, seconds until trying again can succeed, used}.
 local now = tonumber(ARGV[1])
 local window_limit = tonumber(ARGV[2])
 local window_seconds = tonumber(ARGV[3])
 local lease = ARGV[4]
 local CLAIMS_AT = 11
+local counted = {'', '', '', ''}
 if window_limit > 0 then
     local counts = redis.call('HGETALL', KEYS[1])
     local total, oldest = 0, nil
@@ -24,13 +27,19 @@ if window_limit > 0 then
     if total >= window_limit then
         return {'rpm', tostring(oldest + window_seconds + 1 - now), ''}
     end
+    counted[2] = tostring(total)
+    counted[3] = oldest and tostring(oldest) or ''
 end
 if lease ~= '' then
     book_expired(KEYS[4], KEYS[3], ARGV[8], now, tonumber(ARGV[11]))
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
     local limit = tonumber(ARGV[5])
-    if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit then
-        return {'concurrency', '', ''}
+    if limit > 0 then
+        local held = redis.call('ZCARD', KEYS[2])
+        if held >= limit then
+            return {'concurrency', '', ''}
+        end
+        counted[4] = tostring(held)
     end
 end
 local claims = (#ARGV - CLAIMS_AT) / 3
@@ -39,6 +48,7 @@ for i = 1, claims do
     if used + tonumber(ARGV[CLAIMS_AT + 3 * i - 1]) > tonumber(ARGV[CLAIMS_AT + 3 * i]) then
         return {ARGV[CLAIMS_AT + 3 * i - 2], '', tostring(used)}
     end
+    counted[4 + i] = tostring(used)
 end
 if window_limit > 0 then
     redis.call('HINCRBY', KEYS[1], math.floor(now), 1)
@@ -57,4 +67,4 @@ for i = 1, claims do
     redis.call('INCRBY', KEYS[4 + i], tonumber(ARGV[CLAIMS_AT + 3 * i - 1]))
     redis.call('EXPIRE', KEYS[4 + i], tonumber(ARGV[7]))
 end
-return {}
+return counted
