@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,6 +21,7 @@ from tests.support.gunicorn_server import GunicornServer
 from tests.support.keys import bearer, write_key_file
 from tests.support.redis_server import RedisServer
 from tests.support.upstream import Step
+from tests.support.waiting import wait_until
 
 QUOTA, SLOTS, SERVED_BEFORE, CUT_OFF = 20, 4, 10, 4
 KEYS = {
@@ -71,15 +71,6 @@ def service(request, loopback, store_env, tmp_path):
     with GunicornServer(env=env, log_path=tmp_path / "service.log") as server:
         booted_workers(server)
         yield server
-
-
-def wait_until(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def kill_every_worker(server) -> None:

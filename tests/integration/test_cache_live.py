@@ -19,6 +19,7 @@ from tests.support.nginx_server import NginxServer
 from tests.support.paths import REPO_ROOT
 from tests.support.redis_server import RedisServer
 from tests.support.upstream import Step
+from tests.support.waiting import wait_until
 
 DEAD_PATH = "/hf-inference/models/dead/model"
 # zh2de: a model that never answers first, then the recorded one.
@@ -134,19 +135,10 @@ def test_a_request_joining_a_call_that_times_out_makes_the_call_in_its_own_time(
     upstream.script(TRANSLATION_PATH, Step(never_respond=True))  # the first call never answers
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(translate, one_worker.url, "迟到的第一个")
-        assert wait_for(lambda: len(upstream.requests_for(TRANSLATION_PATH)) == 1)
+        assert wait_until(lambda: len(upstream.requests_for(TRANSLATION_PATH)) == 1)
         time.sleep(TEXT_DEADLINE / 2)  # the second joins half way through the first one's deadline
         second = pool.submit(translate, one_worker.url, "迟到的第一个")
         first, second = first.result(), second.result()
     assert first.status_code == 504
     assert second.status_code == 200, second.text  # it made the call itself, with the time it had left
     assert len(upstream.requests_for(TRANSLATION_PATH)) == 2
-
-
-def wait_for(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

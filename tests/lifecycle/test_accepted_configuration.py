@@ -7,41 +7,19 @@ with no reload at all followed by the routine MAX_REQUESTS recycle."""
 import os
 import signal
 
-import pytest
 import requests
 
 from tests.support.fault_service import (
     TRANSLATION_BODY,
     RequestStream,
     booted_workers,
-    fault_env,
-    write_models_config,
+    start_fault_service,
 )
-from tests.support.gunicorn_server import GunicornServer
 from tests.support.keys import bearer, write_key_file
-from tests.support.upstream import LoopbackUpstream
 from tests.support.waiting import wait_until
 
 SECRET = "gw-accepted-configuration-secret-0001"
 BROKEN_METRIC = "hf_gateway_configuration_broken"
-
-
-@pytest.fixture
-def loopback():
-    with LoopbackUpstream(latency=0.01) as loopback:
-        yield loopback
-
-
-@pytest.fixture(params=["gevent", "gthread"])
-def worker_class(request):
-    return request.param
-
-
-def start(loopback, tmp_path, worker_class, **overrides) -> GunicornServer:
-    env = fault_env(loopback, write_models_config(tmp_path), WORKER_CLASS=worker_class, **overrides)
-    server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
-    server.initial_workers = booted_workers(server)
-    return server
 
 
 def translate(server, headers=None) -> requests.Response:
@@ -73,7 +51,7 @@ def assert_still_serving(server, headers=None) -> None:
 
 def test_a_worker_killed_after_a_refused_reload_boots_from_the_accepted_keys(loopback, tmp_path, worker_class):
     key_file = write_key_file(tmp_path / "keys.toml", {"ops": {"secret": SECRET}})
-    server = start(loopback, tmp_path, worker_class, API_KEYS_FILE=str(key_file))
+    server = start_fault_service(loopback, tmp_path, worker_class, API_KEYS_FILE=str(key_file))
     try:
         with key_file.open("a", encoding="utf-8") as file:
             file.write("\n[keys.bad\n")
@@ -99,7 +77,7 @@ def test_a_worker_killed_after_a_refused_reload_boots_from_the_accepted_keys(loo
 
 
 def test_a_typo_in_the_models_then_a_recycle_never_stops_the_service(loopback, tmp_path, worker_class):
-    server = start(loopback, tmp_path, worker_class, MAX_REQUESTS="20")
+    server = start_fault_service(loopback, tmp_path, worker_class, MAX_REQUESTS="20")
     try:
         with (tmp_path / "models.toml").open("a", encoding="utf-8") as file:
             file.write("\n[tasks.text-to-image\ngarbage = = =\n")
@@ -118,7 +96,7 @@ def test_a_typo_in_the_models_then_a_recycle_never_stops_the_service(loopback, t
 
 def test_a_reload_after_the_file_is_mended_serves_the_new_configuration(loopback, tmp_path, worker_class):
     key_file = write_key_file(tmp_path / "keys.toml", {"ops": {"secret": SECRET}})
-    server = start(loopback, tmp_path, worker_class, API_KEYS_FILE=str(key_file))
+    server = start_fault_service(loopback, tmp_path, worker_class, API_KEYS_FILE=str(key_file))
     try:
         other = "gw-accepted-configuration-secret-0002"
         with key_file.open("a", encoding="utf-8") as file:

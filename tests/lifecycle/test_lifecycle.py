@@ -1,7 +1,6 @@
 """Stop, reload and worker recycling of the real gunicorn process, with requests in flight."""
 
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,33 +13,15 @@ from tests.support.fault_service import (
     RequestStream,
     booted_workers,
     fault_env,
+    start_fault_service,
     write_models_config,
 )
 from tests.support.gunicorn_server import GunicornServer, GunicornStartError
-from tests.support.upstream import LoopbackUpstream, Step
+from tests.support.upstream import Step
+from tests.support.waiting import wait_until
 
 IN_FLIGHT = 8
 UPSTREAM_DELAY = 1.5
-
-
-@pytest.fixture
-def loopback():
-    with LoopbackUpstream(latency=0.02) as loopback:
-        yield loopback
-
-
-@pytest.fixture(params=["gevent", "gthread"])
-def worker_class(request):
-    """Every lifecycle scenario runs under both worker classes."""
-    return request.param
-
-
-def start_service(loopback, tmp_path, worker_class, **overrides) -> GunicornServer:
-    """Start gunicorn against `upstream` and wait for all its workers."""
-    env = fault_env(loopback, write_models_config(tmp_path), WORKER_CLASS=worker_class, **overrides)
-    server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
-    server.initial_workers = booted_workers(server)
-    return server
 
 
 def assert_clean_log(server) -> None:
@@ -57,18 +38,8 @@ def ledger_requests(server) -> int:
     return answer.json()["totals"]["requests"]
 
 
-def wait_until(condition, timeout: float = 20.0) -> bool:
-    """Poll `condition` until it holds or the time is up."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_sigterm_lets_requests_in_flight_finish(loopback, tmp_path, worker_class):
-    server = start_service(loopback, tmp_path, worker_class)
+    server = start_fault_service(loopback, tmp_path, worker_class)
     loopback.script(TRANSLATION_PATH, Step(delay=UPSTREAM_DELAY, repeat=IN_FLIGHT))
     url = f"{server.url}/api/infer/text-translation"
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
@@ -81,7 +52,7 @@ def test_sigterm_lets_requests_in_flight_finish(loopback, tmp_path, worker_class
     assert exit_code == 0
     assert "Handling signal: term" in server.log_text()
     assert_clean_log(server)
-    restarted = start_service(loopback, tmp_path, worker_class)  # the same data directory
+    restarted = start_fault_service(loopback, tmp_path, worker_class)  # the same data directory
     try:
         assert ledger_requests(restarted) == IN_FLIGHT  # every request that ended was counted
     finally:
@@ -89,7 +60,7 @@ def test_sigterm_lets_requests_in_flight_finish(loopback, tmp_path, worker_class
 
 
 def test_sighup_reload_drops_no_request(loopback, tmp_path, worker_class):
-    server = start_service(loopback, tmp_path, worker_class)
+    server = start_fault_service(loopback, tmp_path, worker_class)
     try:
         with RequestStream(server.url, concurrency=4) as stream:
             stream.wait_for(40)
@@ -108,7 +79,7 @@ def test_sighup_reload_drops_no_request(loopback, tmp_path, worker_class):
 
 
 def test_recycled_workers_drop_no_request(loopback, tmp_path, worker_class):
-    server = start_service(loopback, tmp_path, worker_class, MAX_REQUESTS="50")
+    server = start_fault_service(loopback, tmp_path, worker_class, MAX_REQUESTS="50")
     try:
         # Enough requests for each of the two workers to pass its 50 (+ up to 5 jitter) twice.
         with RequestStream(server.url, concurrency=4, limit=260) as stream:
@@ -125,7 +96,7 @@ def test_recycled_workers_drop_no_request(loopback, tmp_path, worker_class):
 
 
 def test_a_reload_with_a_broken_configuration_keeps_the_running_workers(loopback, tmp_path, worker_class):
-    server = start_service(loopback, tmp_path, worker_class)
+    server = start_fault_service(loopback, tmp_path, worker_class)
     config = tmp_path / "models.toml"
     try:
         with config.open("a", encoding="utf-8") as file:

@@ -12,32 +12,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.support.fault_service import RequestStream, booted_workers, fault_env, write_models_config
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.paths import DOCS, REPO_ROOT
-from tests.support.upstream import LoopbackUpstream
+from tests.support.waiting import wait_until
 
 DEPLOYMENT = DOCS / "deployment.md"
 NEW_HEALTH = '{"status": "ok", "code": "upgraded"}'
 # What a server holds of the project: no tests, no benchmark, no virtualenv, no store.
 NOT_DEPLOYED = shutil.ignore_patterns(".git", ".venv", "data", "tests", "bench", "docs", "__pycache__", "*.egg-info")
-
-
-@pytest.fixture
-def loopback():
-    with LoopbackUpstream(latency=0.02) as loopback:
-        yield loopback
-
-
-@pytest.fixture(params=["gevent", "gthread"])
-def worker_class(request):
-    return request.param
 
 
 class ScriptGunicorn(GunicornServer):
@@ -48,16 +35,6 @@ class ScriptGunicorn(GunicornServer):
     @property
     def command(self) -> list[str]:
         return [str(Path(sys.executable).parent / "gunicorn"), "-c", str(self.config), self.app]
-
-
-def wait_until(condition, timeout: float = 30.0) -> bool:
-    """Poll `condition` until it holds or the time is up."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def alive(pid: int) -> bool:

@@ -118,3 +118,14 @@ class RequestStream:
             self.outcomes["ok" if outcome == "ok" else "failed"] += 1
             if outcome != "ok":
                 self.failures.append(outcome)
+
+
+def start_fault_service(upstream, directory: Path, worker_class: str, **overrides):
+    """Start gunicorn in front of `upstream` with the fault environment, its log and model file in
+    `directory`, and wait for all its workers (kept as `initial_workers`)."""
+    from tests.support.gunicorn_server import GunicornServer
+
+    env = fault_env(upstream, write_models_config(directory), WORKER_CLASS=worker_class, **overrides)
+    server = GunicornServer(env=env, log_path=Path(directory) / "service.log").start()
+    server.initial_workers = booted_workers(server)
+    return server

@@ -23,6 +23,7 @@ from service.store.base import CacheLimits
 from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
+from tests.support.waiting import wait_until
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 GPT2 = f"{API}/openai-community/gpt2"
@@ -345,7 +346,7 @@ def leader_and_follower(cache_of_leader, cache_of_follower, leader: LeaderThatFa
 
     first = threading.Thread(target=lead)
     first.start()
-    assert wait_for(lambda: cache_of_leader._flights), "the first call never started"
+    assert wait_until(lambda: cache_of_leader._flights), "the first call never started"
     second = threading.Thread(target=follow)
     second.start()
     first.join(20)
@@ -418,7 +419,7 @@ def test_a_request_waits_for_a_call_in_flight_within_its_own_deadline_only(guard
     )
     leader.start()
     try:
-        assert wait_for(lambda: "the-call" in cache._flights)
+        assert wait_until(lambda: "the-call" in cache._flights)
         context = context_with(0.3)
         with pytest.raises(UpstreamTimeout, match="identical call in flight"):
             cache.through("the-call", lambda: ["never asked"], context)
@@ -426,12 +427,3 @@ def test_a_request_waits_for_a_call_in_flight_within_its_own_deadline_only(guard
     finally:
         release.set()
         leader.join(10)
-
-
-def wait_for(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
