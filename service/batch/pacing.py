@@ -1,11 +1,11 @@
 """Keeping a batch inside its key's limits, from what the gateway says about them.
 
 Every answer of a key with limits carries `RateLimit-Policy` (the IETF draft's form, e.g.
-`"rpm";q=10;w=60, "concurrency";q=4`); a refusal adds `RateLimit` (`"rpm";r=0;t=58`). The
-pacer keeps the batch's own requests of the last window under the requests-per-minute quota
-and its requests in flight under the concurrency quota, so that a batch alone on its key
-rarely meets a 429; when one comes anyway (another client shares the key), every worker holds
-off until the time it names.
+`"rpm";q=10;w=60, "concurrency";q=4`) and `RateLimit`, what is left of each and when more
+frees (`"rpm";r=0;t=58`). The pacer keeps the batch's own requests of the last window under
+the requests-per-minute quota and its requests in flight under the concurrency quota, so that
+a batch alone on its key rarely meets a 429; when an answer says nothing is left (other
+clients share the key), or a 429 comes anyway, every worker holds off until the time it names.
 """
 
 from __future__ import annotations
