@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.fault_service import fault_env, write_models_config
+from tests.support.fault_service import booted_workers, fault_env, write_models_config
 from tests.support.gunicorn_server import GunicornServer
 
 HEADER_TIMEOUT = 2.0
@@ -174,6 +174,9 @@ def test_a_stopping_service_answers_its_stalled_heads_and_stops(loopback, tmp_pa
         loopback, write_models_config(tmp_path), WORKER_CLASS=worker_class, HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT)
     )
     server = GunicornServer(env=env, log_path=tmp_path / "service.log").start()
+    # Every worker booted first: a TERM that reaches a worker between its fork and its own signal
+    # handlers is lost (gunicorn's), and the master would wait its graceful timeout for it.
+    booted_workers(server)
     stalled = []
     try:
         for _ in range(20):
