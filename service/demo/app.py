@@ -11,7 +11,7 @@ from service.demo.recordings import recordings
 
 DEMO_HEADER = "X-Demo"
 DEMO_HEADER_VALUE = "recorded answers: no model is called"
-DEMO_MESSAGE = "a recorded answer (demo mode): not a live model, and not an answer to your input"
+DEMO_MESSAGE = "a recorded answer (demo mode): not a live model; it answers the recorded input, whatever you sent"
 INFERENCE_PREFIX = "/api/infer/"
 
 

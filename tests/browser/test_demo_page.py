@@ -1,7 +1,7 @@
 """The try-it page in demo mode (`DEMO=1 sh start.sh`), in the real headless Chromium: the page
-says the answers are recorded, and 连衣裙 zh2en comes back in English from a model shown live.
-The screenshot it saves is the README's picture (docs/try-it.png): copy it there when the page
-changes."""
+says the answers are recorded; the recorded English sentence, sent en2de, comes back in German
+from a model shown live, and 连衣裙 zh2en in English. The screenshot of the first is the README's
+picture (docs/try-it.png): copy it there when the page changes."""
 
 from __future__ import annotations
 
@@ -58,7 +58,33 @@ def demo(tmp_path_factory):
         process.wait(timeout=30)
 
 
-def test_the_demo_page_says_recorded_and_translates_into_english(demo, tmp_path_factory):
+RECORDED_INPUT = "My name is Wolfgang and I live in Berlin"  # t5-base's recording (huggingface.js)
+RECORDED_ANSWER = "Mein Name ist Wolfgang und ich lebe in Berlin"
+
+
+def send(browser, wait, direction: str, model: str, text: str) -> dict:
+    """Ask one translation on the page; return the result's facts."""
+    Select(browser.find_element(By.ID, "task")).select_by_value("text-translation")
+    Select(browser.find_element(By.ID, "model_type")).select_by_value(direction)
+    wait.until(lambda driver: model in driver.find_element(By.ID, "model-hint").text)
+    assert "live" in browser.find_element(By.ID, "model-hint").text
+    field = browser.find_element(By.ID, "inputs")
+    field.clear()
+    field.send_keys(text)
+    browser.find_element(By.ID, "send").click()
+    wait.until(ready.visibility_of_element_located((By.ID, "outcome")))
+    wait.until(lambda driver: driver.find_element(By.ID, "send").is_enabled())
+    wait.until(lambda driver: model in driver.find_element(By.ID, "facts").text)
+    terms = [term.text for term in browser.find_elements(By.CSS_SELECTOR, "#facts dt")]
+    values = [value.text for value in browser.find_elements(By.CSS_SELECTOR, "#facts dd")]
+    return dict(zip(terms, values, strict=True))
+
+
+def texts(browser) -> list[str]:
+    return [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#texts li")]
+
+
+def test_the_demo_page_says_recorded_and_answers_what_was_recorded(demo, tmp_path_factory):
     screenshots = tmp_path_factory.mktemp("demo-screenshots")
     with headless_chromium(width=1200, height=1400) as browser:
         browser.get(demo + "/")
@@ -66,20 +92,16 @@ def test_the_demo_page_says_recorded_and_translates_into_english(demo, tmp_path_
         wait.until(lambda driver: driver.find_element(By.TAG_NAME, "body").get_attribute("data-models") == "yes")
         banner = browser.find_element(By.ID, "demo-banner")
         assert banner.is_displayed() and "recorded answers" in banner.text
-        Select(browser.find_element(By.ID, "task")).select_by_value("text-translation")
-        Select(browser.find_element(By.ID, "model_type")).select_by_value("zh2en")
-        wait.until(lambda driver: "live" in driver.find_element(By.ID, "model-hint").text)
-        assert "facebook/mbart-large-50-many-to-many-mmt" in browser.find_element(By.ID, "model-hint").text
-        browser.find_element(By.ID, "inputs").send_keys("连衣裙")
-        browser.find_element(By.ID, "send").click()
-        wait.until(ready.visibility_of_element_located((By.ID, "outcome")))
-        wait.until(lambda driver: driver.find_element(By.ID, "send").is_enabled())
-        assert [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#texts li")] == ["Hello world"]
-        terms = [term.text for term in browser.find_elements(By.CSS_SELECTOR, "#facts dt")]
-        values = [value.text for value in browser.find_elements(By.CSS_SELECTOR, "#facts dd")]
-        facts = dict(zip(terms, values, strict=True))
+
+        facts = send(browser, wait, "zh2en", "facebook/mbart-large-50-many-to-many-mmt", "连衣裙")
+        assert texts(browser) == ["Hello world"]  # English, and labelled as another input's answer
         assert facts["Status"] == "200" and facts["Recorded"].startswith("yes")
         assert facts["Recording"].startswith("huggingface/huggingface_hub@")
+
+        facts = send(browser, wait, "en2de", "t5-base", RECORDED_INPUT)
+        assert texts(browser) == [RECORDED_ANSWER]
+        assert facts["Status"] == "200" and facts["Recorded input"] == RECORDED_INPUT
+        assert facts["Recording"].startswith("huggingface/huggingface.js@")
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(screenshots / "try-it.png"))
         assert console_errors(browser) == []
