@@ -20,8 +20,8 @@ if _settings.worker_class == "gevent":
 
     monkey.patch_all()
 
-from service.json_logs import gunicorn_logconfig  # noqa: E402  (after the patch, on purpose)
 from service.serving.hooks import child_exit, on_exit, on_starting, post_worker_init, when_ready  # noqa: E402,F401
+from service.telemetry.json_logs import gunicorn_logconfig  # noqa: E402  (after the patch, on purpose)
 
 wsgi_app = "service:create_app()"
 bind = f"{_settings.host}:{_settings.port}"

@@ -4,10 +4,10 @@ status; `python -m service settings --env|--markdown` writes out every setting."
 import sys
 
 from service.catalog import Catalog
+from service.cli.text_table import text_table
 from service.hub.client import HubClient
-from service.liveness import LivenessChecker
+from service.pipeline.liveness import LivenessChecker
 from service.settings import Settings
-from service.text_table import text_table
 
 
 def print_models_table(out=None) -> None:
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         print_models_table()
         return 0
     if argv in (["settings", "--env"], ["settings", "--markdown"]):
-        from service import settings_docs
+        from service.cli import settings_docs
 
         sys.stdout.write(settings_docs.env_example() if argv[1] == "--env" else settings_docs.markdown_table() + "\n")
         return 0

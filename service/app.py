@@ -6,24 +6,24 @@ from dataclasses import dataclass
 from flask import Flask
 
 from service.api import register_blueprints
-from service.breakers import Breakers
+from service.api.error_handlers import register_error_handlers
+from service.api.request_id import begin_request, send_request_id
+from service.api.schemas import InferRequestSchema
 from service.catalog import Catalog
-from service.error_handlers import register_error_handlers
 from service.hub.client import HubClient
 from service.hub.providers import check_catalog
-from service.inference import InferenceRunner
 from service.keys.admission import Admission
 from service.keys.keyring import KeyRing, identify_caller
-from service.liveness import LivenessChecker
-from service.logs import configure_logging, log_request
-from service.redaction import Redactor, secrets_of
-from service.request_id import begin_request, send_request_id
-from service.response_cache import ResponseCache
-from service.schemas import InferRequestSchema
+from service.pipeline.breakers import Breakers
+from service.pipeline.cache import ResponseCache
+from service.pipeline.inference import InferenceRunner
+from service.pipeline.liveness import LivenessChecker
 from service.serving.configuration import FilesOnDisk, inherited
 from service.settings import Settings, SettingsError
 from service.store import StoreGuard, open_store
-from service.store.base import BreakerPolicy, CacheLimits
+from service.store.contract import BreakerPolicy, CacheLimits
+from service.telemetry.logs import configure_logging, log_request
+from service.telemetry.redaction import Redactor, secrets_of
 from service.usage.ledger import settle_request
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import pytest
 import responses
 
 from service.hub import deadline as deadline_module
-from service.logs import configure_logging
-from service.redaction import Redactor
+from service.telemetry.logs import configure_logging
+from service.telemetry.redaction import Redactor
 from tests.support.app import TEST_CATALOG, FakeClock, make_app, make_settings
 from tests.support.redis_server import RedisServer
 from tests.support.service import REPLAY_ALIASES

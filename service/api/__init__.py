@@ -7,18 +7,18 @@ from service.api import (
     completion,
     docs,
     health,
-    metrics,
     models,
     page,
     readiness,
+    scrape,
     text_to_image,
     text_to_text,
     translation,
     usage,
 )
-from service.error_handlers import handle_gateway_error, handle_http_exception
+from service.api.error_handlers import handle_gateway_error, handle_http_exception
+from service.catalog.tasks import TASK_TYPES
 from service.errors import UnknownTask
-from service.tasks import TASK_TYPES
 
 unknown_task = Blueprint("unknown_task", __name__)
 _INFER_PREFIX = "/api/infer/"
@@ -50,7 +50,7 @@ def register_blueprints(app) -> None:
         readiness,
         models,
         usage,
-        metrics,
+        scrape,
         docs,
         page,
     ):

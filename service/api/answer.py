@@ -4,9 +4,9 @@ import json
 
 from flask import current_app
 
-from service import context
 from service.hub.images import let_others_run
 from service.keys.admission import policy_header, remaining_header
+from service.pipeline import context
 
 
 class SplicedString(tuple):

@@ -9,9 +9,9 @@ from flask import current_app, request
 from gunicorn.http.body import ChunkedReader
 from gunicorn.http.errors import ParseException
 
-from service import strict_json
+from service.api import strict_json
 from service.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from service.watchdog import WATCHDOG, shut_down
+from service.hub.socket_watchdog import WATCHDOG, shut_down
 
 # curl -d sends application/x-www-form-urlencoded; shell scripts send text/plain or nothing.
 _ACCEPTED_TYPES = {"", "application/json", "application/x-www-form-urlencoded", "text/plain"}

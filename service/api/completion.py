@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
-from service.tasks import COMPLETION
+from service.catalog.tasks import COMPLETION
 
 bp = Blueprint("completion", __name__)
 

@@ -2,14 +2,14 @@
 
 from flask import current_app, request
 
-from service import context
 from service.api.answer import SplicedString, json_answer
 from service.api.body import json_body
-from service.context import CacheDirectives
+from service.api.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
+from service.catalog.tasks import Task
 from service.hub.deadline import Deadline
 from service.hub.images import Image
-from service.schemas import ARGS_SCHEMAS, QuerySchema, load_or_raise
-from service.tasks import Task
+from service.pipeline import context
+from service.pipeline.context import CacheDirectives
 
 _QUERY_SCHEMA = QuerySchema()
 

@@ -11,9 +11,9 @@ from service.api.responses import (
     UsageReportSchema,
     success_schema,
 )
+from service.api.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema, UsageQuerySchema
 from service.catalog import MODEL_NAME_PATTERN
-from service.schemas import ARGS_SCHEMAS, InferRequestSchema, QuerySchema, UsageQuerySchema
-from service.tasks import TASKS, Task
+from service.catalog.tasks import TASKS, Task
 
 # Swagger UI 4, the version served at /docs, renders OpenAPI 3.0 (not 3.1).
 OPENAPI_VERSION = "3.0.3"

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app
 
 from service.errors import NotReady
-from service.hub.providers.base import credential_of
+from service.hub.providers.helper import credential_of
 
 bp = Blueprint("readiness", __name__)
 

@@ -3,8 +3,8 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from service.catalog.tasks import Task
 from service.errors import error_types
-from service.tasks import Task
 
 
 class ImageResultSchema(ma.Schema):

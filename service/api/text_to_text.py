@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
-from service.tasks import TEXT_TO_TEXT
+from service.catalog.tasks import TEXT_TO_TEXT
 
 bp = Blueprint("text_to_text", __name__)
 

@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from service.api.inference_view import serve_inference
-from service.tasks import TRANSLATION
+from service.catalog.tasks import TRANSLATION
 
 bp = Blueprint("translation", __name__)
 

@@ -8,11 +8,11 @@ import time
 
 from flask import Blueprint, current_app, request
 
-from service import context
+from service.api.schemas import UsageQuerySchema, load_or_raise
 from service.errors import Forbidden, StoreUnavailable
-from service.schemas import UsageQuerySchema, load_or_raise
+from service.pipeline import context
 from service.store import FAILED
-from service.store.base import UsageQuery
+from service.store.contract import UsageQuery
 from service.usage.ledger import row_shape, totals_of
 
 bp = Blueprint("usage", __name__)

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from service.batch.client import GatewayClient, Interrupted
-from service.batch.images import save_images
+from service.batch.gateway_client import GatewayClient, Interrupted
+from service.batch.image_files import save_images
 from service.batch.inputs import BatchItem
 from service.batch.output import OrderedWriter
 

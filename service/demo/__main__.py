@@ -17,7 +17,7 @@ from service.settings import PROJECT_ROOT, environ_with_dotenv
 EXIT_REFUSED = 2
 DEMO_HOST = "127.0.0.1"
 DEMO_PORT = "8098"
-DEMO_APP = "service.demo.app:create_demo_app()"
+DEMO_APP = "service.demo.recorded_app:create_demo_app()"
 MODELS = Path(__file__).with_name("models.toml")
 # Stands in for a token, which the service needs before it calls anything: it only ever
 # reaches the recorded upstream on this host.

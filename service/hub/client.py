@@ -5,8 +5,6 @@ import socket
 import time
 from dataclasses import replace
 
-from service import metrics
-from service.context import RequestContext
 from service.errors import UpstreamAuthError
 from service.hub import transport
 from service.hub.downloads import ImageLink, check_download
@@ -14,6 +12,8 @@ from service.hub.images import Image, image_from_reply
 from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.retry import upstream_retrying
 from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
+from service.pipeline.context import RequestContext
+from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

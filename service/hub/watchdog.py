@@ -2,7 +2,7 @@
 
 An upstream that sends its headers or chunk lines a byte at a time would restart a socket
 timeout on every byte. Each attempt registers its socket with the process's watchdog
-(service/watchdog.py) when it first writes, so the exchange ends at the deadline however
+(service/hub/socket_watchdog.py) when it first writes, so the exchange ends at the deadline however
 slowly the upstream trickles.
 """
 
@@ -12,7 +12,7 @@ import time
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from service.watchdog import WATCHDOG
+from service.hub.socket_watchdog import WATCHDOG
 
 _attempt = threading.local()
 

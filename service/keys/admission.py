@@ -25,12 +25,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from service import context, metrics
+from service.catalog.tasks import Task
 from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
+from service.pipeline import context
 from service.store import StoreGuard, holders
-from service.store.base import (
+from service.store.contract import (
     SECONDS_PER_DAY,
     Claim,
     Lease,
@@ -41,7 +42,7 @@ from service.store.base import (
     nothing_to_confirm,
     utc_day,
 )
-from service.tasks import Task
+from service.telemetry import metrics
 from service.usage.labels import model_label
 
 RATE_WINDOW_SECONDS = 60

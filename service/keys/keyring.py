@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
-from service import context
 from service.errors import Unauthorized
 from service.keys.keyfile import KeyEntry, KeyFileError, Limits, digest_of, read_key_file
+from service.pipeline import context
 from service.settings import Settings
 
 # Without configured keys the service is open: every caller is this one, unlimited.

@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from service import metrics
 from service.catalog import Catalog
 from service.hub.providers import check_catalog
 from service.keys.keyring import KeyRing
 from service.settings import DOTENV_FILE, Settings, environ_with_dotenv
+from service.telemetry import metrics
 
 log = logging.getLogger("service.configuration")
 

@@ -6,9 +6,9 @@ import logging
 import resource
 import shutil
 
-from service import metrics_sharing
 from service.serving.configuration import Configuration, accept, accepted, read_configuration
 from service.settings import SettingsError
+from service.telemetry import metrics_sharing
 
 log = logging.getLogger("gunicorn.error")
 

@@ -27,9 +27,9 @@ from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
 from service.errors import HeadersTooLarge, InvalidRequest, RequestTimeout, UriTooLong
+from service.hub.socket_watchdog import WATCHDOG
 from service.serving.configuration import accepted
 from service.settings import Settings
-from service.watchdog import WATCHDOG
 
 log = logging.getLogger("gunicorn.error")
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import redis
 
-from service import metrics
-from service.store.base import Claim, Store, UsageEntry, nothing_to_confirm
+from service.store.contract import Claim, Store, UsageEntry, nothing_to_confirm
+from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

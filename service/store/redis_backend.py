@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from service.store import holders
-from service.store.base import (
+from service.store.contract import (
     CONCURRENCY_RETRY_SECONDS,
     SECONDS_PER_DAY,
     BreakerPolicy,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from service.store import holders
-from service.store.base import (
+from service.store.contract import (
     CONCURRENCY_RETRY_SECONDS,
     BreakerPolicy,
     BreakerState,

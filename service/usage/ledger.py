@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from service import context
-from service.context import RequestContext
 from service.keys.admission import Ticket
 from service.keys.keyring import OPEN_ACCESS
-from service.store.base import UsageEntry, utc_day
+from service.pipeline import context
+from service.pipeline.context import RequestContext
+from service.store.contract import UsageEntry, utc_day
 from service.usage.labels import model_label
 
 COUNTS = ("requests", "results", "images", "upstream_attempts", "input_chars", "prompt_tokens", "completion_tokens")

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from service.demo.app import DEMO_HEADER, DEMO_MESSAGE
+from service.demo.recorded_app import DEMO_HEADER, DEMO_MESSAGE
 from service.demo.recordings import recordings
 from tests.support.gunicorn_server import free_port
 from tests.support.paths import REPO_ROOT

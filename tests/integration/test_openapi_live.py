@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import requests
 
-from service.tasks import TASK_TYPES
+from service.catalog.tasks import TASK_TYPES
 
 # The checks that an answer is no server error and agrees with the document. Left out:
 # positive_data_acceptance, since `args` as a string must hold a JSON object, which a

@@ -34,7 +34,8 @@ report = {{name: conf.get(name) for name in {VALUES!r}}}
 if "gevent.monkey" in sys.modules:
     from gevent import monkey
     import threading
-    from service import metrics, watchdog
+    from service.telemetry import metrics
+    from service.hub import socket_watchdog as watchdog
     from service.hub import watchdog as hub_watchdog
     report["patched"] = {{name: monkey.is_module_patched(name) for name in ("threading", "socket", "ssl", "time", "select", "queue")}}
     report["gevent_objects"] = {{

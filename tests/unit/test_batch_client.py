@@ -7,7 +7,7 @@ import pytest
 import requests
 import responses
 
-from service.batch.client import GatewayClient, Interrupted, parse_retry_after
+from service.batch.gateway_client import GatewayClient, Interrupted, parse_retry_after
 from service.batch.inputs import BatchItem
 
 URL = "http://gateway.test"

@@ -5,7 +5,7 @@ import time as real_time
 
 import responses
 
-from service.batch.client import GatewayClient
+from service.batch.gateway_client import GatewayClient
 from service.batch.inputs import BatchItem
 from service.batch.pacing import Pacer, Quota, parse_structured_list, policies_of, reset_seconds
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post

@@ -3,7 +3,7 @@
 
 import io
 
-from service.batch.command import PlainProgress, make_progress
+from service.cli.batch import PlainProgress, make_progress
 
 
 class FakeClock:

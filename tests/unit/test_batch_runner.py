@@ -14,11 +14,11 @@ import time
 import pytest
 
 from service import cli
-from service.batch import command
-from service.batch.images import ensure_ids_are_file_names, extension_for, save_images
+from service.batch.image_files import ensure_ids_are_file_names, extension_for, save_images
 from service.batch.inputs import BatchItem, InputError
 from service.batch.output import OrderedWriter
 from service.batch.runner import WINDOW_PER_WORKER, WorkerPool, run_batch
+from service.cli import batch as command
 from tests.support.documents import OPERATIONS, section
 from tests.support.paths import REPO_ROOT
 

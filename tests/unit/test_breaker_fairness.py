@@ -7,11 +7,11 @@ import time
 import pytest
 import requests
 
-from service import breakers as breakers_module
-from service.breakers import target_id
 from service.hub.client import HubClient
+from service.pipeline import breakers as breakers_module
+from service.pipeline.breakers import target_id
 from service.store import open_store
-from service.store.base import BreakerPolicy, BreakerState, UsageQuery, utc_day
+from service.store.contract import BreakerPolicy, BreakerState, UsageQuery, utc_day
 from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

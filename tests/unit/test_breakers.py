@@ -8,7 +8,7 @@ import responses
 import urllib3
 from prometheus_client import REGISTRY
 
-from service import breakers as breakers_module
+from service.pipeline import breakers as breakers_module
 from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

@@ -5,13 +5,14 @@ import os
 
 import pytest
 
-from service import create_app, metrics
+from service import create_app
 from service.catalog import Catalog
 from service.hub.providers import check_catalog
 from service.keys.keyring import KeyRing
 from service.serving import configuration
 from service.serving.configuration import Configuration, FilesOnDisk
 from service.settings import SettingsError
+from service.telemetry import metrics
 from tests.support.app import make_settings
 from tests.support.fault_service import write_models_config
 from tests.support.keys import write_key_file

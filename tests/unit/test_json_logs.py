@@ -7,10 +7,10 @@ import logging.config
 
 import pytest
 
-from service.json_logs import AccessFields, gunicorn_logconfig, json_formatter
-from service.logs import RedactSecrets, configure_logging
-from service.redaction import Redactor, secrets_of
 from service.settings import Settings, SettingsError
+from service.telemetry.json_logs import AccessFields, gunicorn_logconfig, json_formatter
+from service.telemetry.logs import RedactSecrets, configure_logging
+from service.telemetry.redaction import Redactor, secrets_of
 from tests.support.app import TOKEN, make_settings, post
 
 

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from service import cli
-from service.keys.command import key_file_path
+from service.cli.keys import key_file_path
 from service.keys.keyfile import KeyFileError, Limits, append_key, digest_of, read_key_file
 from service.keys.keyring import KeyRing
 from service.settings import PROJECT_ROOT, Settings

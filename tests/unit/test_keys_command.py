@@ -5,7 +5,7 @@ would never be read: no API_KEYS_FILE configured (the service stays open to ever
 import pytest
 
 from service import cli
-from service.keys import command
+from service.cli import keys as command
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from service.store import guard as guard_module
 from service.store import holders, open_store
-from service.store.base import Claim, Lease, Refusal, UsageEntry, UsageQuery, utc_day
+from service.store.contract import Claim, Lease, Refusal, UsageEntry, UsageQuery, utc_day
 from service.store.redis_backend import leases_key
 from tests.support.app import make_settings
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from service.__main__ import main as operator_main
-from service.liveness import parse_provider_mapping, target_status
+from service.pipeline.liveness import parse_provider_mapping, target_status
 from tests.support.app import TEST_CATALOG, make_app, make_settings
 
 HUB_API = "https://hub-api.test/api"

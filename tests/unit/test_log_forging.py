@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from gunicorn.glogging import Logger as GunicornLogger
 
-from service.logs import configure_logging
-from service.redaction import Redactor
+from service.telemetry.logs import configure_logging
+from service.telemetry.redaction import Redactor
 from tests.support.app import TOKEN, post
 
 FORGED = "2026-12-04 03:09:00,000 INFO service.access request method=GET path=/ status=200"

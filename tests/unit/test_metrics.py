@@ -252,7 +252,7 @@ def documented_series() -> dict:
 
 def defined_series() -> dict:
     """Every metric family the service defines: series name (counters with their _total) -> (type, labels)."""
-    from service import metrics
+    from service.telemetry import metrics
 
     series = {}
     for family in vars(metrics.families()).values():

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import values
 
-from service import metrics_sharing
 from service.serving import hooks
+from service.telemetry import metrics_sharing
 
 
 @pytest.fixture

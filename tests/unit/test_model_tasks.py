@@ -9,7 +9,7 @@ import threading
 import pytest
 from prometheus_client import REGISTRY
 
-from service.model_tasks import HubTasks, hub_tasks_of
+from service.pipeline.model_tasks import HubTasks, hub_tasks_of
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

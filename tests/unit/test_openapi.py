@@ -9,8 +9,8 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
 from service import create_app
+from service.api.schemas import ARGS_SCHEMAS
 from service.catalog import TASK_TYPES, Catalog, is_valid_model_name
-from service.schemas import ARGS_SCHEMAS
 from tests.support.app import API, TEST_CATALOG, make_settings, post
 from tests.support.paths import README
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from service.store.base import seconds_to_next_day
+from service.store.contract import seconds_to_next_day
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.keys import bearer, write_key_file
 

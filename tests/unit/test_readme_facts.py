@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from service.schemas import ARGS_SCHEMAS
+from service.api.schemas import ARGS_SCHEMAS
 from tests.support.paths import DOCS, README, REPO_ROOT
 
 DOCUMENTS = [README, *sorted(DOCS.glob("*.md"))]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.redaction import FRAGMENT_CHARS, REDACTED, Redactor
+from service.telemetry.redaction import FRAGMENT_CHARS, REDACTED, Redactor
 from tests.support.app import API, TEST_CATALOG, TOKEN, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

@@ -13,13 +13,13 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.context import RequestContext
 from service.errors import ConnectionsBusy, ModelRejectedInput, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.images import Image
-from service.response_cache import Flight, ResponseCache, decode_results, encode_results
+from service.pipeline.cache import Flight, ResponseCache, decode_results, encode_results
+from service.pipeline.context import RequestContext
 from service.store import open_store
-from service.store.base import CacheLimits
+from service.store.contract import CacheLimits
 from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service import settings_docs
+from service.cli import settings_docs
 from service.settings import Settings, SettingsError
 from tests.support.paths import DOCS, REPO_ROOT
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from service.store import open_store
-from service.store.base import (
+from service.store.contract import (
     BreakerPolicy,
     BreakerState,
     CacheLimits,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from service import metrics
 from service.settings import SettingsError
 from service.store import guard as guard_module
 from service.store import open_store
+from service.telemetry import metrics
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.gunicorn_server import free_port
 from tests.support.paths import REPO_ROOT

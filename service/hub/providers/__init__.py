@@ -6,6 +6,7 @@ and the configuration keys it takes), one line in PROVIDERS, and its tests.
 """
 
 from service.catalog import CatalogError, ModelTarget
+from service.catalog.tasks import TASK_TYPES
 from service.hub.providers import (
     fal_ai,
     featherless_ai,
@@ -18,8 +19,7 @@ from service.hub.providers import (
     wavespeed,
     zai_org,
 )
-from service.hub.providers.base import COMMON_KEYS, ProviderHelper
-from service.tasks import TASK_TYPES
+from service.hub.providers.helper import COMMON_KEYS, ProviderHelper
 
 # provider -> protocol -> task -> helper
 PROVIDERS = {

@@ -3,7 +3,7 @@
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply
-from service.hub.providers.base import InferenceCall, ProviderHelper, dig, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, ProviderHelper, dig, json_answer, set_args
 
 _COMMON = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed")
 

@@ -1,6 +1,6 @@
 """featherless-ai through the router: OpenAI-style completions."""
 
-from service.hub.providers.base import InferenceCall
+from service.hub.providers.helper import InferenceCall
 from service.hub.providers.openai_style import CompletionsHelper
 
 

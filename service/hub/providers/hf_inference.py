@@ -5,7 +5,7 @@ Endpoint or a self-hosted TGI through a model's `url`."""
 from service.errors import UpstreamError
 from service.hub.images import image_from_reply
 from service.hub.messages import UpstreamReply
-from service.hub.providers.base import (
+from service.hub.providers.helper import (
     InferenceCall,
     ProviderHelper,
     generation_parameters,

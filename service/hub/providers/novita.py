@@ -1,6 +1,6 @@
 """novita through the router: its own OpenAI-style completions route."""
 
-from service.hub.providers.base import InferenceCall
+from service.hub.providers.helper import InferenceCall
 from service.hub.providers.openai_style import CompletionsHelper
 
 

@@ -2,7 +2,7 @@
 
 from service.hub.images import image_from_reply
 from service.hub.messages import UpstreamReply
-from service.hub.providers.base import InferenceCall, ProviderHelper, set_args
+from service.hub.providers.helper import InferenceCall, ProviderHelper, set_args
 
 
 class NscaleTextToImage(ProviderHelper):

@@ -7,10 +7,10 @@ is reached at `<url>/v1/chat/completions` or `<url>/v1/completions`.
 
 import re
 
+from service.catalog.tasks import TEXT_TASKS
 from service.errors import UpstreamError
 from service.hub.messages import UpstreamReply
-from service.hub.providers.base import InferenceCall, ProviderHelper, json_answer, require_text
-from service.tasks import TEXT_TASKS
+from service.hub.providers.helper import InferenceCall, ProviderHelper, json_answer, require_text
 
 _FENCE = re.compile(r"^```[\w-]*\n(.*?)\n?```$", re.DOTALL)
 _QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'", "«": "»"}

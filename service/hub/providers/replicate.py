@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.base import InferenceCall, Poll, ProviderHelper, credential_of, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, json_answer, set_args
 
 _INPUTS = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed", "width", "height")
 RUNNING = ("starting", "processing")

@@ -6,7 +6,7 @@ account's settings). Without `provider` the router uses its default. A model wit
 is reached at `<url>/v1/chat/completions` instead.
 """
 
-from service.hub.providers.base import InferenceCall
+from service.hub.providers.helper import InferenceCall
 from service.hub.providers.openai_style import ChatHelper
 
 POLICIES = ("fastest", "cheapest", "preferred")

@@ -2,7 +2,7 @@
 
 from service.hub.images import image_from_reply
 from service.hub.messages import UpstreamReply
-from service.hub.providers.base import InferenceCall, ProviderHelper, renamed, set_args
+from service.hub.providers.helper import InferenceCall, ProviderHelper, renamed, set_args
 from service.hub.providers.openai_style import CompletionsHelper
 
 

@@ -6,7 +6,7 @@
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.base import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer
 
 POLL_SECONDS = 2.0
 _ROUTE = "/zai-org/api/paas/v4"

@@ -1,6 +1,6 @@
 -- KEYS: the breaker. ARGV: succeeded (1/0), now, failures to open, open seconds, window seconds,
 -- callers needed, the caller ('' for none). Returns {failures, opened_until or '', probe_until or '',
--- callers joined by ',', since}. The twin of breaker_after_failure (service/store/base.py).
+-- callers joined by ',', since}. The twin of breaker_after_failure (service/store/contract.py).
 if ARGV[1] == '1' then
     redis.call('DEL', KEYS[1])
     return {0, '', '', '', ''}

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.catalog import Catalog, ModelTarget
-from service.context import outside_request
 from service.errors import GatewayError, ModelNotFound
 from service.hub.client import HubClient
 from service.hub.messages import UpstreamRequest
 from service.hub.providers import provider_of
+from service.pipeline.context import outside_request
 
 LOOKUP_SECONDS = 5.0
 _LOOKUP_THREADS = 8

@@ -2,8 +2,9 @@
 
 from flask import Blueprint, Response, current_app, g, request
 
-from service import context, metrics
-from service.tasks import TASKS
+from service.catalog.tasks import TASKS
+from service.pipeline import context
+from service.telemetry import metrics
 
 bp = Blueprint("metrics", __name__)
 

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.batch.inputs import FORMATS, InputError
-from service.client_settings import DEFAULT_URL
-from service.tasks import TASK_TYPES
+from service.catalog.tasks import TASK_TYPES
+from service.cli.client_settings import DEFAULT_URL
 
 EXIT_USAGE = 2
 LIMIT_OPTIONS = (
@@ -209,11 +209,11 @@ def reader_left() -> int:
 def run_command(options: argparse.Namespace) -> int:
     """Run the command the options name."""
     if options.command == "keys":
-        from service.keys.command import run_keys_command
+        from service.cli.keys import run_keys_command
 
         return run_keys_command(options)
     if options.command == "usage":
-        from service.usage.command import run_usage_command  # requests: only when it runs
+        from service.cli.usage_report import run_usage_command  # requests: only when it runs
 
         return run_usage_command(options)
     return run_batch(options)
@@ -221,7 +221,7 @@ def run_command(options: argparse.Namespace) -> int:
 
 def run_batch(options: argparse.Namespace) -> int:
     """Run `hf-infer batch`, stopping gracefully on SIGINT/SIGTERM."""
-    from service.batch.command import run_batch_command  # requests, tqdm: only when a batch runs
+    from service.cli.batch import run_batch_command  # requests, tqdm: only when a batch runs
 
     stop = threading.Event()
     with stop_on_signals(stop) as signals:

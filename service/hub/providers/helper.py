@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 
 from service.catalog import CatalogError, LanguagePair, ModelTarget
+from service.catalog.tasks import TASKS
 from service.errors import UpstreamError
 from service.hub.messages import HUB_TOKEN, UpstreamReply, UpstreamRequest
-from service.tasks import TASKS
 
 _PLACEHOLDER = re.compile(r"\{(text|source_language|target_language|src|tgt)\}")
 # Keys any model entry may have; each helper adds the ones it takes.

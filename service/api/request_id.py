@@ -5,7 +5,7 @@ import uuid
 
 from flask import request
 
-from service import context
+from service.pipeline import context
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

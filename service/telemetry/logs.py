@@ -1,17 +1,17 @@
 """Logging: one line per request, the token redacted from every record, and no record able to
-break its line (service/log_records.py)."""
+break its line (service/telemetry/log_records.py)."""
 
 import logging
 import sys
 
 from flask import request
 
-from service import context
 from service.catalog import Catalog, CatalogError
-from service.json_logs import json_formatter
-from service.log_records import escape_every_record
-from service.redaction import Redactor, secrets_of
+from service.pipeline import context
 from service.settings import Settings
+from service.telemetry.json_logs import json_formatter
+from service.telemetry.log_records import escape_every_record
+from service.telemetry.redaction import Redactor, secrets_of
 
 log = logging.getLogger("service.access")
 

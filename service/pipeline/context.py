@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from flask import g
 
+from service.catalog.tasks import Task
 from service.hub.deadline import Deadline
-from service.tasks import Task
 
 
 @dataclass

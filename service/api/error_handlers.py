@@ -5,9 +5,9 @@ import logging
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from service import context
+from service.api.request_id import request_id
 from service.errors import GatewayError, PayloadTooLarge, http_error_type
-from service.request_id import request_id
+from service.pipeline import context
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from service.cli.text_table import text_table
 from service.keys.keyfile import LIMIT_NAMES, KeyFileError, Limits, append_key, read_key_file
 from service.settings import PROJECT_ROOT
-from service.text_table import text_table
 
 DEFAULT_KEY_FILE = PROJECT_ROOT / "config" / "keys.toml"
 DOTENV_FILE = PROJECT_ROOT / ".env"

@@ -26,14 +26,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from service import metrics
-from service.context import CacheDirectives, RequestContext
 from service.errors import GatewayError, UpstreamTimeout
 from service.hub.images import Image
 from service.hub.messages import UpstreamRequest
-from service.hub.providers.base import InferenceCall, ProviderHelper
+from service.hub.providers.helper import InferenceCall, ProviderHelper
+from service.pipeline.context import CacheDirectives, RequestContext
 from service.store import FAILED, StoreGuard
-from service.store.base import CacheLimits
+from service.store.contract import CacheLimits
+from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

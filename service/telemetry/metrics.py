@@ -1,5 +1,5 @@
 """Prometheus metrics: what is measured, how it is recorded, and how every worker's share is exposed
-(the workers share their values through files: service/metrics_sharing.py).
+(the workers share their values through files: service/telemetry/metrics_sharing.py).
 """
 
 import threading
@@ -8,7 +8,7 @@ from functools import lru_cache
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 
-from service.metrics_sharing import multiprocess_directory
+from service.telemetry.metrics_sharing import multiprocess_directory
 
 NO_LABEL = "none"
 # An unknown task or path under /api/: its name is the caller's, so it never becomes a label.

@@ -19,8 +19,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from service.batch.client import GatewayClient
-from service.batch.images import ensure_ids_are_file_names
+from service.batch.gateway_client import GatewayClient
+from service.batch.image_files import ensure_ids_are_file_names
 from service.batch.inputs import (
     BatchItem,
     InputError,
@@ -30,8 +30,8 @@ from service.batch.inputs import (
 )
 from service.batch.output import FinishedLines, OrderedWriter, read_finished
 from service.batch.runner import WorkerPool, result_record, run_batch
-from service.client_settings import api_key, service_url
-from service.tasks import TASKS, TEXT_TO_IMAGE
+from service.catalog.tasks import TASKS, TEXT_TO_IMAGE
+from service.cli.client_settings import api_key, service_url
 
 STDIO = "-"
 EXIT_FAILED_LINES = 1

@@ -5,9 +5,9 @@ import datetime
 import marshmallow as ma
 from marshmallow import validate
 
-from service import strict_json
+from service.api import strict_json
+from service.catalog.tasks import COMPLETION, TEXT_TO_IMAGE, TEXT_TO_TEXT, TRANSLATION
 from service.errors import InvalidRequest
-from service.tasks import COMPLETION, TEXT_TO_IMAGE, TEXT_TO_TEXT, TRANSLATION
 
 MAX_SEED = 2**63 - 1
 

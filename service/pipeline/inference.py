@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from flask import current_app, has_app_context
 
-from service.breakers import OPEN_SERVICE, Breakers, Caller
+from service.api.schemas import MAX_SEED
 from service.catalog import ModelTarget, Route
-from service.context import RequestContext
 from service.errors import (
     GatewayError,
     InvalidRequest,
@@ -25,11 +24,12 @@ from service.hub.client import HubClient
 from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink
 from service.hub.providers import cannot_serve, helper_for
-from service.hub.providers.base import InferenceCall, ProviderHelper
+from service.hub.providers.helper import InferenceCall, ProviderHelper
 from service.keys.keyring import OPEN_ACCESS_NAME
-from service.model_tasks import ModelTasks
-from service.response_cache import ResponseCache, call_key, is_deterministic
-from service.schemas import MAX_SEED
+from service.pipeline.breakers import OPEN_SERVICE, Breakers, Caller
+from service.pipeline.cache import ResponseCache, call_key, is_deterministic
+from service.pipeline.context import RequestContext
+from service.pipeline.model_tasks import ModelTasks
 
 log = logging.getLogger(__name__)
 # Errors that say "this model, here, now" rather than "this input": worth the next target.

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from service import metrics
 from service.catalog import ModelTarget
 from service.errors import (
     ConnectionsBusy,
@@ -41,7 +40,8 @@ from service.errors import (
     UpstreamTimeout,
 )
 from service.store import FAILED, StoreGuard
-from service.store.base import BreakerPolicy, BreakerState
+from service.store.contract import BreakerPolicy, BreakerState
+from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

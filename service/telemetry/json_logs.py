@@ -5,7 +5,7 @@ import logging
 
 from pythonjsonlogger.json import JsonFormatter
 
-from service.log_records import escape, escape_every_record
+from service.telemetry.log_records import escape, escape_every_record
 
 # gunicorn's access-log atoms worth a field; never the request headers, which carry the keys.
 _ACCESS_ATOMS = {
@@ -97,10 +97,10 @@ def gunicorn_logconfig(level: str, access_log: str | None) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "service.json_logs.json_formatter"}},
+        "formatters": {"json": {"()": "service.telemetry.json_logs.json_formatter"}},
         "filters": {
-            "redact": {"()": "service.logs.redaction_filter_from_env"},
-            "access_fields": {"()": "service.json_logs.AccessFields"},
+            "redact": {"()": "service.telemetry.logs.redaction_filter_from_env"},
+            "access_fields": {"()": "service.telemetry.json_logs.AccessFields"},
         },
         "handlers": handlers,
         "root": {"level": level.upper(), "handlers": ["json_stderr"]},

@@ -5,8 +5,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.catalog.tasks import TASK_TYPES, TRANSLATION
 from service.errors import InvalidRequest, UnknownTask
-from service.tasks import TASK_TYPES, TRANSLATION
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
 # (a scheme, `..`, `@`, `%`, backslashes, spaces, non-ASCII look-alikes) fails here.

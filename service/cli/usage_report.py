@@ -9,8 +9,8 @@ import sys
 
 import requests
 
-from service.client_settings import api_key, service_url
-from service.text_table import text_table
+from service.cli.client_settings import api_key, service_url
+from service.cli.text_table import text_table
 
 EXIT_FAILED = 1
 COLUMNS = (

@@ -25,13 +25,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from service import metrics
 from service.catalog import Catalog, ModelTarget
-from service.context import outside_request
+from service.catalog.tasks import TASKS, TEXT_TASKS
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.client import HubClient
 from service.hub.messages import HUB_TOKEN, UpstreamRequest
-from service.tasks import TASKS, TEXT_TASKS
+from service.pipeline.context import outside_request
+from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
