@@ -37,6 +37,7 @@ from service.store.contract import (
     Lease,
     Left,
     Refusal,
+    Settlement,
     UsageEntry,
     Window,
     nothing_to_confirm,
@@ -169,7 +170,8 @@ class Admission:
         refunds = [] if delivered else ticket.claims
         if self.guard is None or (ticket.lease_id is None and not refunds and usage is None):
             return nothing_to_confirm
-        confirm = self.guard.settle(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
+        settlement = Settlement(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
+        confirm = self.guard.settle(settlement)
         ticket.lease_id, ticket.claims = None, []
         return confirm
 

@@ -205,6 +205,18 @@ def decode_booking(key: str, value: str | bytes | None) -> UsageEntry | None:
     return UsageEntry(document["day"], key, document["model"], dict(document["counts"]))
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What one request leaves to settle when it ends: its key's slot (`lease_id`, None when it
+    holds none), the quota of `day` it gives back, and its ledger rows."""
+
+    key: str
+    lease_id: str | None
+    refunds: Sequence[Claim]
+    day: str
+    usage: Sequence[UsageEntry]
+
+
 def nothing_to_confirm() -> None:
     """What confirms a settlement that is already confirmed (or never needed the store)."""
 
@@ -234,31 +246,15 @@ class Store(ABC):
         name; a lease without a limit has none), or take nothing at all and say why."""
 
     @abstractmethod
-    def settle(
-        self,
-        key: str,
-        lease_id: str | None,
-        refunds: list[Claim],
-        day: str,
-        usage: list[UsageEntry],
-        carried: Sequence[UsageEntry] = (),
-    ) -> None:
-        """In one step: free the slot, give back unused quota of `day`, add `usage` to the
-        ledger; all three only if the lease was still held (one already booked as cut off has
-        counted the request). `carried` rows (kept from an outage) are written in any case."""
+    def settle(self, settlement: Settlement, carried: Sequence[UsageEntry] = ()) -> None:
+        """In one step: free the slot, give back unused quota of the settlement's day, add its
+        usage to the ledger; all three only if the lease was still held (one already booked as cut
+        off has counted the request). `carried` rows (kept from an outage) are written in any case."""
 
-    def settle_later(
-        self,
-        key: str,
-        lease_id: str | None,
-        refunds: list[Claim],
-        day: str,
-        usage: list[UsageEntry],
-        carried: Sequence[UsageEntry] = (),
-    ) -> Callable[[], None]:
+    def settle_later(self, settlement: Settlement, carried: Sequence[UsageEntry] = ()) -> Callable[[], None]:
         """Settle, taking effect now, but leave any wait for the store's confirmation to the
         returned function (called once the answer has gone to the caller). By default, all now."""
-        self.settle(key, lease_id, refunds, day, usage, carried)
+        self.settle(settlement, carried)
         return nothing_to_confirm
 
     @abstractmethod

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import redis
 
-from service.store.contract import Claim, Store, UsageEntry, nothing_to_confirm
+from service.store.contract import Settlement, Store, UsageEntry, nothing_to_confirm
 from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class StoreGuard:
         self._last_logged: float | None = None
         self._last_error: str | None = None
         self._pending: dict[tuple, UsageEntry] = {}
-        self._unsettled: list[tuple] = []
+        self._unsettled: list[Settlement] = []
         self._announced = False
 
     @property
@@ -94,20 +94,17 @@ class StoreGuard:
             metrics.set_store_available(True)
         return result
 
-    def settle(
-        self, key: str, lease_id: str | None, refunds: list[Claim], day: str, usage: list[UsageEntry]
-    ) -> Callable[[], None]:
+    def settle(self, settlement: Settlement) -> Callable[[], None]:
         """Settle one request, writing any ledger rows kept from an outage with it. Return what
         confirms it, to call once the answer has gone (rows it fails to confirm are kept)."""
         with self._lock:
             waiting, self._pending = list(self._pending.values()), {}
             unsettled = self._unsettled[:REPLAYS_PER_SETTLEMENT]
             del self._unsettled[:REPLAYS_PER_SETTLEMENT]
-        for settlement in unsettled:
-            if self.call("settle", self.store.settle, *settlement) is FAILED:
-                self._hold(settlement)
-        settlement = (key, lease_id, refunds, day, usage)
-        confirm = self.call("settle", self.store.settle_later, *settlement, waiting)
+        for kept in unsettled:
+            if self.call("settle", self.store.settle, kept) is FAILED:
+                self._hold(kept)
+        confirm = self.call("settle", self.store.settle_later, settlement, waiting)
         if confirm is FAILED:
             self._missed(settlement, waiting)
             return nothing_to_confirm
@@ -118,17 +115,16 @@ class StoreGuard:
 
         return confirmed
 
-    def _missed(self, settlement: tuple, waiting: list[UsageEntry]) -> None:
+    def _missed(self, settlement: Settlement, waiting: list[UsageEntry]) -> None:
         """Keep what a settlement the store missed must still write: the settlement itself when
         it frees a lease (made again whole, once the store answers), else its rows."""
         self._keep(waiting)
-        lease_id, usage = settlement[1], settlement[4]
-        if lease_id is None:
-            self._keep(usage)
+        if settlement.lease_id is None:
+            self._keep(settlement.usage)
         else:
             self._hold(settlement)
 
-    def _hold(self, settlement: tuple) -> None:
+    def _hold(self, settlement: Settlement) -> None:
         with self._lock:
             if len(self._unsettled) < MAX_PENDING_ROWS:
                 self._unsettled.append(settlement)

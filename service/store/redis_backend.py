@@ -25,6 +25,7 @@ from service.store.contract import (
     Lease,
     Left,
     Refusal,
+    Settlement,
     Store,
     UsageEntry,
     UsageQuery,
@@ -43,15 +44,15 @@ QUOTA_TTL_SECONDS = 2 * SECONDS_PER_DAY
 SEPARATOR = "\x1f"
 
 
-def settle_arguments(
-    key: str,
-    lease_id: str | None,
-    refunds: list[Claim],
-    day: str,
-    usage: list[UsageEntry],
-    carried: Sequence[UsageEntry] = (),
-):
+def settle_arguments(settlement: Settlement, carried: Sequence[UsageEntry] = ()):
     """KEYS and ARGV of the SETTLE script."""
+    key, lease_id, refunds, day, usage = (
+        settlement.key,
+        settlement.lease_id,
+        settlement.refunds,
+        settlement.day,
+        settlement.usage,
+    )
     rows = [*carried, *usage]
     keys = [leases_key(key), LEASE_EXPIRIES, LEASE_RECORDS, *(quota_key(key, refund.name, day) for refund in refunds)]
     keys += [usage_key(entry.day) for entry in rows]
@@ -228,30 +229,14 @@ class RedisStore(Store):
     def _sweep(self, now: float, gone: list[str], limit: int) -> int:
         return int(self._scripts.run(self._sweep_script, [LEASE_EXPIRIES, LEASE_RECORDS], [now, PREFIX, limit, *gone]))
 
-    def settle(
-        self,
-        key: str,
-        lease_id: str | None,
-        refunds: list[Claim],
-        day: str,
-        usage: list[UsageEntry],
-        carried: Sequence[UsageEntry] = (),
-    ) -> None:
-        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage, carried)
+    def settle(self, settlement: Settlement, carried: Sequence[UsageEntry] = ()) -> None:
+        keys, arguments = settle_arguments(settlement, carried)
         self._settle(keys=keys, args=arguments)
 
-    def settle_later(
-        self,
-        key: str,
-        lease_id: str | None,
-        refunds: list[Claim],
-        day: str,
-        usage: list[UsageEntry],
-        carried: Sequence[UsageEntry] = (),
-    ) -> Callable[[], None]:
+    def settle_later(self, settlement: Settlement, carried: Sequence[UsageEntry] = ()) -> Callable[[], None]:
         """Send the settlement now (Redis runs it as soon as it arrives, so the slot is free before
         the caller has its answer) and read Redis' reply later, off the caller's time."""
-        keys, arguments = settle_arguments(key, lease_id, refunds, day, usage, carried)
+        keys, arguments = settle_arguments(settlement, carried)
         connection = self._scripts.send(self._settle, keys, arguments)
         return lambda: self._scripts.receive(connection, self._settle, keys, arguments)
 

@@ -25,6 +25,7 @@ from service.store.contract import (
     Lease,
     Left,
     Refusal,
+    Settlement,
     Store,
     UsageEntry,
     UsageQuery,
@@ -135,27 +136,20 @@ class SqliteStore(Store):
             book_ended(db, "key = ? AND lease = ?", (key, lease))
         return held - len(gone)
 
-    def settle(
-        self,
-        key: str,
-        lease_id: str | None,
-        refunds: list[Claim],
-        day: str,
-        usage: list[UsageEntry],
-        carried: Sequence[UsageEntry] = (),
-    ) -> None:
+    def settle(self, settlement: Settlement, carried: Sequence[UsageEntry] = ()) -> None:
+        key, lease_id = settlement.key, settlement.lease_id
         with self.database.transaction() as db:
             held = (
                 lease_id is None
                 or db.execute("DELETE FROM leases WHERE key = ? AND lease = ?", (key, lease_id)).rowcount == 1
             )
             if held:
-                for refund in refunds:
+                for refund in settlement.refunds:
                     db.execute(
                         "UPDATE quotas SET used = MAX(0, used - ?) WHERE key = ? AND name = ? AND day = ?",
-                        (refund.amount, key, refund.name, day),
+                        (refund.amount, key, refund.name, settlement.day),
                     )
-            add_to_ledger(db, [*carried, *(usage if held else ())])
+            add_to_ledger(db, [*carried, *(settlement.usage if held else ())])
 
     def sweep_leases(self, now: float) -> int:
         with self.database.transaction() as db:

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.store import open_store
-from service.store.contract import Claim, Lease, Left, Refusal, Window, seconds_to_next_day, utc_day
+from service.store.contract import Claim, Lease, Left, Refusal, Settlement, Window, seconds_to_next_day, utc_day
 from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
@@ -264,7 +264,7 @@ def test_an_admission_says_what_each_limit_has_left_and_when_more_frees(store):
         "results": Left(2, pytest.approx(seconds_to_next_day(later))),
     }
     assert isinstance(store.admit("k", window, lease("c", 2, later), [], later), Refusal)  # no slot left
-    store.settle("k", "a", [], utc_day(later), [])
+    store.settle(Settlement("k", "a", [], utc_day(later), []))
     third = store.admit("k", window, lease("d", 2, later), [], later)
     assert third == {"rpm": Left(0, pytest.approx(50.25)), "concurrency": Left(0)}  # the refusal took nothing
 

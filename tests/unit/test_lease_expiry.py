@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from service.store import guard as guard_module
 from service.store import holders, open_store
-from service.store.contract import Claim, Lease, Refusal, UsageEntry, UsageQuery, utc_day
+from service.store.contract import Claim, Lease, Refusal, Settlement, UsageEntry, UsageQuery, utc_day
 from service.store.redis_backend import leases_key
 from tests.support.app import make_settings
 
@@ -73,7 +73,7 @@ def test_a_lease_lives_as_long_as_its_own_expiry_whatever_the_other_deadlines(st
             expiry.reach(now)
         elif action == "settle" and held:
             lease_id = sorted(held)[value % len(held)]
-            store.settle(key, lease_id, [], utc_day(now), [])
+            store.settle(Settlement(key, lease_id, [], utc_day(now), []))
             del held[lease_id]
         elif action == "admit":
             live = {lease_id for lease_id, until in held.items() if until > now}
@@ -128,7 +128,9 @@ def test_a_late_settlement_of_a_booked_lease_counts_nothing_twice(store):
     assert was_admitted(store.admit("k", None, lease, [Claim("results", 2, 5)], NOON))
     store.sweep_leases(NOON + 11)
     carried = UsageEntry(DAY, "k", "kept-from-an-outage", {"requests": 1})
-    store.settle("k", "slow", [Claim("results", 2, 5)], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})], [carried])
+    store.settle(
+        Settlement("k", "slow", [Claim("results", 2, 5)], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})]), [carried]
+    )
     assert ledger(store, DAY, "k") == {
         "m": {"requests": 1, "results": 2, "errors.interrupted": 1},
         "kept-from-an-outage": {"requests": 1},  # rows carried from an outage are always written
@@ -140,7 +142,7 @@ def test_a_late_settlement_of_a_booked_lease_counts_nothing_twice(store):
 def test_a_settlement_of_a_held_lease_books_its_own_row_and_no_interruption(store):
     lease = Lease("fine", 1, NOON + 10, booking=booking("k", DAY))
     assert was_admitted(store.admit("k", None, lease, [], NOON))
-    store.settle("k", "fine", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})])
+    store.settle(Settlement("k", "fine", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})]))
     assert store.sweep_leases(NOON + 11) == 0
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1}}
 
@@ -199,9 +201,9 @@ def test_a_settlement_the_store_missed_is_made_later_and_the_request_counts_once
         raise ConnectionError("the store went away")
 
     monkeypatch.setattr(store, "settle_later", store_away)
-    guard.settle("k", "missed", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})])()
+    guard.settle(Settlement("k", "missed", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1, "results": 1})]))()
     monkeypatch.setattr(store, "settle_later", real_settle_later)  # back
-    guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+    guard.settle(Settlement("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})]))()
     store.sweep_leases(NOON + 11)  # the lease was settled late, not left to be booked as cut off
     assert ledger(store, DAY, "k") == {"m": {"requests": 1, "results": 1}, "n": {"requests": 1}}
     store.close()
@@ -223,18 +225,18 @@ def test_a_backlog_of_missed_settlements_is_made_again_a_few_per_request(store_b
     monkeypatch.setattr(store, "settle_later", store_away)
     monkeypatch.setattr(store, "settle", store_away)
     for number in range(backlog):
-        guard.settle("k", f"missed-{number}", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})])()
+        guard.settle(Settlement("k", f"missed-{number}", [], DAY, [UsageEntry(DAY, "k", "m", {"requests": 1})]))()
     monkeypatch.setattr(store, "settle_later", real_settle_later)  # back
     replayed = []
-    monkeypatch.setattr(store, "settle", lambda *args: replayed.append(args[1]) or real_settle(*args))
+    monkeypatch.setattr(store, "settle", lambda *args: replayed.append(args[0].lease_id) or real_settle(*args))
 
     def replays() -> int:
         return sum(1 for lease_id in replayed if lease_id and lease_id.startswith("missed-"))
 
-    guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+    guard.settle(Settlement("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})]))()
     assert replays() == guard_module.REPLAYS_PER_SETTLEMENT  # this request waits on a few only
     for _ in range(2):
-        guard.settle("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})])()
+        guard.settle(Settlement("k", None, [], DAY, [UsageEntry(DAY, "k", "n", {"requests": 1})]))()
     assert replays() == backlog  # the next requests drain the rest
     assert ledger(store, DAY, "k") == {"m": {"requests": backlog}, "n": {"requests": 3}}
     store.close()

@@ -17,6 +17,7 @@ from service.store.contract import (
     Claim,
     Lease,
     Refusal,
+    Settlement,
     UsageEntry,
     UsageQuery,
     Window,
@@ -51,7 +52,7 @@ def test_a_concurrency_limit_admits_exactly_that_many_until_one_is_settled(store
     assert [admit(store, "k", lease_=one, now=time.time()) for one in held] == [None, None, None]
     refusal = admit(store, "k", lease_=lease(3), now=time.time())
     assert (refusal.policy, refusal.retry_after) == ("concurrency", 1.0)
-    store.settle("k", held[0].lease_id, [], utc_day(time.time()), [])
+    store.settle(Settlement("k", held[0].lease_id, [], utc_day(time.time()), []))
     assert admit(store, "k", lease_=lease(3), now=time.time()) is None
     assert admit(store, "other-key", lease_=lease(3), now=time.time()) is None
 
@@ -85,7 +86,7 @@ def test_a_refund_gives_back_the_quota_of_a_request_that_delivered_nothing(store
     claim = Claim("images", 4, 4)
     assert admit(store, "k", claims=[claim], now=NOON) is None
     assert admit(store, "k", claims=[Claim("images", 1, 4)], now=NOON).policy == "images"
-    store.settle("k", None, [claim], utc_day(NOON), [])
+    store.settle(Settlement("k", None, [claim], utc_day(NOON), []))
     assert admit(store, "k", claims=[claim], now=NOON) is None
 
 
@@ -140,11 +141,15 @@ def test_workers_racing_for_the_last_slots_never_take_more(store):
 def test_the_ledger_sums_rows_per_day_key_and_model(store):
     day = "2025-12-01"
     store.settle(
-        "k", None, [], day, [UsageEntry(day, "k", "m1", {"requests": 1, "results": 3, "upstream_seconds": 0.25})]
+        Settlement(
+            "k", None, [], day, [UsageEntry(day, "k", "m1", {"requests": 1, "results": 3, "upstream_seconds": 0.25})]
+        )
     )
-    store.settle("k", None, [], day, [UsageEntry(day, "k", "m1", {"requests": 1, "errors.upstream_error": 1})])
-    store.settle("k", None, [], day, [UsageEntry(day, "k", "m2", {"requests": 1})])
-    store.settle("j", None, [], "2025-12-03", [UsageEntry("2025-12-03", "j", "m1", {"requests": 2})])
+    store.settle(
+        Settlement("k", None, [], day, [UsageEntry(day, "k", "m1", {"requests": 1, "errors.upstream_error": 1})])
+    )
+    store.settle(Settlement("k", None, [], day, [UsageEntry(day, "k", "m2", {"requests": 1})]))
+    store.settle(Settlement("j", None, [], "2025-12-03", [UsageEntry("2025-12-03", "j", "m1", {"requests": 2})]))
     rows = store.usage_rows(UsageQuery("2025-12-01", "2025-12-03"))
     by_slot = {(row.day, row.key, row.model): row.counts for row in rows}
     assert by_slot[(day, "k", "m1")] == {
@@ -161,7 +166,7 @@ def test_the_ledger_sums_rows_per_day_key_and_model(store):
 def test_the_ledger_filters_by_key_model_and_days(store):
     for day in ("2025-11-30", "2025-12-01", "2025-12-02"):
         for key in ("a", "b"):
-            store.settle(key, None, [], day, [UsageEntry(day, key, "m", {"requests": 1})])
+            store.settle(Settlement(key, None, [], day, [UsageEntry(day, key, "m", {"requests": 1})]))
     rows = store.usage_rows(UsageQuery("2025-12-01", "2025-12-02", key="a"))
     assert [(row.day, row.key) for row in rows] == [("2025-12-01", "a"), ("2025-12-02", "a")]
     assert store.usage_rows(UsageQuery("2025-12-01", "2025-12-02", model="other")) == []
@@ -171,7 +176,9 @@ def test_settling_frees_the_slot_refunds_and_records_in_one_step(store):
     taken = lease(1)
     assert admit(store, "k", lease_=taken, claims=[Claim("results", 2, 2)], now=NOON) is None
     day = utc_day(NOON)
-    store.settle("k", taken.lease_id, [Claim("results", 2, 2)], day, [UsageEntry(day, "k", "m", {"requests": 1})])
+    store.settle(
+        Settlement("k", taken.lease_id, [Claim("results", 2, 2)], day, [UsageEntry(day, "k", "m", {"requests": 1})])
+    )
     assert admit(store, "k", lease_=lease(1), claims=[Claim("results", 2, 2)], now=NOON) is None
     assert store.usage_rows(UsageQuery(day, day))[0].counts == {"requests": 1}
 

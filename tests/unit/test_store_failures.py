@@ -16,6 +16,7 @@ import pytest
 from service.settings import SettingsError
 from service.store import guard as guard_module
 from service.store import open_store
+from service.store.contract import Settlement
 from service.telemetry import metrics
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.gunicorn_server import free_port
@@ -181,10 +182,12 @@ def test_ledger_rows_kept_in_memory_are_bounded(monkeypatch, tmp_path, clock, an
     guard = client.application.extensions["gateway"].store
     for model in ("a", "b", "c", "d"):
         guard.settle(
-            "limited",
-            None,
-            [],
-            "2025-12-01",
-            [guard_module.UsageEntry("2025-12-01", "limited", model, {"requests": 1})],
+            Settlement(
+                "limited",
+                None,
+                [],
+                "2025-12-01",
+                [guard_module.UsageEntry("2025-12-01", "limited", model, {"requests": 1})],
+            )
         )
     assert guard.status().pending_rows == 2
