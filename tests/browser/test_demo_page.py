@@ -5,57 +5,24 @@ picture (docs/try-it.png): copy it there when the page changes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
-import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.browser import console_errors, headless_chromium
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
+from tests.support.demo import running_demo
 
 WAIT_SECONDS = 30
-START_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if name not in ("HF_API_TOKEN", "HOST")}
-    log = tmp_path_factory.mktemp("demo-page") / "demo.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service.demo"],
-            cwd=REPO_ROOT,
-            env={**env, "PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if requests.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with running_demo([sys.executable, "-m", "service.demo"], tmp_path_factory.mktemp("demo-page") / "demo.log") as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 RECORDED_INPUT = "My name is Wolfgang and I live in Berlin"  # t5-base's recording (huggingface.js)

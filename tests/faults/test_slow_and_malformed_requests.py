@@ -12,6 +12,7 @@ import requests
 
 from tests.support.fault_service import fault_env, write_models_config
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.raw_http import read_http_answer
 
 BODY_TIMEOUT = 1.0
 SLOW_BODIES = 140
@@ -36,24 +37,13 @@ def connect(server) -> socket.socket:
 
 def read_answer(sock) -> tuple[int, dict, dict, bool]:
     """Read one HTTP answer, then tell whether the server closed the connection after it."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before an answer: {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        body += sock.recv(65536)
+    status, headers, body = read_http_answer(sock)
     sock.settimeout(5)
     try:
         closed = sock.recv(1) == b""
     except OSError:  # reset: closed too
         closed = True
-    return int(lines[0].split()[1]), headers, json.loads(body[:length]), closed
+    return status, headers, json.loads(body), closed
 
 
 def assert_error(status, headers, body, code, error_type):

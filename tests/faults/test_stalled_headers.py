@@ -14,6 +14,7 @@ import requests
 
 from tests.support.fault_service import booted_workers, fault_env, write_models_config
 from tests.support.gunicorn_server import GunicornServer
+from tests.support.raw_http import read_http_answer
 
 HEADER_TIMEOUT = 2.0
 WORKER_CONNECTIONS = 256
@@ -46,22 +47,6 @@ def connect(server) -> socket.socket:
     return sock
 
 
-def read_answer(sock) -> tuple[int, dict, bytes]:
-    """Read one HTTP answer (status, headers, body); raise if the connection closes first."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed before an answer: {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
-    while len(body) < int(headers.get("content-length", "0")):
-        body += sock.recv(65536)
-    return int(lines[0].split()[1]), headers, body
-
-
 def closed_after(sock) -> bool:
     try:
         return sock.recv(1) == b""
@@ -80,7 +65,7 @@ def assert_408(answer) -> None:
 def test_stalled_headers_get_408_and_the_connection_closes(service):
     with connect(service) as sock:
         sock.sendall(STALLED_START)
-        assert_408(read_answer(sock))
+        assert_408(read_http_answer(sock))
         assert closed_after(sock)
 
 
@@ -98,7 +83,7 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_too(service):
             time.sleep(0.1)
             if sent % 5 == 0 and _readable(sock):
                 break
-        assert_408(read_answer(sock))
+        assert_408(read_http_answer(sock))
 
 
 def _readable(sock) -> bool:
@@ -117,17 +102,17 @@ def _readable(sock) -> bool:
 def test_an_idle_kept_alive_connection_is_still_served_after_the_header_timeout(service):
     with connect(service) as sock:
         sock.sendall(HEALTH)
-        assert read_answer(sock)[0] == 200
+        assert read_http_answer(sock)[0] == 200
         time.sleep(HEADER_TIMEOUT + 1.5)  # waiting for a next request is not a stalled head
         sock.sendall(HEALTH)
-        assert read_answer(sock)[0] == 200
+        assert read_http_answer(sock)[0] == 200
 
 
 def test_a_new_connection_that_waits_before_its_first_byte_is_served(service):
     with connect(service) as sock:
         time.sleep(HEADER_TIMEOUT + 1.5)
         sock.sendall(HEALTH)
-        assert read_answer(sock)[0] == 200
+        assert read_http_answer(sock)[0] == 200
 
 
 LARGE_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
@@ -138,13 +123,13 @@ LARGE_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
 def test_a_large_head_sent_whole_is_served(service):
     with connect(service) as sock:
         sock.sendall(LARGE_HEAD + b"\r\n")
-        assert read_answer(sock)[0] == 200
+        assert read_http_answer(sock)[0] == 200
 
 
 def test_a_large_head_that_stalls_is_cut_too(service):
     with connect(service) as sock:
         sock.sendall(LARGE_HEAD)
-        assert_408(read_answer(sock))
+        assert_408(read_http_answer(sock))
         assert closed_after(sock)
 
 
@@ -159,7 +144,7 @@ def test_the_service_answers_while_hundreds_of_stalled_heads_are_held(service):
         health = requests.get(f"{service.url}/healthz", timeout=ANSWER_WAIT)
         assert health.status_code == 200
         with ThreadPoolExecutor(64) as pool:
-            answers = list(pool.map(read_answer, stalled))
+            answers = list(pool.map(read_http_answer, stalled))
     finally:
         for sock in stalled:
             sock.close()
@@ -185,10 +170,10 @@ def test_a_stopping_service_answers_its_stalled_heads_and_stops(loopback, tmp_pa
             stalled.append(sock)
         with connect(server) as idle:  # a kept-alive connection, waiting for a next request
             idle.sendall(HEALTH)
-            assert read_answer(idle)[0] == 200
+            assert read_http_answer(idle)[0] == 200
             server.signal(signal.SIGTERM)
             for sock in stalled:
-                assert_408(read_answer(sock))
+                assert_408(read_http_answer(sock))
             assert closed_after(idle)
         assert server.stop(timeout=ANSWER_WAIT) == 0
     finally:

@@ -5,62 +5,27 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import requests
 
 from service.demo.recorded_app import DEMO_HEADER, DEMO_MESSAGE
 from service.demo.recordings import recordings
+from tests.support.demo import demo_env, running_demo
 from tests.support.gunicorn_server import free_port
 from tests.support.paths import REPO_ROOT
 
-START_SECONDS = 120
 JSON = {"Content-Type": "application/json"}
-
-
-def demo_env(**overrides) -> dict:
-    env = {name: value for name, value in os.environ.items() if name not in ("HF_API_TOKEN", "HOST", "DEMO_PUBLIC")}
-    return {**env, "DEMO": "1", "VENV": sys.prefix, **overrides}
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo as a newcomer starts it, on a free port."""
-    port = free_port()
     log = tmp_path_factory.mktemp("demo") / "demo.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            ["sh", "start.sh"],
-            cwd=REPO_ROOT,
-            env=demo_env(PORT=str(port)),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while not answers(url + "/healthz"):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with running_demo(["sh", "start.sh"], log) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, log.read_text()
     assert "hf-gateway demo: recorded answers only" in log.read_text()
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def infer(url: str, task: str, body: dict, query: str = "") -> requests.Response:
