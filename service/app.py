@@ -1,49 +1,32 @@
 """The app factory: settings, model catalog, Hub client, blueprints and handlers, wired once."""
 
 import logging
-from dataclasses import dataclass
 
 from flask import Flask
 
 from service.api import register_blueprints
 from service.api.error_handlers import register_error_handlers
-from service.api.request_id import begin_request, send_request_id
+from service.api.gateway import Gateway, install
+from service.api.lifecycle import register_lifecycle
 from service.api.schemas import InferRequestSchema
 from service.catalog import Catalog
 from service.hub.client import HubClient
 from service.hub.providers import check_catalog
 from service.keys.admission import Admission
-from service.keys.keyring import KeyRing, identify_caller
+from service.keys.keyring import KeyRing
 from service.pipeline.breakers import Breakers
 from service.pipeline.cache import ResponseCache
+from service.pipeline.entry import Pipeline
 from service.pipeline.inference import InferenceRunner
 from service.pipeline.liveness import LivenessChecker
 from service.serving.configuration import FilesOnDisk, inherited
 from service.settings import Settings, SettingsError
-from service.store import StoreGuard, open_store
+from service.store import open_store
 from service.store.contract import BreakerPolicy, CacheLimits
-from service.telemetry.logs import configure_logging, log_request
+from service.telemetry.logs import configure_logging
 from service.telemetry.redaction import Redactor, secrets_of
-from service.usage.ledger import settle_request
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Gateway:
-    """The per-app objects every request uses, built once at start-up."""
-
-    settings: Settings
-    catalog: Catalog
-    client: HubClient
-    runner: InferenceRunner
-    liveness: LivenessChecker
-    redactor: Redactor
-    keyring: KeyRing
-    store: StoreGuard | None
-    admission: Admission
-    breakers: Breakers
-    files_on_disk: FilesOnDisk
 
 
 def cache_limits(settings: Settings) -> CacheLimits:
@@ -81,29 +64,24 @@ def create_app(
     app.json.sort_keys = False
     cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes)
     breakers = Breakers(store, breaker_policy(settings), catalog)
-    runner = InferenceRunner(client, catalog, settings, cache, breakers)
-    liveness = LivenessChecker(settings, catalog, client)
+    runner = InferenceRunner(client, catalog, settings, cache, breakers, configured_keys=len(keyring.keys))
     admission = Admission(store)
-    app.extensions["gateway"] = Gateway(
-        settings,
-        catalog,
-        client,
-        runner,
-        liveness,
-        redactor,
-        keyring,
-        store,
-        admission,
-        breakers,
-        FilesOnDisk(settings),
+    gateway = Gateway(
+        settings=settings,
+        catalog=catalog,
+        client=client,
+        pipeline=Pipeline(catalog, settings, admission, runner),
+        liveness=LivenessChecker(settings, catalog, client),
+        redactor=redactor,
+        keyring=keyring,
+        store=store,
+        admission=admission,
+        breakers=breakers,
+        files_on_disk=FilesOnDisk(settings),
+        body_schema=InferRequestSchema(settings.max_input_chars),
     )
-    app.extensions["gateway.body_schema"] = InferRequestSchema(settings.max_input_chars)
-
-    app.before_request(begin_request)
-    app.before_request(identify_caller)
-    app.after_request(send_request_id)
-    app.after_request(log_request)
-    app.after_request(settle_request)
+    install(app, gateway)
+    register_lifecycle(app)
     register_blueprints(app)
     register_error_handlers(app)
     return app

@@ -1,21 +1,10 @@
-"""HTTP endpoints: one blueprint per task, plus health, metrics and the unknown-task catch-all."""
+"""HTTP surfaces, the only code that speaks Flask: the task endpoints, health, metrics, the docs and
+the page, and the unknown-task catch-all."""
 
 from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from service.api import (
-    completion,
-    docs,
-    health,
-    models,
-    page,
-    readiness,
-    scrape,
-    text_to_image,
-    text_to_text,
-    translation,
-    usage,
-)
+from service.api import docs, health, models, page, readiness, scrape, tasks, usage
 from service.api.error_handlers import handle_gateway_error, handle_http_exception
 from service.catalog.tasks import TASK_TYPES
 from service.errors import UnknownTask
@@ -42,10 +31,7 @@ def unknown_task_whatever_the_method(exc: MethodNotAllowed):
 def register_blueprints(app) -> None:
     """Attach every endpoint to the app."""
     for module in (
-        translation,
-        completion,
-        text_to_text,
-        text_to_image,
+        tasks,
         health,
         readiness,
         models,

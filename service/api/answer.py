@@ -4,9 +4,9 @@ import json
 
 from flask import current_app
 
+from service.api.lifecycle import current_context
 from service.hub.images import let_others_run
 from service.keys.admission import policy_header, remaining_header
-from service.pipeline import context
 
 
 class SplicedString(tuple):
@@ -33,7 +33,7 @@ def limit_headers() -> dict:
     """The caller's key's limits (RateLimit-Policy) and what its admission left of each
     (RateLimit), as its 429s state them, so that a client can pace itself from its first
     success, even beside others using the key, instead of learning them from a refusal."""
-    current = context.current()
+    current = current_context()
     key = current.client_key if current else None
     policy = policy_header(key.limits) if key is not None else ""
     if not policy:

@@ -5,11 +5,12 @@ import json
 import socket
 import time
 
-from flask import current_app, request
+from flask import request
 from gunicorn.http.body import ChunkedReader
 from gunicorn.http.errors import ParseException
 
 from service.api import strict_json
+from service.api.gateway import gateway
 from service.errors import InvalidRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from service.hub.socket_watchdog import WATCHDOG, shut_down
 
@@ -21,7 +22,7 @@ READ_CHUNK_BYTES = 64 * 1024
 def json_body() -> dict:
     """Return the body as a JSON object, or raise a 400/408/413/415 in the documented shape."""
     _check_content_type()
-    settings = current_app.extensions["gateway"].settings
+    settings = gateway().settings
     raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout)
     try:
         document = strict_json.loads(raw.decode("utf-8"))

@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, current_app, render_template_string, send_from_directory, url_for
 from swagger_ui_bundle import swagger_ui_path
 
+from service.api.gateway import gateway_of
 from service.api.openapi import build_openapi
 from service.api.page import page_headers
 
@@ -51,7 +52,7 @@ _INITIALIZER = """window.onload = function () {
 
 def _build_document(state) -> None:
     """Build the OpenAPI document once, when the app is created."""
-    gateway = state.app.extensions["gateway"]
+    gateway = gateway_of(state.app)
     state.app.extensions["gateway.openapi"] = build_openapi(gateway.settings, gateway.catalog, gateway.keyring)
 
 

@@ -2,12 +2,12 @@
 
 import logging
 
-from flask import current_app, jsonify
+from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from service.api.request_id import request_id
+from service.api.gateway import gateway
+from service.api.lifecycle import current_context, current_request_id
 from service.errors import GatewayError, PayloadTooLarge, http_error_type
-from service.pipeline import context
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +18,12 @@ MAX_MESSAGE_CHARS = 500
 def error_response(status: int, error_type: str, message: str, errors=None, headers=None):
     """Build the documented error body and response."""
     # An upstream may echo what it was sent: redacted whole, before anything is cut.
-    message = current_app.extensions["gateway"].redactor.clip(message, MAX_MESSAGE_CHARS)
+    message = gateway().redactor.clip(message, MAX_MESSAGE_CHARS)
     body = {"code": status, "error_type": error_type, "message": message}
     if errors:
         body["errors"] = errors
-    body["request_id"] = request_id()
-    current = context.current()
+    body["request_id"] = current_request_id()
+    current = current_context()
     if current is not None:  # the ledger counts errors by type
         current.error_type = error_type
     response = jsonify(body)
@@ -42,14 +42,14 @@ def handle_http_exception(exc: HTTPException):
     status = exc.code or 500
     message = exc.description or exc.name
     if status == 413:
-        message = PayloadTooLarge.over(current_app.extensions["gateway"].settings.max_body_bytes).message
+        message = PayloadTooLarge.over(gateway().settings.max_body_bytes).message
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
     return error_response(status, http_error_type(status), message, headers=headers)
 
 
 def handle_unexpected(exc: Exception):
     """Log a traceback and answer 500 without revealing anything of it."""
-    log.exception("unhandled error request_id=%s", request_id())
+    log.exception("unhandled error request_id=%s", current_request_id())
     return error_response(500, "internal_error", "internal error; quote the request_id when reporting it")
 
 

@@ -1,6 +1,8 @@
 """GET /api/models: the configured tasks, pairs and targets with their live status and breakers."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint
+
+from service.api.gateway import gateway as gateway_objects
 
 bp = Blueprint("models", __name__)
 
@@ -8,7 +10,7 @@ bp = Blueprint("models", __name__)
 @bp.get("/api/models")
 def list_models():
     """List every route's targets in fallback order, with what the Hub says about them."""
-    gateway = current_app.extensions["gateway"]
+    gateway = gateway_objects()
     routes = gateway.liveness.report()
     for (_, targets), route in zip(gateway.catalog.all_routes(), routes, strict=True):
         for target, entry in zip(targets, route["targets"], strict=True):

@@ -1,7 +1,8 @@
 """Readiness: configuration loaded, every token the configured models need set, and the store answering."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
+from service.api.gateway import gateway as gateway_objects
 from service.errors import NotReady
 from service.hub.providers.helper import credential_of
 
@@ -27,7 +28,7 @@ def tokens_needed(catalog) -> dict:
 @bp.get("/readyz")
 def readyz():
     """Say whether the service can serve requests, without calling the upstream."""
-    gateway = current_app.extensions["gateway"]
+    gateway = gateway_objects()
     needed = tokens_needed(gateway.catalog)
     missing = {variable: ids for variable, ids in needed.items() if not gateway.settings.token(variable)}
     if missing:

@@ -6,10 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from service.api import strict_json
-from service.catalog.tasks import COMPLETION, TEXT_TO_IMAGE, TEXT_TO_TEXT, TRANSLATION
+from service.catalog.tasks import COMPLETION, MAX_SEED, TEXT_TO_IMAGE, TEXT_TO_TEXT, TRANSLATION
 from service.errors import InvalidRequest
-
-MAX_SEED = 2**63 - 1
 
 
 class ArgsField(ma.fields.Field):

@@ -6,11 +6,12 @@ gone), so what it reads agrees with the quotas.
 
 import time
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
+from service.api.gateway import gateway
+from service.api.lifecycle import current_context
 from service.api.schemas import UsageQuerySchema, load_or_raise
 from service.errors import Forbidden, StoreUnavailable
-from service.pipeline import context
 from service.store import FAILED
 from service.store.contract import UsageQuery
 from service.usage.ledger import row_shape, totals_of
@@ -22,11 +23,11 @@ _QUERY_SCHEMA = UsageQuerySchema()
 @bp.get("/api/usage")
 def read_usage():
     """Rows of the ledger per day, key and model, and their totals."""
-    caller = context.current().client_key
+    caller = current_context().client_key
     if caller is None or not caller.admin:
         raise Forbidden("reading usage needs a key with admin = true in the key file")
     query = load_or_raise(_QUERY_SCHEMA, request.args)
-    guard = current_app.extensions["gateway"].store
+    guard = gateway().store
     if guard is None:
         raise StoreUnavailable("STORE=off: no ledger is kept")
     wanted = UsageQuery(query["since"].isoformat(), query["until"].isoformat(), query.get("key"), query.get("model"))

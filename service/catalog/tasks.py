@@ -29,6 +29,9 @@ class Task:
         return self.result == "image"
 
 
+# The largest seed a caller may send; consecutive seeds of a fan-out wrap around after it.
+MAX_SEED = 2**63 - 1
+
 TRANSLATION = Task(
     "text-translation",
     "Translate text between the configured language pairs.",

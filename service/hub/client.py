@@ -9,10 +9,9 @@ from service.errors import UpstreamAuthError
 from service.hub import transport
 from service.hub.downloads import ImageLink, check_download
 from service.hub.images import Image, image_from_reply
-from service.hub.messages import UpstreamReply, UpstreamRequest
+from service.hub.messages import CallContext, UpstreamReply, UpstreamRequest
 from service.hub.retry import upstream_retrying
 from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
-from service.pipeline.context import RequestContext
 from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ class HubClient:
         # Built once: making a Retrying per call costs as much as a small request under gevent.
         self._retrying = upstream_retrying(before_sleep=self._report_retry, sleep=self.pause)
 
-    def call(self, request: UpstreamRequest, context: RequestContext) -> UpstreamReply:
+    def call(self, request: UpstreamRequest, context: CallContext) -> UpstreamReply:
         """Send `request`, retrying transient failures until it succeeds or the deadline passes."""
         request = self._with_service_headers(request, context.request_id)
         try:
@@ -40,12 +39,12 @@ class HubClient:
         metrics.count_upstream_outcome(metrics.SUCCESS)
         return reply
 
-    def ask_once(self, request: UpstreamRequest, context: RequestContext) -> UpstreamReply:
+    def ask_once(self, request: UpstreamRequest, context: CallContext) -> UpstreamReply:
         """Send `request` once, without retries and outside the upstream attempt metrics: for
         lookups on the Hub whose answer can wait for the next one."""
         return self._exchange(self._with_service_headers(request, context.request_id), context.deadline)
 
-    def download_image(self, link: ImageLink, allowed_hosts: tuple, context: RequestContext) -> Image:
+    def download_image(self, link: ImageLink, allowed_hosts: tuple, context: CallContext) -> Image:
         """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
         checked = check_download(link.url, allowed_hosts, self._resolve)
         headers = {"Accept": "image/*", "Host": checked.host_header}
@@ -77,7 +76,7 @@ class HubClient:
             retry_state.upcoming_sleep,
         )
 
-    def _attempt(self, request: UpstreamRequest, context: RequestContext, deadline) -> UpstreamReply:
+    def _attempt(self, request: UpstreamRequest, context: CallContext, deadline) -> UpstreamReply:
         """Make one HTTP exchange and raise for an error status."""
         started = time.monotonic()
         try:

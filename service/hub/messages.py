@@ -1,12 +1,50 @@
 """Types exchanged with the upstream, and reading messages out of its error bodies."""
 
+from __future__ import annotations
+
 import json
 import re
+import threading
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.hub.deadline import Deadline
 
 _TAG = re.compile(r"<[^>]+>")
 # The variable holding the token of the Hugging Face routes.
 HUB_TOKEN = "HF_API_TOKEN"
+
+
+@dataclass
+class UpstreamUsage:
+    """What one request cost upstream; shared by its fan-out and fallback calls."""
+
+    attempts: int = 0
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_attempt(self, seconds: float) -> None:
+        """Count one upstream attempt and the time it took."""
+        with self._lock:
+            self.attempts += 1
+            self.seconds += seconds
+
+    def record_tokens(self, prompt: int, completion: int) -> None:
+        """Add the tokens an answer reports (OpenAI-style `usage`)."""
+        with self._lock:
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+
+
+class CallContext(Protocol):
+    """What the Hub client needs of the request it calls for: its id (sent upstream), its
+    deadline, and the tally its attempts are added to."""
+
+    request_id: str
+    deadline: Deadline | None
+    usage: UpstreamUsage
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from service.catalog.tasks import Task
 from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
-from service.pipeline import context
 from service.store import StoreGuard, holders
 from service.store.contract import (
     SECONDS_PER_DAY,
@@ -44,7 +43,6 @@ from service.store.contract import (
     utc_day,
 )
 from service.telemetry import metrics
-from service.usage.labels import model_label
 
 RATE_WINDOW_SECONDS = 60
 # A slot outlives its request's deadline by this much, in case the worker dies holding it and
@@ -131,8 +129,9 @@ class Admission:
         self.guard = guard
         self.clock = clock
 
-    def admit(self, key: ClientKey, task: Task, results: int, deadline_seconds: float) -> Ticket:
-        """Take what the request needs of its key's limits, all or nothing, or raise its 429."""
+    def admit(self, key: ClientKey, task: Task, results: int, deadline_seconds: float, model: str) -> Ticket:
+        """Take what the request needs of its key's limits, all or nothing, or raise its 429;
+        `model` is what the ledger books the request under should its worker die."""
         now = self.clock()
         ticket = Ticket(key.name, utc_day(now))
         limits = key.limits
@@ -144,7 +143,7 @@ class Admission:
             claims.append(Claim("results", results, limits.results_per_day))
         if limits.images_per_day and task.makes_images:
             claims.append(Claim("images", results, limits.images_per_day))
-        booking = interrupted_entry(ticket, task, results, current_model())
+        booking = interrupted_entry(ticket, task, results, model)
         lease = Lease(
             uuid.uuid4().hex,
             limits.concurrency or 0,
@@ -179,12 +178,6 @@ class Admission:
 def whole_left(left: Left) -> tuple[int, int | None]:
     """What a limit has left, its time in whole seconds as the headers say it."""
     return left.remaining, None if left.reset_after is None else whole_seconds(left.reset_after)
-
-
-def current_model() -> str:
-    """The model the request is about to ask (its route's first), as the ledger names it."""
-    current = context.current()
-    return model_label(current.model if current is not None else None)
 
 
 def interrupted_entry(ticket: Ticket, task: Task, results: int, model: str) -> UsageEntry:

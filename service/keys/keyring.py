@@ -13,11 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from flask import current_app, request
-
-from service.errors import Unauthorized
 from service.keys.keyfile import KeyEntry, KeyFileError, Limits, digest_of, read_key_file
-from service.pipeline import context
 from service.settings import Settings
 
 # Without configured keys the service is open: every caller is this one, unlimited.
@@ -86,26 +82,11 @@ class KeyRing:
         return found
 
 
-def presented_key() -> str:
+def presented_key(headers) -> str:
     """The key of `Authorization: Bearer …` or `X-API-Key`; '' when absent or when the two disagree."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
     bearer = token.strip() if scheme.lower() == "bearer" else ""
-    header = request.headers.get("X-API-Key", "").strip()
+    header = headers.get("X-API-Key", "").strip()
     if bearer and header and bearer != header:
         return ""
     return bearer or header
-
-
-def identify_caller() -> None:
-    """Before every request: name the caller, and refuse /api/ calls without a valid key."""
-    keyring: KeyRing = current_app.extensions["gateway"].keyring
-    current = context.current()
-    if not keyring.required:
-        current.client_key = OPEN_ACCESS
-        return
-    if not request.path.startswith("/api/"):
-        return
-    key = keyring.identify(presented_key())
-    if key is None:
-        raise Unauthorized(UNAUTHORIZED_MESSAGE)
-    current.client_key = key

@@ -1,5 +1,6 @@
-"""The state of one request, in one typed object: made when the request starts, handed down to
-the runner and the Hub client, read by the log line and the metrics when it ends."""
+"""The state of one request, in one typed object: made by the surface when the request starts,
+handed down to the pipeline and the Hub client, read by the log line and the metrics when it ends.
+No layer below the surfaces reaches for it: each is given it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
-
-from flask import g
 
 from service.catalog.tasks import Task
 from service.hub.deadline import Deadline
+from service.hub.messages import UpstreamUsage
+from service.keys.admission import Ticket
+from service.keys.keyring import OPEN_ACCESS, ClientKey
+from service.store.contract import UsageEntry
+from service.usage.labels import model_label
+from service.usage.ledger import ERROR_PREFIX
 
 
 @dataclass
@@ -52,34 +56,6 @@ class CacheDirectives:
         return cls(lookup="no-cache" not in names, keep="no-store" not in names)
 
 
-if TYPE_CHECKING:
-    from service.keys.admission import Ticket
-    from service.keys.keyring import ClientKey
-
-
-@dataclass
-class UpstreamUsage:
-    """What one request cost upstream; shared by its fan-out and fallback calls."""
-
-    attempts: int = 0
-    seconds: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record_attempt(self, seconds: float) -> None:
-        """Count one upstream attempt and the time it took."""
-        with self._lock:
-            self.attempts += 1
-            self.seconds += seconds
-
-    def record_tokens(self, prompt: int, completion: int) -> None:
-        """Add the tokens an answer reports (OpenAI-style `usage`)."""
-        with self._lock:
-            self.prompt_tokens += prompt
-            self.completion_tokens += completion
-
-
 @dataclass
 class RequestContext:
     """One request: its id, when it started, its task and model, its deadline and its upstream usage."""
@@ -110,18 +86,28 @@ class RequestContext:
         """Return how long the request has run."""
         return time.perf_counter() - self.started
 
+    def usage_entry(self, status: int, day: str, catalog) -> UsageEntry:
+        """What the request adds to its key's row of the ledger (service/usage/ledger.py)."""
+        counts: dict[str, float] = {"requests": 1}
+        if status == 200:
+            counts["results"] = self.results
+            if self.task is not None and self.task.makes_images:
+                counts["images"] = self.results
+        else:
+            counts[ERROR_PREFIX + (self.error_type or f"http_{status}")] = 1
+        usage = self.usage
+        optional = {
+            "upstream_attempts": usage.attempts,
+            "upstream_seconds": round(usage.seconds, 6),
+            "input_chars": self.input_chars,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        }
+        counts.update({name: value for name, value in optional.items() if value})
+        key = (self.client_key or OPEN_ACCESS).name
+        return UsageEntry(day, key, model_label(self.model, catalog), counts)
+
 
 def outside_request(name: str, seconds: float) -> RequestContext:
     """Return a context for upstream calls no caller made (liveness lookups), with its own deadline."""
     return RequestContext(request_id=f"{name}-{uuid.uuid4().hex[:8]}", deadline=Deadline(seconds))
-
-
-def begin(request_id: str) -> RequestContext:
-    """Start this request's context (the first thing a request does)."""
-    g.context = RequestContext(request_id)
-    return g.context
-
-
-def current() -> RequestContext | None:
-    """Return this request's context, None before it started."""
-    return g.get("context")

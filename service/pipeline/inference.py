@@ -7,10 +7,8 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from flask import current_app, has_app_context
-
-from service.api.schemas import MAX_SEED
 from service.catalog import ModelTarget, Route
+from service.catalog.tasks import MAX_SEED
 from service.errors import (
     GatewayError,
     InvalidRequest,
@@ -65,12 +63,22 @@ class InferenceRunner:
     """Turns a validated request into results, through the provider helpers and the Hub client,
     past the answer cache and the targets' circuit breakers."""
 
-    def __init__(self, client: HubClient, catalog, settings, cache: ResponseCache, breakers: Breakers):
+    def __init__(
+        self,
+        client: HubClient,
+        catalog,
+        settings,
+        cache: ResponseCache,
+        breakers: Breakers,
+        configured_keys: int | None = None,
+    ):
         self.client = client
         self.catalog = catalog
         self.settings = settings
         self.cache = cache
         self.breakers = breakers
+        # How many keys may call (None: no key ring to count), for the breakers' count of callers.
+        self.configured_keys = configured_keys
         self.pool = FanOutPool(settings.fanout_workers)
         self.model_tasks = ModelTasks(settings, catalog, client)
 
@@ -132,10 +140,9 @@ class InferenceRunner:
         key = context.client_key
         if key is None or key.name == OPEN_ACCESS_NAME:
             return OPEN_SERVICE
-        if not has_app_context():
+        if self.configured_keys is None:
             return Caller(key.name, self.settings.breaker_min_keys)
-        configured = len(current_app.extensions["gateway"].keyring.keys)
-        return Caller(key.name, max(1, min(self.settings.breaker_min_keys, configured)))
+        return Caller(key.name, max(1, min(self.settings.breaker_min_keys, self.configured_keys)))
 
     def _call(self, route: Route, target: ModelTarget, inputs: str, args: dict) -> InferenceCall:
         """Describe the task for one target."""

@@ -103,7 +103,9 @@ def post_worker_init(worker) -> None:
     collection no longer walks them, which shortens the pauses a collection puts on every
     request of the worker (gevent runs them all in one thread).
     """
-    worker.wsgi.extensions["gateway"].files_on_disk.problem()
+    from service.api.gateway import gateway_of  # the app is loaded by now, gevent patched first
+
+    gateway_of(worker.wsgi).files_on_disk.problem()
     gc.collect()
     gc.freeze()
 

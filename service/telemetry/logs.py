@@ -4,10 +4,7 @@ break its line (service/telemetry/log_records.py)."""
 import logging
 import sys
 
-from flask import request
-
 from service.catalog import Catalog, CatalogError
-from service.pipeline import context
 from service.settings import Settings
 from service.telemetry.json_logs import json_formatter
 from service.telemetry.log_records import escape_every_record
@@ -76,19 +73,7 @@ def _formatter(log_format: str) -> logging.Formatter:
     return logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def log_request(response):
+def write_access_line(fields: dict) -> None:
     """Write the one line per request: id, task, model, status, attempts, duration."""
-    current = context.current()
-    fields = {
-        "request_id": current.request_id if current else "-",
-        "method": request.method,
-        "path": request.path,
-        "task": current.task.name if current and current.task else "-",
-        "model": (current.model if current else None) or "-",
-        "status": response.status_code,
-        "upstream_attempts": current.usage.attempts if current else 0,
-        "duration_ms": round(current.seconds * 1000, 1) if current else 0.0,
-    }
     # The same line as text, and as fields for LOG_FORMAT=json.
     log.info("request " + " ".join(f"{name}=%s" for name in fields), *fields.values(), extra=fields)
-    return response

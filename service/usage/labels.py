@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import weakref
 
-from flask import current_app, has_app_context
-
 NO_MODEL = "-"
 OTHER_MODELS = "other"
 
@@ -30,11 +28,8 @@ def catalog_models(catalog) -> frozenset:
     return known
 
 
-def model_label(model: str | None) -> str:
-    """The name the ledger books a request's model under."""
+def model_label(model: str | None, catalog) -> str:
+    """The name the ledger books a request's model under, among those `catalog` names."""
     if not model or model == NO_MODEL:
         return NO_MODEL
-    if not has_app_context():
-        return model
-    catalog = current_app.extensions["gateway"].catalog
     return model if model in catalog_models(catalog) else OTHER_MODELS

@@ -11,52 +11,10 @@ is booked by the store as `interrupted` (service/keys/admission.py says how).
 
 from __future__ import annotations
 
-from flask import current_app, request
-
-from service.keys.admission import Ticket
-from service.keys.keyring import OPEN_ACCESS
-from service.pipeline import context
-from service.pipeline.context import RequestContext
-from service.store.contract import UsageEntry, utc_day
-from service.usage.labels import model_label
+from service.store.contract import UsageEntry
 
 COUNTS = ("requests", "results", "images", "upstream_attempts", "input_chars", "prompt_tokens", "completion_tokens")
 ERROR_PREFIX = "errors."
-
-
-def usage_entry(current: RequestContext, status: int, day: str) -> UsageEntry:
-    """What one request adds to its key's row."""
-    counts: dict[str, float] = {"requests": 1}
-    if status == 200:
-        counts["results"] = current.results
-        if current.task is not None and current.task.makes_images:
-            counts["images"] = current.results
-    else:
-        counts[ERROR_PREFIX + (current.error_type or f"http_{status}")] = 1
-    usage = current.usage
-    optional = {
-        "upstream_attempts": usage.attempts,
-        "upstream_seconds": round(usage.seconds, 6),
-        "input_chars": current.input_chars,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-    }
-    counts.update({name: value for name, value in optional.items() if value})
-    key = (current.client_key or OPEN_ACCESS).name
-    return UsageEntry(day, key, model_label(current.model), counts)
-
-
-def settle_request(response):
-    """After every inference request: settle its admission and write its ledger row."""
-    current = context.current()
-    if current is None or current.task is None or not request.path.startswith("/api/infer/"):
-        return response
-    admission = current_app.extensions["gateway"].admission
-    ticket = current.ticket or Ticket((current.client_key or OPEN_ACCESS).name, utc_day(admission.clock()))
-    entry = usage_entry(current, response.status_code, ticket.day)
-    confirm = admission.settle(ticket, delivered=response.status_code == 200, usage=entry)
-    response.call_on_close(confirm)  # the store's reply is awaited once the answer has gone
-    return response
 
 
 def row_shape(entry: UsageEntry) -> dict:

@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from service.api.schemas import MAX_SEED
+from service.catalog.tasks import MAX_SEED
 from tests.support.browser import console_errors, headless_chromium
 from tests.support.gunicorn_server import GunicornServer
 from tests.support.service import service_env

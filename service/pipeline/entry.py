@@ -1,0 +1,60 @@
+"""The one call every HTTP surface makes into the pipeline.
+
+A surface reads its wire format into an `Ask` (the task, the model or route the caller named,
+the validated inputs and arguments, whether the answer is streamed) and hands it in with the
+request's context, which names the caller. It gets back an `InferenceResult` or one of the
+errors of service/errors.py, and writes either in its own wire format.
+"""
+
+from dataclasses import dataclass
+
+from service.catalog import Catalog
+from service.catalog.tasks import Task
+from service.errors import InvalidRequest
+from service.hub.deadline import Deadline
+from service.keys.admission import Admission
+from service.pipeline.context import RequestContext
+from service.pipeline.inference import InferenceResult, InferenceRunner
+from service.usage.labels import model_label
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What a caller asks of the pipeline, whatever surface it came through."""
+
+    task: Task
+    inputs: str
+    args: dict  # validated against the task's argument schema (api/schemas.py)
+    model_name: str | None = None  # a catalog key, alias or Hub id; None for the task's route
+    model_type: str | None = None  # a translation pair such as zh2en
+    stream: bool = False
+
+
+class Pipeline:
+    """Runs an `Ask`: its route, admission against the caller's limits, then the route's
+    targets through the cache, the breakers, fan-out and fallback, within the task's deadline."""
+
+    def __init__(self, catalog: Catalog, settings, admission: Admission, runner: InferenceRunner):
+        self.catalog = catalog
+        self.settings = settings
+        self.admission = admission
+        self.runner = runner
+
+    def infer(self, ask: Ask, context: RequestContext) -> InferenceResult:
+        """Answer `ask` for the caller `context.client_key`; the context records what it took."""
+        if ask.stream:
+            raise InvalidRequest("stream: answers are not streamed; leave stream out or false")
+        context.task = ask.task
+        route = self.catalog.route(ask.task.name, ask.model_name, ask.model_type)
+        self.runner.check_serves(route)
+        context.model = route.targets[0].id
+        context.input_chars = len(ask.inputs)
+        deadline_seconds = self.settings.deadline_for(ask.task.name)
+        results = ask.args["num_sentences"]
+        model = model_label(context.model, self.catalog)
+        context.ticket = self.admission.admit(context.client_key, ask.task, results, deadline_seconds, model)
+        context.deadline = Deadline(deadline_seconds)
+        outcome = self.runner.run(route, ask.inputs, ask.args, context)
+        context.model = outcome.model
+        context.results = len(outcome.results)
+        return outcome
