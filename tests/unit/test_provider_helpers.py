@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from service.catalog import Catalog, CatalogError
-from service.hub.providers import check_catalog, helper_for, tasks_served
+from service.hub.providers import Providers
 from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
@@ -67,8 +67,11 @@ def client(clock):
     return make_app(settings, BASE + MODELS, clock).test_client()
 
 
+PROVIDERS = Providers.from_settings(make_settings(hf_providers_base=ROOT))
+
+
 def checked(models: str) -> None:
-    check_catalog(Catalog(tomllib.loads(BASE + models)))
+    PROVIDERS.check(Catalog(tomllib.loads(BASE + models)))
 
 
 @pytest.mark.parametrize(
@@ -124,9 +127,9 @@ def test_router_policies_are_providers_of_chat_models(clock, mock_hub, policy):
 
 def test_wavespeed_and_zai_org_serve_text_to_image():
     catalog = Catalog(tomllib.loads(BASE + MODELS))
-    assert tasks_served(catalog.models["wavespeed"]) == ["text-to-image"]
-    assert tasks_served(catalog.models["zai"]) == ["text-to-image"]
-    assert helper_for(catalog.models["wavespeed"], "text-to-text") is None
+    assert PROVIDERS.tasks_served(catalog.models["wavespeed"]) == ["text-to-image"]
+    assert PROVIDERS.tasks_served(catalog.models["zai"]) == ["text-to-image"]
+    assert PROVIDERS.helper_for(catalog.models["wavespeed"], "text-to-text") is None
 
 
 def test_a_reasoning_models_thinking_is_stripped_from_text_to_text_and_translation(client, mock_hub):
