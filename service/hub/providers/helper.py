@@ -4,7 +4,7 @@ readers of answers.
 A helper is built once per app with its provider's base URL, and does no I/O. It says where
 and what to send (`request`: the base URL and the `route` under it, the headers, the payload),
 reads the answer (`parse`), and, for providers that answer before they have finished, what to
-ask next and when (`next_poll`). The Hub client sends
+ask next and when (`next_poll`, usually a GET built by `poll_at`). The Hub client sends
 everything, with the deadline, the retries and the download checks.
 """
 
@@ -136,6 +136,18 @@ class ProviderHelper:
     def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest) -> Poll | None:
         """Return what to ask next when the provider has not finished (`reply` answered `sent`); None when it has."""
         return None
+
+    def poll_at(self, call: InferenceCall, route: str, after_seconds: float, headers: dict | None = None) -> Poll:
+        """Ask, after `after_seconds`, with a GET of `route` under the base URL, sent with the
+        call's own credential (the Hub token on the router's routes)."""
+        request = UpstreamRequest(
+            url=f"{self.base_url}{route}",
+            payload=None,
+            method="GET",
+            headers=headers or {},
+            credential=credential_of(call.target),
+        )
+        return Poll(request, after_seconds)
 
 
 def credential_of(target: ModelTarget) -> str | None:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, json_answer, set_args
 
 _INPUTS = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed", "width", "height")
 RUNNING = ("starting", "processing")
@@ -44,9 +44,7 @@ class ReplicateTextToImage(ProviderHelper):
         document = json_answer(reply)
         if not isinstance(document, dict) or document.get("status") not in RUNNING or _output_url(document):
             return None
-        url = f"{self.base_url}{_PREDICTIONS_PATH}{_prediction_id(document)}"
-        request = UpstreamRequest(url=url, payload=None, method="GET", credential=credential_of(call.target))
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, f"{_PREDICTIONS_PATH}{_prediction_id(document)}", POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         document = json_answer(reply)

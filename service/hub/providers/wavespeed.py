@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, dig, json_answer, set_args
 
 _PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed")
 RUNNING = ("created", "processing")
@@ -40,13 +40,7 @@ class WavespeedTextToImage(ProviderHelper):
         path = urlsplit(str(dig(data, "urls", "get") or "")).path
         if not path.startswith("/api/v3/predictions/"):
             raise UpstreamError("the wavespeed task has no result URL to poll")
-        request = UpstreamRequest(
-            url=f"{self.base_url}{path}",
-            payload=None,
-            method="GET",
-            credential=credential_of(call.target),
-        )
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, path, POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         data = dig(json_answer(reply), "data")

@@ -6,7 +6,7 @@
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, dig, json_answer
 
 POLL_SECONDS = 2.0
 _ROUTE = "/api/paas/v4"
@@ -41,14 +41,7 @@ class ZaiTextToImage(ProviderHelper):
         task_id = dig(document, "id")
         if not isinstance(task_id, str) or not task_id.replace("-", "").isalnum():
             raise UpstreamError("the zai-org task has no id to poll")
-        request = UpstreamRequest(
-            url=f"{self.base_url}{_ROUTE}/async-result/{task_id}",
-            payload=None,
-            method="GET",
-            headers=self.headers(call),
-            credential=credential_of(call.target),
-        )
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, f"{_ROUTE}/async-result/{task_id}", POLL_SECONDS, self.headers(call))
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         document = json_answer(reply)
