@@ -174,6 +174,25 @@ def test_a_polled_provider_asks_again_with_a_get_under_its_base_url_with_the_hub
     assert poll.after_seconds > 0
 
 
+def test_helpers_are_reached_at_the_bases_the_settings_name():
+    settings = make_settings(hf_api_base="https://a.test/models", hf_router_base="https://b.test/v1")
+    providers = Providers.from_settings(settings)
+    catalog = Catalog(
+        tomllib.loads(
+            BASE + '[models.hosted]\nid = "o/hosted"\n[models.chat]\nid = "o/chat"\nprotocol = "openai-chat"\n'
+            '[models.novita]\nid = "o/novita"\nprotocol = "openai-completions"\nprovider = "novita"\n'
+        )
+    )
+
+    def url_of(key: str, task_type: str) -> str:
+        target = catalog.models[key]
+        return providers.helper_for(target, task_type).url(InferenceCall(task_type, target, "Once", {}))
+
+    assert url_of("hosted", "text-completion") == "https://a.test/models/o/hosted"
+    assert url_of("chat", "text-to-text") == "https://b.test/v1/chat/completions"
+    assert url_of("novita", "text-completion") == f"{settings.hf_providers_base}/novita/v3/openai/completions"
+
+
 def test_a_reasoning_models_thinking_is_stripped_from_text_to_text_and_translation(client, mock_hub):
     mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "Dress"))
     mock_hub.post(f"{ROUTER}/chat/completions", json=reasoning_answer(THINKING + "One-piece dress"))
