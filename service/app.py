@@ -11,7 +11,7 @@ from service.api.lifecycle import register_lifecycle
 from service.api.schemas import InferRequestSchema
 from service.catalog import Catalog
 from service.hub.client import HubClient
-from service.hub.providers import check_catalog
+from service.hub.providers import Providers
 from service.keys.admission import Admission
 from service.keys.keyring import KeyRing
 from service.pipeline.breakers import Breakers
@@ -47,7 +47,8 @@ def create_app(
         settings, catalog, keyring = configuration.settings, configuration.catalog, configuration.keyring
     settings = settings or Settings.from_env()
     catalog = catalog or Catalog.from_file(settings.models_config)
-    check_catalog(catalog)
+    providers = Providers.from_settings(settings)
+    providers.check(catalog)
     redactor = Redactor(secrets_of(settings, catalog))
     keyring = KeyRing.from_settings(settings) if keyring is None else keyring
     # The master refuses to start on a store that can never work; a worker it forks later boots
@@ -64,7 +65,7 @@ def create_app(
     app.json.sort_keys = False
     cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes)
     breakers = Breakers(store, breaker_policy(settings), catalog)
-    runner = InferenceRunner(client, catalog, settings, cache, breakers, configured_keys=len(keyring.keys))
+    runner = InferenceRunner(client, catalog, settings, cache, breakers, providers, configured_keys=len(keyring.keys))
     admission = Admission(store)
     gateway = Gateway(
         settings=settings,

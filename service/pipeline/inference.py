@@ -21,7 +21,7 @@ from service.errors import (
 from service.hub.client import HubClient
 from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink
-from service.hub.providers import cannot_serve, helper_for
+from service.hub.providers import Providers
 from service.hub.providers.helper import InferenceCall, ProviderHelper
 from service.keys.keyring import OPEN_ACCESS_NAME
 from service.pipeline.breakers import OPEN_SERVICE, Breakers, Caller
@@ -70,6 +70,7 @@ class InferenceRunner:
         settings,
         cache: ResponseCache,
         breakers: Breakers,
+        providers: Providers,
         configured_keys: int | None = None,
     ):
         self.client = client
@@ -77,6 +78,7 @@ class InferenceRunner:
         self.settings = settings
         self.cache = cache
         self.breakers = breakers
+        self.providers = providers
         # How many keys may call (None: no key ring to count), for the breakers' count of callers.
         self.configured_keys = configured_keys
         self.pool = FanOutPool(settings.fanout_workers)
@@ -85,9 +87,9 @@ class InferenceRunner:
     def check_serves(self, route: Route) -> None:
         """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
         for target in route.targets:
-            if helper_for(target, route.task_type) is None:
+            if self.providers.helper_for(target, route.task_type) is None:
                 raise InvalidRequest(
-                    f"model_name: {cannot_serve(target, route.task_type)}",
+                    f"model_name: {self.providers.cannot_serve(target, route.task_type)}",
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
                 )
         if route.named:
@@ -160,7 +162,7 @@ class InferenceRunner:
     def _run_target(self, call: InferenceCall, context: RequestContext) -> list:
         """Get `num_sentences` results from one model."""
         count = call.args["num_sentences"]
-        helper = helper_for(call.target, call.task_type)
+        helper = self.providers.helper_for(call.target, call.task_type)
         if not call.sampling:
             # Greedy decoding gives the same answer every time: ask once, repeat it.
             return self._ask(helper, call, None, 1, context) * count
@@ -178,7 +180,7 @@ class InferenceRunner:
 
     def _ask(self, helper: ProviderHelper, call: InferenceCall, seed, n: int, context: RequestContext) -> list:
         """One upstream call's results: from the cache when the call is deterministic, else asked."""
-        request = helper.request(call, self.settings, seed, n)
+        request = helper.request(call, seed, n)
         if not (self.cache.enabled and is_deterministic(call, helper)):
             context.cache.count(hit=False)
             return self._ask_upstream(helper, call, request, n, context)
@@ -194,7 +196,7 @@ class InferenceRunner:
 
     def _until_finished(self, helper: ProviderHelper, call: InferenceCall, sent, reply, context: RequestContext):
         """Poll a provider that answered before it finished, as long as the deadline allows."""
-        while (poll := helper.next_poll(call, reply, sent, self.settings)) is not None:
+        while (poll := helper.next_poll(call, reply, sent)) is not None:
             remaining = context.deadline.remaining()
             if remaining <= poll.after_seconds:
                 self.client.pause(remaining)  # the answer may still come: wait the whole deadline

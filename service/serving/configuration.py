@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.catalog import Catalog
-from service.hub.providers import check_catalog
+from service.hub.providers import Providers
 from service.keys.keyring import KeyRing
 from service.settings import DOTENV_FILE, Settings, environ_with_dotenv
 from service.telemetry import metrics
@@ -38,7 +38,7 @@ def read_configuration(environ=None) -> Configuration:
     """Read and check the settings, the model catalog and the key file as they are on disk now."""
     settings = Settings.from_env(environ)
     catalog = Catalog.from_file(settings.models_config)
-    check_catalog(catalog)
+    Providers.from_settings(settings).check(catalog)
     return Configuration(settings, catalog, KeyRing.from_settings(settings))
 
 
@@ -79,7 +79,7 @@ def read_files(running: Settings) -> Settings:
     settings = running
     if DOTENV_FILE.exists():
         settings = Settings.from_env(environ_with_dotenv(os.environ)[0])  # this process's environment stays
-    check_catalog(Catalog.from_file(settings.models_config))
+    Providers.from_settings(settings).check(Catalog.from_file(settings.models_config))
     KeyRing.from_settings(settings)
     return settings
 

@@ -6,8 +6,8 @@ import pytest
 
 from service.catalog import Catalog, CatalogError, is_valid_model_name
 from service.errors import InvalidRequest, UnknownTask
-from service.hub.providers import check_catalog
-from service.settings import DEFAULT_MODELS_CONFIG
+from service.hub.providers import Providers
+from service.settings import DEFAULT_MODELS_CONFIG, Settings
 
 MINIMAL = """
 [tasks.text-translation]
@@ -50,7 +50,7 @@ def test_shipped_configuration_serves_every_task_and_both_directions():
 )
 def test_invalid_configuration_fails_at_start_up(extra, base):
     with pytest.raises(CatalogError):
-        check_catalog(catalog(extra, base))
+        Providers.from_settings(Settings()).check(catalog(extra, base))
 
 
 def test_unreadable_file_is_a_catalog_error(tmp_path):

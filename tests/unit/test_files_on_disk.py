@@ -7,7 +7,7 @@ import pytest
 
 from service import create_app
 from service.catalog import Catalog
-from service.hub.providers import check_catalog
+from service.hub.providers import Providers
 from service.keys.keyring import KeyRing
 from service.serving import configuration
 from service.serving.configuration import Configuration, FilesOnDisk
@@ -85,5 +85,5 @@ def test_the_files_watched_are_those_the_settings_on_disk_name(tmp_path):
 
 def read_files_as(settings):
     """read_files, with the settings `.env` would make given by the test."""
-    check_catalog(Catalog.from_file(settings.models_config))
+    Providers.from_settings(settings).check(Catalog.from_file(settings.models_config))
     return settings

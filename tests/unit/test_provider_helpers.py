@@ -7,7 +7,9 @@ import tomllib
 import pytest
 
 from service.catalog import Catalog, CatalogError
-from service.hub.providers import check_catalog, helper_for, tasks_served
+from service.hub.messages import HUB_TOKEN, UpstreamReply
+from service.hub.providers import Providers
+from service.hub.providers.helper import InferenceCall
 from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
@@ -67,8 +69,11 @@ def client(clock):
     return make_app(settings, BASE + MODELS, clock).test_client()
 
 
+PROVIDERS = Providers.from_settings(make_settings(hf_providers_base=ROOT))
+
+
 def checked(models: str) -> None:
-    check_catalog(Catalog(tomllib.loads(BASE + models)))
+    PROVIDERS.check(Catalog(tomllib.loads(BASE + models)))
 
 
 @pytest.mark.parametrize(
@@ -124,9 +129,68 @@ def test_router_policies_are_providers_of_chat_models(clock, mock_hub, policy):
 
 def test_wavespeed_and_zai_org_serve_text_to_image():
     catalog = Catalog(tomllib.loads(BASE + MODELS))
-    assert tasks_served(catalog.models["wavespeed"]) == ["text-to-image"]
-    assert tasks_served(catalog.models["zai"]) == ["text-to-image"]
-    assert helper_for(catalog.models["wavespeed"], "text-to-text") is None
+    assert PROVIDERS.tasks_served(catalog.models["wavespeed"]) == ["text-to-image"]
+    assert PROVIDERS.tasks_served(catalog.models["zai"]) == ["text-to-image"]
+    assert PROVIDERS.helper_for(catalog.models["wavespeed"], "text-to-text") is None
+
+
+POLLED = [
+    pytest.param(
+        'protocol = "replicate"\nprovider_model = "a/b:1f2e"',
+        {"status": "processing", "id": "jf23", "urls": {"get": "https://api.replicate.com/v1/predictions/jf23"}},
+        f"{ROOT}/replicate/v1/predictions/jf23",
+        {},
+        id="replicate",
+    ),
+    pytest.param(
+        'protocol = "wavespeed"\nprovider_model = "wavespeed-ai/flux-dev"',
+        {"data": {"status": "processing", "urls": {"get": "https://api.wavespeed.ai/api/v3/predictions/7c1e/result"}}},
+        f"{ROOT}/wavespeed/api/v3/predictions/7c1e/result",
+        {},
+        id="wavespeed",
+    ),
+    pytest.param(
+        'protocol = "zai-org"\nprovider_model = "cogview-4-250304"',
+        {"id": "9f2a-1", "task_status": "PROCESSING"},
+        f"{ROOT}/zai-org/api/paas/v4/async-result/9f2a-1",
+        {"Accept-Language": "en-US,en"},
+        id="zai-org",
+    ),
+]
+
+
+@pytest.mark.parametrize("entry, answer, polled_url, headers", POLLED)
+def test_a_polled_provider_asks_again_with_a_get_under_its_base_url_with_the_hub_token(
+    entry, answer, polled_url, headers
+):
+    target = Catalog(tomllib.loads(f'{BASE}[models.m]\nid = "o/m"\n{entry}\n')).models["m"]
+    helper = PROVIDERS.helper_for(target, "text-to-image")
+    call = InferenceCall("text-to-image", target, "a dress", {"num_sentences": 1})
+    sent = helper.request(call, None, 1)
+    poll = helper.next_poll(call, UpstreamReply(200, {}, json.dumps(answer).encode()), sent)
+    assert sent.url.startswith(f"{ROOT}/{target.protocol}/") and sent.method == "POST"
+    assert (poll.request.method, poll.request.url, poll.request.payload) == ("GET", polled_url, None)
+    assert poll.request.headers == headers and poll.request.credential == HUB_TOKEN
+    assert poll.after_seconds > 0
+
+
+def test_helpers_are_reached_at_the_bases_the_settings_name():
+    settings = make_settings(hf_api_base="https://a.test/models", hf_router_base="https://b.test/v1")
+    providers = Providers.from_settings(settings)
+    catalog = Catalog(
+        tomllib.loads(
+            BASE + '[models.hosted]\nid = "o/hosted"\n[models.chat]\nid = "o/chat"\nprotocol = "openai-chat"\n'
+            '[models.novita]\nid = "o/novita"\nprotocol = "openai-completions"\nprovider = "novita"\n'
+        )
+    )
+
+    def url_of(key: str, task_type: str) -> str:
+        target = catalog.models[key]
+        return providers.helper_for(target, task_type).url(InferenceCall(task_type, target, "Once", {}))
+
+    assert url_of("hosted", "text-completion") == "https://a.test/models/o/hosted"
+    assert url_of("chat", "text-to-text") == "https://b.test/v1/chat/completions"
+    assert url_of("novita", "text-completion") == f"{settings.hf_providers_base}/novita/v3/openai/completions"
 
 
 def test_a_reasoning_models_thinking_is_stripped_from_text_to_text_and_translation(client, mock_hub):

@@ -15,8 +15,8 @@ class FalAiTextToImage(ProviderHelper):
     tasks = ("text-to-image",)
     config_keys = required_keys = frozenset({"provider_model"})
 
-    def url(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/fal-ai/{call.target.provider_model}"
+    def route(self, call: InferenceCall) -> str:
+        return f"/{call.target.provider_model}"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         args = dict(call.args, seed=seed)
@@ -32,4 +32,4 @@ class FalAiTextToImage(ProviderHelper):
         return [ImageLink(url=url, provider=self.provider)]
 
 
-HELPERS = {"fal-ai": {"text-to-image": FalAiTextToImage()}}
+HELPERS = {"fal-ai": {"text-to-image": FalAiTextToImage}}

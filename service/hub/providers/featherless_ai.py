@@ -9,8 +9,8 @@ class FeatherlessCompletions(CompletionsHelper):
 
     provider = "featherless-ai"
 
-    def route(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/featherless-ai/v1/completions"
+    def route(self, call: InferenceCall) -> str:
+        return "/v1/completions"
 
 
-HELPERS = {"openai-completions": {"text-completion": FeatherlessCompletions()}}
+HELPERS = {"openai-completions": {"text-completion": FeatherlessCompletions}}

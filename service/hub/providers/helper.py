@@ -1,10 +1,11 @@
 """What every provider helper shares: the call it serves, the steps it may override, and small
 readers of answers.
 
-A helper does no I/O. It says where and what to send (`request`), reads the answer (`parse`),
-and, for providers that answer before they have finished, what to ask next and when
-(`next_poll`). The Hub client sends everything, with the deadline, the retries and the
-download checks.
+A helper is built once per app with its provider's base URL, and does no I/O. It says where
+and what to send (`request`: the base URL and the `route` under it, the headers, the payload),
+reads the answer (`parse`), and, for providers that answer before they have finished, what to
+ask next and when (`next_poll`, usually a GET built by `poll_at`). The Hub client sends
+everything, with the deadline, the retries and the download checks.
 """
 
 import re
@@ -69,7 +70,8 @@ class ProviderHelper:
 
     `provider` names it as the Hub's model API does (for liveness); `tasks` are the gateway
     tasks it can serve; `config_keys` the model-entry keys it takes beyond COMMON_KEYS, and
-    `required_keys` those it cannot do without.
+    `required_keys` those it cannot do without. `base_url` is where its routes start (the
+    router's root and the provider's name, such as `https://router.huggingface.co/fal-ai`).
     """
 
     provider = ""
@@ -79,6 +81,9 @@ class ProviderHelper:
     asks_for_n = False  # several results in one call (OpenAI's `n`), or one call per result
     sends_seed = True  # a seed reaches the upstream, so a seeded call has one answer
     makes_images = False
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
 
     def check(self, target: ModelTarget) -> None:
         """Refuse, at start, a model entry this helper needs something of and cannot find."""
@@ -94,18 +99,22 @@ class ProviderHelper:
         """Tell whether this helper can serve `task_type` for `target` as configured."""
         return task_type in self.tasks
 
-    def request(self, call: InferenceCall, settings, seed: int | None, n: int) -> UpstreamRequest:
+    def request(self, call: InferenceCall, seed: int | None, n: int) -> UpstreamRequest:
         """Build the request for `n` results (one unless asks_for_n), with `seed`."""
         return UpstreamRequest(
-            url=self.url(call, settings),
+            url=self.url(call),
             payload=self.payload(call, seed, n),
             headers=self.headers(call),
             wants_image=self.makes_images,
             credential=credential_of(call.target),
         )
 
-    def url(self, call: InferenceCall, settings) -> str:
-        """Return where the request goes."""
+    def url(self, call: InferenceCall) -> str:
+        """Return where the request goes: the route under the base URL."""
+        return f"{self.base_url}{self.route(call)}"
+
+    def route(self, call: InferenceCall) -> str:
+        """Return the request's path under the base URL (`/v1/images/generations`)."""
         raise NotImplementedError
 
     def headers(self, call: InferenceCall) -> dict:
@@ -124,9 +133,21 @@ class ProviderHelper:
         """The (prompt, completion) tokens the answer says it used; (0, 0) when it does not say."""
         return (0, 0)
 
-    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest, settings) -> Poll | None:
+    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest) -> Poll | None:
         """Return what to ask next when the provider has not finished (`reply` answered `sent`); None when it has."""
         return None
+
+    def poll_at(self, call: InferenceCall, route: str, after_seconds: float, headers: dict | None = None) -> Poll:
+        """Ask, after `after_seconds`, with a GET of `route` under the base URL, sent with the
+        call's own credential (the Hub token on the router's routes)."""
+        request = UpstreamRequest(
+            url=f"{self.base_url}{route}",
+            payload=None,
+            method="GET",
+            headers=headers or {},
+            credential=credential_of(call.target),
+        )
+        return Poll(request, after_seconds)
 
 
 def credential_of(target: ModelTarget) -> str | None:

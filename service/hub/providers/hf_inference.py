@@ -23,9 +23,12 @@ class HfInferenceTask(ProviderHelper):
 
     provider = "hf-inference"
 
-    def url(self, call: InferenceCall, settings) -> str:
+    def url(self, call: InferenceCall) -> str:
         """The model's own server, or its hosted route."""
-        return call.target.url or f"{settings.hf_api_base}/{call.target.id}"
+        return call.target.url or super().url(call)
+
+    def route(self, call: InferenceCall) -> str:
+        return f"/{call.target.id}"
 
     def headers(self, call: InferenceCall) -> dict:
         """Sampled results must not come from the deployment's cache."""
@@ -108,17 +111,16 @@ class Completions(CompletionsHelper):
 
     provider = "hf-inference"
 
-    def route(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_api_base}/{call.target.id}/v1/completions"
+    def route(self, call: InferenceCall) -> str:
+        return f"/{call.target.id}/v1/completions"
 
 
-TRANSLATION, TEXT_GENERATION, TEXT_TO_IMAGE = Translation(), TextGeneration(), TextToImage()
 HELPERS = {
     "hf-inference": {
-        "text-translation": TRANSLATION,
-        "text-completion": TEXT_GENERATION,
-        "text-to-text": TEXT_GENERATION,
-        "text-to-image": TEXT_TO_IMAGE,
+        "text-translation": Translation,
+        "text-completion": TextGeneration,
+        "text-to-text": TextGeneration,
+        "text-to-image": TextToImage,
     },
-    "openai-completions": {"text-completion": Completions()},
+    "openai-completions": {"text-completion": Completions},
 }

@@ -9,8 +9,8 @@ class NovitaCompletions(CompletionsHelper):
 
     provider = "novita"
 
-    def route(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/novita/v3/openai/completions"
+    def route(self, call: InferenceCall) -> str:
+        return "/v3/openai/completions"
 
 
-HELPERS = {"openai-completions": {"text-completion": NovitaCompletions()}}
+HELPERS = {"openai-completions": {"text-completion": NovitaCompletions}}

@@ -13,8 +13,8 @@ class NscaleTextToImage(ProviderHelper):
     config_keys = required_keys = frozenset({"provider_model"})
     makes_images = True
 
-    def url(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/nscale/v1/images/generations"
+    def route(self, call: InferenceCall) -> str:
+        return "/v1/images/generations"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         args = dict(call.args, seed=seed)
@@ -32,4 +32,4 @@ class NscaleTextToImage(ProviderHelper):
         return [image_from_reply(reply)]
 
 
-HELPERS = {"openai-images": {"text-to-image": NscaleTextToImage()}}
+HELPERS = {"openai-images": {"text-to-image": NscaleTextToImage}}

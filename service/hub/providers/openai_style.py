@@ -1,7 +1,7 @@
 """What the OpenAI-style routes share: chat and plain completions, several results with `n`.
 
 A provider that speaks OpenAI's API subclasses one of these two helpers and says where its
-route is. A model with its own `url` (vLLM, llama.cpp's server, Ollama, TGI's Messages API)
+`route` is under its base URL. A model with its own `url` (vLLM, llama.cpp's server, Ollama, TGI's Messages API)
 is reached at `<url>/v1/chat/completions` or `<url>/v1/completions`.
 """
 
@@ -101,15 +101,11 @@ class ChatHelper(ProviderHelper):
         messages.append({"role": "user", "content": call.fill(prompt.get("user", "{text}"))})
         return messages
 
-    def url(self, call: InferenceCall, settings) -> str:
+    def url(self, call: InferenceCall) -> str:
         """A model's own server, or the provider's route."""
         if call.target.url:
             return f"{call.target.url}/v1/chat/completions"
-        return self.route(settings)
-
-    def route(self, settings) -> str:
-        """Return the provider's chat route (without a model of its own)."""
-        raise NotImplementedError
+        return super().url(call)
 
     def tokens(self, reply: UpstreamReply) -> tuple[int, int]:
         return reported_tokens(reply)
@@ -132,15 +128,11 @@ class CompletionsHelper(ProviderHelper):
     asks_for_n = True
     config_keys = frozenset({"provider_model", "keep_thinking"})
 
-    def url(self, call: InferenceCall, settings) -> str:
+    def url(self, call: InferenceCall) -> str:
         """A model's own server, or the provider's route."""
         if call.target.url:
             return f"{call.target.url}/v1/completions"
-        return self.route(call, settings)
-
-    def route(self, call: InferenceCall, settings) -> str:
-        """Return the provider's completions route."""
-        raise NotImplementedError
+        return super().url(call)
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         """Ask for `n` continuations of the (decorated) input."""

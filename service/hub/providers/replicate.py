@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, json_answer, set_args
 
 _INPUTS = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed", "width", "height")
 RUNNING = ("starting", "processing")
@@ -25,10 +25,9 @@ class ReplicateTextToImage(ProviderHelper):
     tasks = ("text-to-image",)
     config_keys = required_keys = frozenset({"provider_model"})
 
-    def url(self, call: InferenceCall, settings) -> str:
+    def route(self, call: InferenceCall) -> str:
         model = call.target.provider_model
-        base = f"{settings.hf_providers_base}/replicate/v1"
-        return f"{base}/predictions" if ":" in model else f"{base}/models/{model}/predictions"
+        return "/v1/predictions" if ":" in model else f"/v1/models/{model}/predictions"
 
     def headers(self, call: InferenceCall) -> dict:
         return {"Prefer": "wait"}
@@ -39,15 +38,13 @@ class ReplicateTextToImage(ProviderHelper):
             payload["version"] = call.target.provider_model.split(":", 1)[1]
         return payload
 
-    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest, settings) -> Poll | None:
+    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest) -> Poll | None:
         """Ask again, through the router, while the prediction runs without an output yet
         (its output URL may come before its status says `succeeded`)."""
         document = json_answer(reply)
         if not isinstance(document, dict) or document.get("status") not in RUNNING or _output_url(document):
             return None
-        url = f"{settings.hf_providers_base}/replicate/v1/predictions/{_prediction_id(document)}"
-        request = UpstreamRequest(url=url, payload=None, method="GET", credential=credential_of(call.target))
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, f"{_PREDICTIONS_PATH}{_prediction_id(document)}", POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         document = json_answer(reply)
@@ -78,4 +75,4 @@ def _prediction_id(document: dict) -> str:
     return found
 
 
-HELPERS = {"replicate": {"text-to-image": ReplicateTextToImage()}}
+HELPERS = {"replicate": {"text-to-image": ReplicateTextToImage}}

@@ -26,8 +26,8 @@ class RouterChat(ChatHelper):
     def describe(self) -> str:
         return "protocol openai-chat"
 
-    def route(self, settings) -> str:
-        return f"{settings.hf_router_base}/chat/completions"
+    def route(self, call: InferenceCall) -> str:
+        return "/chat/completions"
 
     def model_name(self, call: InferenceCall) -> str:
         target = call.target
@@ -35,6 +35,3 @@ class RouterChat(ChatHelper):
             return target.provider_model or target.id
         suffix = policy_of(target.provider) or target.provider
         return f"{target.id}:{suffix}" if suffix else target.id
-
-
-CHAT = RouterChat()

@@ -14,8 +14,8 @@ class TogetherTextToImage(ProviderHelper):
     config_keys = required_keys = frozenset({"provider_model"})
     makes_images = True
 
-    def url(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/together/v1/images/generations"
+    def route(self, call: InferenceCall) -> str:
+        return "/v1/images/generations"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         args = dict(call.args, seed=seed)
@@ -37,11 +37,11 @@ class TogetherCompletions(CompletionsHelper):
 
     provider = "together"
 
-    def route(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/together/v1/completions"
+    def route(self, call: InferenceCall) -> str:
+        return "/v1/completions"
 
 
 HELPERS = {
-    "openai-images": {"text-to-image": TogetherTextToImage()},
-    "openai-completions": {"text-completion": TogetherCompletions()},
+    "openai-images": {"text-to-image": TogetherTextToImage},
+    "openai-completions": {"text-completion": TogetherCompletions},
 }

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer, set_args
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, dig, json_answer, set_args
 
 _PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "seed")
 RUNNING = ("created", "processing")
@@ -22,8 +22,8 @@ class WavespeedTextToImage(ProviderHelper):
     tasks = ("text-to-image",)
     config_keys = required_keys = frozenset({"provider_model"})
 
-    def url(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}/wavespeed/api/v3/{call.target.provider_model}"
+    def route(self, call: InferenceCall) -> str:
+        return f"/api/v3/{call.target.provider_model}"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         args = dict(call.args, seed=seed)
@@ -32,7 +32,7 @@ class WavespeedTextToImage(ProviderHelper):
             payload["size"] = f"{args['width']}*{args['height']}"
         return payload
 
-    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest, settings) -> Poll | None:
+    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest) -> Poll | None:
         """Ask for the task's result, through the router, while it is still running."""
         data = dig(json_answer(reply), "data")
         if not isinstance(data, dict) or data.get("status") not in RUNNING:
@@ -40,13 +40,7 @@ class WavespeedTextToImage(ProviderHelper):
         path = urlsplit(str(dig(data, "urls", "get") or "")).path
         if not path.startswith("/api/v3/predictions/"):
             raise UpstreamError("the wavespeed task has no result URL to poll")
-        request = UpstreamRequest(
-            url=f"{settings.hf_providers_base}/wavespeed{path}",
-            payload=None,
-            method="GET",
-            credential=credential_of(call.target),
-        )
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, path, POLL_SECONDS)
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         data = dig(json_answer(reply), "data")
@@ -56,4 +50,4 @@ class WavespeedTextToImage(ProviderHelper):
         raise UpstreamError(f"the wavespeed task did not complete: {dig(data, 'error') or dig(data, 'status')}")
 
 
-HELPERS = {"wavespeed": {"text-to-image": WavespeedTextToImage()}}
+HELPERS = {"wavespeed": {"text-to-image": WavespeedTextToImage}}

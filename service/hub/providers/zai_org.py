@@ -6,10 +6,10 @@
 from service.errors import UpstreamError
 from service.hub.downloads import ImageLink
 from service.hub.messages import UpstreamReply, UpstreamRequest
-from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, credential_of, dig, json_answer
+from service.hub.providers.helper import InferenceCall, Poll, ProviderHelper, dig, json_answer
 
 POLL_SECONDS = 2.0
-_ROUTE = "/zai-org/api/paas/v4"
+_ROUTE = "/api/paas/v4"
 
 
 class ZaiTextToImage(ProviderHelper):
@@ -19,8 +19,8 @@ class ZaiTextToImage(ProviderHelper):
     tasks = ("text-to-image",)
     config_keys = required_keys = frozenset({"provider_model"})
 
-    def url(self, call: InferenceCall, settings) -> str:
-        return f"{settings.hf_providers_base}{_ROUTE}/async/images/generations"
+    def route(self, call: InferenceCall) -> str:
+        return f"{_ROUTE}/async/images/generations"
 
     def headers(self, call: InferenceCall) -> dict:
         return {"Accept-Language": "en-US,en"}
@@ -31,7 +31,7 @@ class ZaiTextToImage(ProviderHelper):
             payload["size"] = f"{call.args['width']}x{call.args['height']}"
         return payload
 
-    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest, settings) -> Poll | None:
+    def next_poll(self, call: InferenceCall, reply: UpstreamReply, sent: UpstreamRequest) -> Poll | None:
         """Ask for the result by the task's id while it is processing."""
         document = json_answer(reply)
         if dig(document, "task_status") != "PROCESSING":
@@ -41,14 +41,7 @@ class ZaiTextToImage(ProviderHelper):
         task_id = dig(document, "id")
         if not isinstance(task_id, str) or not task_id.replace("-", "").isalnum():
             raise UpstreamError("the zai-org task has no id to poll")
-        request = UpstreamRequest(
-            url=f"{settings.hf_providers_base}{_ROUTE}/async-result/{task_id}",
-            payload=None,
-            method="GET",
-            headers=self.headers(call),
-            credential=credential_of(call.target),
-        )
-        return Poll(request, POLL_SECONDS)
+        return self.poll_at(call, f"{_ROUTE}/async-result/{task_id}", POLL_SECONDS, self.headers(call))
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         document = json_answer(reply)
@@ -58,4 +51,4 @@ class ZaiTextToImage(ProviderHelper):
         raise UpstreamError(f"the zai-org image generation did not succeed: {dig(document, 'task_status')}")
 
 
-HELPERS = {"zai-org": {"text-to-image": ZaiTextToImage()}}
+HELPERS = {"zai-org": {"text-to-image": ZaiTextToImage}}
