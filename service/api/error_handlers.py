@@ -1,8 +1,10 @@
 """One JSON error shape for every error the service answers, 404/405/413/415/500 included."""
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from service.api.gateway import gateway
@@ -15,17 +17,51 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 500
 
 
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An error as every surface has it, before a surface writes it in its own shape."""
+
+    status: int
+    error_type: str
+    message: str  # redacted and clipped
+    errors: dict | None
+    request_id: str | None
+
+
+def documented_shape(error: ErrorAnswer) -> tuple[int, dict]:
+    """The gateway's own error body: `{"code", "error_type", "message", "errors", "request_id"}`."""
+    body = {"code": error.status, "error_type": error.error_type, "message": error.message}
+    if error.errors:
+        body["errors"] = error.errors
+    body["request_id"] = error.request_id
+    return error.status, body
+
+
+# Surfaces that speak another API's error shape (the Hub's, OpenAI's), by the path they serve:
+# a request under one of these prefixes gets its errors in that shape, a 404 and 405 included.
+_SHAPES_BY_PREFIX: dict[str, Callable[[ErrorAnswer], tuple[int, dict]]] = {}
+
+
+def register_error_shape(prefix: str, shape: Callable[[ErrorAnswer], tuple[int, dict]]) -> None:
+    """Answer errors of requests under `prefix` in `shape` (which may also change the status)."""
+    _SHAPES_BY_PREFIX[prefix] = shape
+
+
+def shape_for(path: str) -> Callable[[ErrorAnswer], tuple[int, dict]]:
+    """The error shape of the surface serving `path`: the longest registered prefix, else the gateway's own."""
+    matches = [prefix for prefix in _SHAPES_BY_PREFIX if path.startswith(prefix)]
+    return _SHAPES_BY_PREFIX[max(matches, key=len)] if matches else documented_shape
+
+
 def error_response(status: int, error_type: str, message: str, errors=None, headers=None):
-    """Build the documented error body and response."""
+    """Build the error body, in the shape of the surface the request came to, and its response."""
     # An upstream may echo what it was sent: redacted whole, before anything is cut.
     message = gateway().redactor.clip(message, MAX_MESSAGE_CHARS)
-    body = {"code": status, "error_type": error_type, "message": message}
-    if errors:
-        body["errors"] = errors
-    body["request_id"] = current_request_id()
     current = current_context()
     if current is not None:  # the ledger counts errors by type
         current.error_type = error_type
+    answer = ErrorAnswer(status, error_type, message, errors, current_request_id())
+    status, body = shape_for(request.path)(answer)
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})

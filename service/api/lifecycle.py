@@ -3,8 +3,9 @@
 Before the view:
   1. start_context    the request id (nginx's X-Request-ID when sane, else new) and the
                       request's context, before anything can fail;
-  2. identify_caller  the caller's key; a /api/ call without a valid one is refused here;
-  3. count_in_flight  an /api/ request counts as in flight until its teardown.
+  2. identify_caller  the caller's key; a call to a surface (API_PREFIXES) without a valid one
+                      is refused here;
+  3. count_in_flight  a call to a surface counts as in flight until its teardown.
 After the view (or the error handler), on every answer:
   4. record_metrics   the request by task, model and status, and its duration;
   5. settle_ledger    an inference's admission settled and its ledger row written;
@@ -32,7 +33,8 @@ from service.store.contract import utc_day
 from service.telemetry import metrics
 from service.telemetry.logs import write_access_line
 
-API_PREFIX = "/api/"
+# The paths of the surfaces that serve callers: a key is asked for, and requests are counted.
+API_PREFIXES = ("/api/",)
 UNKNOWN_TASK_BLUEPRINT = "unknown_task"
 TASKS_BY_PATH = {task.path: name for name, task in TASKS.items()}
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -60,7 +62,7 @@ def identify_caller() -> None:
     if not keyring.required:
         context.client_key = OPEN_ACCESS
         return
-    if not request.path.startswith(API_PREFIX):
+    if not request.path.startswith(API_PREFIXES):
         return
     key = keyring.identify(presented_key(request.headers))
     if key is None:
@@ -69,14 +71,14 @@ def identify_caller() -> None:
 
 
 def count_in_flight() -> None:
-    if request.path.startswith(API_PREFIX):
+    if request.path.startswith(API_PREFIXES):
         metrics.request_started()
         g.counted_in_flight = True
 
 
 def record_metrics(response):
     context = current_context()
-    if request.path.startswith(API_PREFIX) and context is not None:
+    if request.path.startswith(API_PREFIXES) and context is not None:
         # A request its key's limits refused took no ticket and called no model, whatever it asked for.
         called = context.model if context.ticket is not None else None
         model = metrics.model_label(called, gateway().catalog)
