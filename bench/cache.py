@@ -22,9 +22,9 @@ from bench.burst import burst
 from bench.latency import KeepAliveClient, percentile
 from bench.service import fresh_folder, start_service
 from bench.upstream import BurstUpstreamProcess, UpstreamProcess
-from tests.support.catalogs import LANGUAGES, task_routes
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.paths import REPO_ROOT
+from harness.catalogs import LANGUAGES, task_routes
+from harness.gunicorn_server import GunicornServer
+from harness.paths import REPO_ROOT
 
 CACHE_ON = {"CACHE_TTL_SECONDS": "86400"}
 # A chain whose first model never answers (its own server: a hung upstream), then madlad400.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import recordings
+from harness import recordings
+from harness.upstream import Step
 from tests.support.documents import README, curl_lines
-from tests.support.upstream import Step
 
 
 def readme_curl_commands() -> list:

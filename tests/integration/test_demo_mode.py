@@ -10,11 +10,11 @@ import subprocess
 import pytest
 import requests
 
+from harness.gunicorn_server import free_port
+from harness.paths import REPO_ROOT
 from service.demo.recorded_app import DEMO_HEADER, DEMO_MESSAGE
 from service.demo.recordings import recordings
 from tests.support.demo import demo_env, running_demo
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
 
 JSON = {"Content-Type": "application/json"}
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 ROW = {
     "date": "2026-11-30",

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from harness.paths import REPO_ROOT
 from service.demo import __main__ as launcher
 from service.demo.recordings import RECORDINGS, recordings
 from service.demo.upstream import model_info, recording_for_call
-from tests.support.paths import REPO_ROOT
 
 TEST_RECORDINGS = [REPO_ROOT / "tests" / "recordings" / name for name in ("recordings.json", "providers.json")]
 

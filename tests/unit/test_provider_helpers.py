@@ -6,12 +6,12 @@ import tomllib
 
 import pytest
 
+from harness import recordings
+from harness.catalogs import task_routes
 from service.catalog import Catalog, CatalogError
 from service.hub.providers import check_catalog, helper_for, tasks_served
-from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
-from tests.support.catalogs import task_routes
 
 ROOT = "https://hub.test"
 BASE = task_routes()
