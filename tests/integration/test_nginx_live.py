@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from harness.nginx_server import NginxServer
-from tests.integration.test_curl_examples import (
+from tests.support.readme_curl import (
     README_EXAMPLES,
     assert_documented_success,
     readme_curl_commands,
