@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from service.__main__ import main as operator_main
+from service.cli.models_table import main as operator_main
 from service.pipeline.liveness import parse_provider_mapping, target_status
 from tests.support.app import TEST_CATALOG, make_app, make_settings
 
