@@ -93,7 +93,7 @@ def batch_twice(slow: UpstreamProcess, log_dir: Path, sizes: CacheSizes) -> dict
         for run in ("first", "second"):
             before = upstream_attempts(server)
             started = time.perf_counter()
-            command = [sys.executable, "-m", "service.batch", "batch", "--url", server.url]
+            command = [sys.executable, "-m", "service", "batch", "--url", server.url]
             command += ["--task", "text-translation", "--args", '{"do_sample": false}', "--concurrency", "8"]
             command += [str(titles), str(folder / f"{run}.jsonl")]
             subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)

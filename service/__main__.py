@@ -1,8 +1,7 @@
-"""Operator commands: `python -m service models` prints the configured routes and their live
-status; `python -m service settings --env|--markdown` writes out every setting."""
+"""`python -m service ...`: the same command line as `hf-infer`."""
 
 import sys
 
-from service.cli.models_table import main
+from service.cli import main
 
 sys.exit(main())

@@ -1,5 +1,4 @@
-"""Operator commands: `python -m service models` prints the configured routes and their live
-status; `python -m service settings --env|--markdown` writes out every setting."""
+"""`hf-infer models`: the configured routes and whether the Hub says each target is served."""
 
 import sys
 
@@ -23,25 +22,3 @@ def print_models_table(out=None) -> None:
                 (route["route"], str(order), target["model"], target["protocol"], target["provider"], target["status"])
             )
     out.write(text_table(rows))
-
-
-USAGE = "usage: python -m service models | python -m service settings --env|--markdown\n"
-
-
-def main(argv=None) -> int:
-    """Dispatch the operator sub-command."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv == ["models"]:
-        print_models_table()
-        return 0
-    if argv in (["settings", "--env"], ["settings", "--markdown"]):
-        from service.cli import settings_docs
-
-        sys.stdout.write(settings_docs.env_example() if argv[1] == "--env" else settings_docs.markdown_table() + "\n")
-        return 0
-    sys.stderr.write(USAGE)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,7 +34,7 @@ LOADING = {"error": "Model is currently loading", "estimated_time": 30.0}
 
 def batch_command(service, *args):
     """The command line of `hf-infer batch` against the test service."""
-    return [sys.executable, "-m", "service.batch", "batch", "--url", service.url, *args]
+    return [sys.executable, "-m", "service", "batch", "--url", service.url, *args]
 
 
 def hf_infer(service, *args, stdin=None):

@@ -105,7 +105,7 @@ def test_a_breaker_opened_through_one_host_skips_the_dead_model_in_the_other(two
 
 
 def run_batch(host, titles, output) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "service.batch", "batch", "--url", host.url, "--task", "text-translation"]
+    command = [sys.executable, "-m", "service", "batch", "--url", host.url, "--task", "text-translation"]
     command += ["--args", '{"do_sample": false}', "--concurrency", "8", str(titles), str(output)]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
