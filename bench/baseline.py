@@ -11,7 +11,7 @@ from bench.phases import Sizes, warm_up
 from bench.service import fresh_folder, service_environment, start_service
 from bench.throughput import run_wrk
 from bench.upstream import UpstreamProcess
-from tests.support.gunicorn_server import GunicornServer
+from harness.gunicorn_server import GunicornServer
 
 CONFIG = Path(__file__).with_name("minimal_app.conf.py")
 THROUGHPUT_CONCURRENCY = 16

@@ -16,7 +16,7 @@ import asyncio
 import signal
 import sys
 
-from tests.support import recordings
+from harness import recordings
 
 # Recorded answers of the hosted route and of the router (tests/recordings/).
 GENERATION_PATH = "/hf-inference/models/openai-community/gpt2"

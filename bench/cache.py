@@ -22,9 +22,9 @@ from bench.burst import burst
 from bench.latency import KeepAliveClient, percentile
 from bench.service import fresh_folder, start_service
 from bench.upstream import BurstUpstreamProcess, UpstreamProcess
-from tests.support.catalogs import LANGUAGES, task_routes
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.paths import REPO_ROOT
+from harness.catalogs import LANGUAGES, task_routes
+from harness.gunicorn_server import GunicornServer
+from harness.paths import REPO_ROOT
 
 CACHE_ON = {"CACHE_TTL_SECONDS": "86400"}
 # A chain whose first model never answers (its own server: a hung upstream), then madlad400.
@@ -93,7 +93,7 @@ def batch_twice(slow: UpstreamProcess, log_dir: Path, sizes: CacheSizes) -> dict
         for run in ("first", "second"):
             before = upstream_attempts(server)
             started = time.perf_counter()
-            command = [sys.executable, "-m", "service.batch", "batch", "--url", server.url]
+            command = [sys.executable, "-m", "service", "batch", "--url", server.url]
             command += ["--task", "text-translation", "--args", '{"do_sample": false}', "--concurrency", "8"]
             command += [str(titles), str(folder / f"{run}.jsonl")]
             subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)

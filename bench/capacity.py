@@ -22,7 +22,7 @@ from bench.latency import KeepAliveClient, percentile
 from bench.memory import worker_memory_kb
 from bench.throughput import run_wrk
 from bench.upstream import BurstUpstreamProcess
-from tests.support.gunicorn_server import GunicornServer
+from harness.gunicorn_server import GunicornServer
 
 KB_PER_MB = 1024
 

@@ -16,8 +16,8 @@ from bench.phases import Sizes
 from bench.service import fresh_folder, start_service
 from bench.throughput import run_wrk
 from bench.upstream import UpstreamProcess
-from tests.support.keys import bearer, write_key_file
-from tests.support.redis_server import RedisServer
+from harness.keys import bearer, write_key_file
+from harness.redis_server import RedisServer
 
 BENCH_KEY = "hfg_bench-key-not-a-real-secret-0123456789"
 UNREACHED = 10**9  # limits that do all their work and never refuse

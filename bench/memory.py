@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.gunicorn_server import GunicornServer
+from harness.gunicorn_server import GunicornServer
 
 
 def status_kb(pid: int, field: str) -> int | None:

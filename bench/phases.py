@@ -10,7 +10,7 @@ from bench.latency import KeepAliveClient, added_percentiles, drive, paired_late
 from bench.memory import reset_peak, worker_memory_kb
 from bench.throughput import run_wrk
 from bench.upstream import UpstreamProcess, large_image
-from tests.support.gunicorn_server import GunicornServer
+from harness.gunicorn_server import GunicornServer
 
 KB_PER_MB = 1024
 

@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 
 from bench.upstream import ReadyProcess
+from harness.gunicorn_server import GunicornServer
 from service.settings import variables
-from tests.support.gunicorn_server import GunicornServer
 
 # A made-up token: the loopback upstream accepts anything, and it must never be a real one.
 BENCH_TOKEN = "hf_bench-not-a-real-token-0123456789"

@@ -9,10 +9,10 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
-from tests.support import recordings
-from tests.support.paths import REPO_ROOT
-from tests.support.service import REPLAY_ALIASES
-from tests.support.upstream import LOOPBACK_HOST
+from harness import recordings
+from harness.paths import REPO_ROOT
+from harness.service import REPLAY_ALIASES
+from harness.upstream import LOOPBACK_HOST
 
 # A model name the service accepts in ?model_name=, answered with a real provider's PNG.
 LARGE_IMAGE_MODEL = "bench/large-image"
@@ -94,7 +94,7 @@ class ReadyProcess:
 
 
 class UpstreamProcess(ReadyProcess):
-    """`python -m tests.support.upstream`, replaying the recordings after `latency` seconds."""
+    """`python -m harness.upstream`, replaying the recordings after `latency` seconds."""
 
     def __init__(self, latency: float):
         super().__init__()
@@ -103,7 +103,7 @@ class UpstreamProcess(ReadyProcess):
     def command(self) -> list[str]:
         """Return the command line: the shipped models answered by recordings of the same task."""
         aliases = {**REPLAY_ALIASES, LARGE_IMAGE_PATH: large_image().recorded_path}
-        command = [sys.executable, "-m", "tests.support.upstream", "--port", "0", "--latency", str(self.latency)]
+        command = [sys.executable, "-m", "harness.upstream", "--port", "0", "--latency", str(self.latency)]
         for path, recorded_path in aliases.items():
             command += ["--alias", f"{path}={recorded_path}"]
         return command

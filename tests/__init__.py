@@ -1,4 +1,4 @@
-"""The test suite and its support code (the benchmark uses the support code too).
+"""The test suite and its support code (the servers it shares with the benchmark live in harness/).
 
 Importing this package first installs a guard: any open() of a file beside the repository
 fails, so what passes here passes in a fresh clone with nothing next to it.

@@ -10,13 +10,13 @@ import logging
 import pytest
 import responses
 
+from harness.redis_server import RedisServer
+from harness.service import REPLAY_ALIASES
+from harness.upstream import LoopbackUpstream
 from service.hub import deadline as deadline_module
 from service.telemetry.logs import configure_logging
 from service.telemetry.redaction import Redactor
 from tests.support.app import TEST_CATALOG, FakeClock, make_app, make_settings
-from tests.support.redis_server import RedisServer
-from tests.support.service import REPLAY_ALIASES
-from tests.support.upstream import LoopbackUpstream
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,6 @@
-"""The `hf-infer` command line: `batch` (run a file of inputs), `keys` (add and list client keys),
-`usage` (what each key spent).
+"""The `hf-infer` command line, also run as `python -m service`: `batch` (run a file of inputs),
+`keys` (add and list client keys), `usage` (what each key spent), and for an operator `models`
+(the configured routes and their live status) and `settings` (every setting, written out).
 
 Only the parser is imported up front; each command imports what it needs when it runs, so
 `hf-infer --help` is instant.
@@ -55,7 +56,9 @@ def positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Describe the command line."""
-    parser = argparse.ArgumentParser(prog="hf-infer", description="Clients of the hf-gateway inference service.")
+    parser = argparse.ArgumentParser(
+        prog="hf-infer", description="The hf-gateway command line: its clients and operator commands."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     batch = commands.add_parser(
         "batch",
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_keys_commands(commands)
     add_usage_command(commands)
+    add_operator_commands(commands)
     return parser
 
 
@@ -167,6 +171,24 @@ def add_usage_command(commands) -> None:
     usage.add_argument("--until", default=None, help="last UTC day, YYYY-MM-DD (default: today)")
     usage.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     usage.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait (default 30)")
+
+
+def add_operator_commands(commands) -> None:
+    """`hf-infer models` and `hf-infer settings --env|--markdown`."""
+    commands.add_parser(
+        "models",
+        help="the configured routes, each target's model, provider and live status",
+        description="Ask the Hub whether each configured target is served (never an inference call); "
+        "one row per target, in the order the service tries them.",
+    )
+    settings = commands.add_parser(
+        "settings",
+        help="write out every setting: .env.example or the table of docs/configuration.md",
+        description="Print every setting from its declaration in service/settings.py.",
+    )
+    form = settings.add_mutually_exclusive_group(required=True)
+    form.add_argument("--env", action="store_true", help="as .env.example")
+    form.add_argument("--markdown", action="store_true", help="as the table of docs/configuration.md")
 
 
 @contextmanager
@@ -216,6 +238,16 @@ def run_command(options: argparse.Namespace) -> int:
         from service.cli.usage_report import run_usage_command  # requests: only when it runs
 
         return run_usage_command(options)
+    if options.command == "models":
+        from service.cli.models_table import print_models_table  # the Hub client: only when it runs
+
+        print_models_table()
+        return 0
+    if options.command == "settings":
+        from service.cli import settings_docs
+
+        sys.stdout.write(settings_docs.env_example() if options.env else settings_docs.markdown_table() + "\n")
+        return 0
     return run_batch(options)
 
 

@@ -12,6 +12,7 @@ from service.demo.recordings import recordings
 DEMO_HEADER = "X-Demo"
 DEMO_HEADER_VALUE = "recorded answers: no model is called"
 DEMO_MESSAGE = "a recorded answer (demo mode): not a live model; it answers the recorded input, whatever you sent"
+WRITTEN_MESSAGE = "a written answer (demo mode): no model was asked; it answers the input shown, whatever you sent"
 INFERENCE_PREFIX = "/api/infer/"
 
 
@@ -31,7 +32,12 @@ def label_as_recorded(response: Response) -> Response:
 
 
 def labelled(answer: dict) -> dict:
-    """The answer with its message saying it is recorded, and where the recording comes from."""
+    """The answer with its message saying it is recorded (or written for the demo), and where
+    it comes from."""
     recording = recordings().get(answer.get("model", ""))
-    recorded = {"source": recording.source, "recorded_input": recording.recorded_input} if recording else {}
+    if recording is None:
+        return {**answer, "message": DEMO_MESSAGE, "recorded": {}}
+    recorded = {"source": recording.source, "recorded_input": recording.recorded_input}
+    if recording.written:
+        return {**answer, "message": WRITTEN_MESSAGE, "recorded": {**recorded, "written": True}}
     return {**answer, "message": DEMO_MESSAGE, "recorded": recorded}

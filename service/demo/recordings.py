@@ -1,5 +1,6 @@
-"""The demo's recorded answers (recordings.json): copied unchanged from tests/recordings, where
-each was taken from the public test suite of a Hugging Face client library (`source`)."""
+"""The demo's answers (recordings.json): copied unchanged from tests/recordings, where each was
+taken from the public test suite of a Hugging Face client library (`source`), but one: no
+recording translates Chinese, so the zh2en answer is written for the demo, and says so."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ RECORDINGS = Path(__file__).with_name("recordings.json")
 # The recordings' model paths, as the service asks them of the hosted route.
 HOSTED_PREFIX = "/hf-inference/models/"
 CHAT_SUFFIX = "/v1/chat/completions"
+# Where the client libraries' recordings come from; any other source was written for the demo.
+RECORDED_SOURCES = ("huggingface/huggingface_hub@", "huggingface/huggingface.js@")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class Recording:
     @property
     def chat(self) -> bool:
         return self.task == "text-to-text"
+
+    @property
+    def written(self) -> bool:
+        """Written for the demo rather than recorded from a model."""
+        return not self.source.startswith(RECORDED_SOURCES)
 
 
 def model_of(uri: str) -> str:

@@ -310,7 +310,11 @@
     if (answer && answer.code === 0) {
       $("outcome-title").textContent = "Result";
       fact("Model", answer.model);
-      if (answer.recorded) {
+      if (answer.recorded && answer.recorded.written) {
+        fact("Recorded", "no: " + answer.message);
+        fact("Written for", answer.recorded.recorded_input);
+        fact("Source", answer.recorded.source);
+      } else if (answer.recorded) {
         fact("Recorded", "yes: " + answer.message);
         fact("Recorded input", answer.recorded.recorded_input);
         fact("Recording", answer.recorded.source);

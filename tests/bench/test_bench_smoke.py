@@ -9,7 +9,7 @@ import pytest
 
 from bench.latency import percentile
 from bench.report import FIGURES, Figure, medians
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
 from tests.support.browser import console_errors, headless_chromium
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
 
 WAIT_SECONDS = 30
 

@@ -9,10 +9,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
 from service.catalog.tasks import MAX_SEED
 from tests.support.browser import console_errors, headless_chromium
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
 
 WAIT_SECONDS = 30
 TASKS = ["text-translation", "text-completion", "text-to-text", "text-to-image"]

@@ -15,11 +15,11 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support import recordings
+from harness import recordings
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
+from harness.upstream import Step
 from tests.support.browser import console_errors, headless_chromium
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
-from tests.support.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 WAIT_SECONDS = 30

@@ -3,6 +3,7 @@
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
 from tests.support.fault_service import (
     TOKEN,
     WORKERS,
@@ -10,7 +11,6 @@ from tests.support.fault_service import (
     fault_env,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer
 
 
 class CapturedCalls:

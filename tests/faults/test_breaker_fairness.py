@@ -8,10 +8,10 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.redis_server import RedisServer
+from harness.upstream import Step
 from tests.support.fault_service import fault_env
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.redis_server import RedisServer
-from tests.support.upstream import Step
 
 KEY_A, KEY_B = "fault-fairness-key-a-0123456789", "fault-fairness-key-b-0123456789"
 TEXT_TO_TEXT_PATH = "/hf-inference/models/google/flan-t5-xxl"

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.upstream import Step
 from tests.support.fault_service import (
     TEXT_DEADLINE,
     TRANSLATION_BODY,
@@ -14,8 +16,6 @@ from tests.support.fault_service import (
     fault_env,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.upstream import Step
 
 POOL_SIZE = 10  # per worker and upstream host: two workers hold 20 calls at once
 UPSTREAM_DELAY = 1.5

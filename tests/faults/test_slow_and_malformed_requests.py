@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
 from tests.support.fault_service import fault_env, write_models_config
-from tests.support.gunicorn_server import GunicornServer
 from tests.support.raw_http import read_http_answer
 
 BODY_TIMEOUT = 1.0

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
 from tests.support.fault_service import booted_workers, fault_env, write_models_config
-from tests.support.gunicorn_server import GunicornServer
 from tests.support.raw_http import read_http_answer
 
 HEADER_TIMEOUT = 2.0

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from harness.gunicorn_server import GunicornServer, free_port
+from harness.upstream import LoopbackUpstream, Step
 from tests.support.fault_service import (
     IMAGE_DEADLINE,
     IMAGE_PATH,
@@ -20,8 +22,6 @@ from tests.support.fault_service import (
     booted_workers,
     fault_env,
 )
-from tests.support.gunicorn_server import GunicornServer, free_port
-from tests.support.upstream import LoopbackUpstream, Step
 
 TRANSLATION_BODY = '{"inputs": "连衣裙"}'
 IMAGE_BODY = '{"inputs": "a red dress"}'

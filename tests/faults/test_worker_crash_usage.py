@@ -10,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.keys import bearer, write_key_file
+from harness.redis_server import RedisServer
+from harness.upstream import Step
 from tests.support.fault_service import (
     TRANSLATION_BODY,
     TRANSLATION_PATH,
@@ -17,10 +21,6 @@ from tests.support.fault_service import (
     fault_env,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.keys import bearer, write_key_file
-from tests.support.redis_server import RedisServer
-from tests.support.upstream import Step
 from tests.support.waiting import wait_until
 
 QUOTA, SLOTS, SERVED_BEFORE, CUT_OFF = 20, 4, 10, 4

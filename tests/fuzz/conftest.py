@@ -6,35 +6,18 @@ FUZZ_EXAMPLES=20000 for a long, randomized run. The case count is reported at th
 """
 
 import json
-import os
 import re
 import tomllib
-from collections import Counter
 
 import pytest
 import responses
-from hypothesis import HealthCheck, settings
 
 from service import create_app
 from service.catalog import Catalog
 from tests.support.app import TEST_CATALOG, make_settings
+from tests.support.fuzzing import API_KEY, CASES, STATUSES, UPSTREAM_HOST
 
-UPSTREAM_HOST = "hub.test"
-API_KEY = "fuzz-client-key-0123456789"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-_LONG_RUN = "FUZZ_EXAMPLES" in os.environ
-
-FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 200)),
-    deadline=None,
-    derandomize=not _LONG_RUN,  # the CI run sees the same cases every time
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-
-# Examples run per property, and the statuses they got, reported at the end of the session.
-CASES = Counter()
-STATUSES = Counter()
 
 
 def upstream_answer(request):

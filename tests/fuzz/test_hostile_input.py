@@ -8,7 +8,7 @@ from urllib.parse import quote_from_bytes, urlencode, urlsplit
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import API_KEY, CASES, FUZZ, STATUSES, UPSTREAM_HOST
+from tests.support.fuzzing import API_KEY, CASES, FUZZ, STATUSES, UPSTREAM_HOST
 
 TASKS = ("text-translation", "text-completion", "text-to-text", "text-to-image")
 ARG_NAMES = (

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import TOKEN, service_env
+from harness.gunicorn_server import GunicornServer
+from harness.service import TOKEN, service_env
 
 
 @pytest.fixture(scope="session")

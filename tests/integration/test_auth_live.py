@@ -3,8 +3,8 @@
 import pytest
 import requests
 
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import TOKEN, service_env
+from harness.gunicorn_server import GunicornServer
+from harness.service import TOKEN, service_env
 
 KEYS = ("client-key-alpha-0123456789", "client-key-beta-9876543210")
 TRANSLATE = "/api/infer/text-translation"

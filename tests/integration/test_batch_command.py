@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support import recordings
+from harness import recordings
+from harness.gunicorn_server import GunicornServer
+from harness.keys import write_key_file
+from harness.paths import REPO_ROOT
+from harness.service import service_env
+from harness.upstream import Step
 from tests.support.documents import OPERATIONS, shell_blocks
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.keys import write_key_file
-from tests.support.paths import REPO_ROOT
-from tests.support.service import service_env
-from tests.support.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 OPUS = "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en"
@@ -34,7 +34,7 @@ LOADING = {"error": "Model is currently loading", "estimated_time": 30.0}
 
 def batch_command(service, *args):
     """The command line of `hf-infer batch` against the test service."""
-    return [sys.executable, "-m", "service.batch", "batch", "--url", service.url, *args]
+    return [sys.executable, "-m", "service", "batch", "--url", service.url, *args]
 
 
 def hf_infer(service, *args, stdin=None):

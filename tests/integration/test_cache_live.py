@@ -13,12 +13,12 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.nginx_server import NginxServer
+from harness.paths import REPO_ROOT
+from harness.redis_server import RedisServer
+from harness.upstream import Step
 from tests.support.fault_service import SINGLE_TARGET_MODELS, TEXT_DEADLINE, TRANSLATION_PATH, fault_env
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.nginx_server import NginxServer
-from tests.support.paths import REPO_ROOT
-from tests.support.redis_server import RedisServer
-from tests.support.upstream import Step
 from tests.support.waiting import wait_until
 
 DEAD_PATH = "/hf-inference/models/dead/model"
@@ -105,7 +105,7 @@ def test_a_breaker_opened_through_one_host_skips_the_dead_model_in_the_other(two
 
 
 def run_batch(host, titles, output) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "service.batch", "batch", "--url", host.url, "--task", "text-translation"]
+    command = [sys.executable, "-m", "service", "batch", "--url", host.url, "--task", "text-translation"]
     command += ["--args", '{"do_sample": false}', "--concurrency", "8", str(titles), str(output)]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 

@@ -1,29 +1,14 @@
 """The README's curl commands, run with the real curl against the real gunicorn process."""
 
 import base64
-import json
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.support import recordings
-from tests.support.documents import README, curl_lines
-from tests.support.upstream import Step
-
-
-def readme_curl_commands() -> list:
-    """Return the curl lines of the README's 'Calling it' section."""
-    return curl_lines(README, "Calling it")
-
-
-def run_curl(command: str, port: int, cwd: Path) -> dict:
-    """Run one README command against the test port; return the JSON it wrote."""
-    command = command.replace("127.0.0.1:8098", f"127.0.0.1:{port}")
-    output = re.search(r"-o (\S+)", command).group(1)
-    subprocess.run(["sh", "-c", command + " --silent --show-error --max-time 20"], cwd=cwd, check=True, timeout=30)
-    return json.loads((cwd / output).read_text(encoding="utf-8"))
+from harness import recordings
+from harness.upstream import Step
+from tests.support.readme_curl import README_EXAMPLES, assert_documented_success, readme_curl_commands, run_curl
 
 
 def recorded_jpeg() -> bytes:
@@ -33,24 +18,6 @@ def recorded_jpeg() -> bytes:
 def test_readme_has_the_four_original_commands():
     outputs = [re.search(r"-o (\S+)", line).group(1) for line in readme_curl_commands()]
     assert outputs == ["out.translation.json", "out.completion.json", "out.t2t.json", "out.t2i.json"]
-
-
-# (README command index, task, model the shipped configuration picks first, results)
-README_EXAMPLES = [
-    (0, "text-translation", "google/madlad400-3b-mt", 3),
-    (1, "text-completion", "meta-llama/Llama-3.1-8B-Instruct", 3),
-    (2, "text-to-text", "meta-llama/Llama-3.1-8B-Instruct", 3),
-    (3, "text-to-image", "stabilityai/stable-diffusion-3-medium-diffusers", 1),
-]
-
-
-def assert_documented_success(body: dict, task: str, model: str, count: int) -> None:
-    """Check a success body against the documented shape."""
-    assert set(body) == {"code", "message", "task_type", "model", "request_id", "result"}
-    assert (body["code"], body["message"], body["task_type"], body["model"]) == (0, "ok", task, model)
-    assert len(body["result"]) == count
-    if task != "text-to-image":
-        assert all(isinstance(text, str) and text for text in body["result"])
 
 
 @pytest.mark.parametrize("index, task, model, count", README_EXAMPLES)

@@ -10,11 +10,11 @@ import subprocess
 import pytest
 import requests
 
-from service.demo.recorded_app import DEMO_HEADER, DEMO_MESSAGE
+from harness.gunicorn_server import free_port
+from harness.paths import REPO_ROOT
+from service.demo.recorded_app import DEMO_HEADER, DEMO_MESSAGE, WRITTEN_MESSAGE
 from service.demo.recordings import recordings
 from tests.support.demo import demo_env, running_demo
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
 
 JSON = {"Content-Type": "application/json"}
 
@@ -32,15 +32,25 @@ def infer(url: str, task: str, body: dict, query: str = "") -> requests.Response
     return requests.post(f"{url}/api/infer/{task}{query}", data=json.dumps(body), headers=JSON, timeout=30)
 
 
-def test_a_translation_is_a_labelled_recording_in_english(demo):
+def test_zh2en_is_answered_in_english_and_labelled_written(demo):
     answer = infer(demo, "text-translation", {"inputs": "连衣裙"}, "?model_type=zh2en")
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["result"] == ["Hello world"]
-    assert body["message"] == DEMO_MESSAGE and answer.headers[DEMO_HEADER]
-    recording = recordings()["facebook/mbart-large-50-many-to-many-mmt"]
-    assert body["recorded"] == {"source": recording.source, "recorded_input": "Hello world"}
-    assert body["model"] == recording.model
+    assert body["result"] == ["dress"]
+    assert body["message"] == WRITTEN_MESSAGE and answer.headers[DEMO_HEADER]
+    written = recordings()["Helsinki-NLP/opus-mt-zh-en"]
+    assert body["recorded"] == {"source": written.source, "recorded_input": "连衣裙", "written": True}
+    assert body["model"] == written.model
+
+
+def test_a_translation_is_a_labelled_recording(demo):
+    answer = infer(demo, "text-translation", {"inputs": "x"}, "?model_type=en2de")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["result"] == ["Mein Name ist Wolfgang und ich lebe in Berlin"]
+    assert body["message"] == DEMO_MESSAGE
+    recording = recordings()["t5-base"]
+    assert body["recorded"] == {"source": recording.source, "recorded_input": recording.recorded_input}
 
 
 @pytest.mark.parametrize("task", ["text-completion", "text-to-text"])

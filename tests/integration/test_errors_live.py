@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from tests.support.upstream import Step
+from harness.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 OPUS = "/hf-inference/models/Helsinki-NLP/opus-mt-zh-en"

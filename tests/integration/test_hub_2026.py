@@ -8,11 +8,11 @@ import time
 import pytest
 import requests
 
-from tests.support import recordings
-from tests.support.catalogs import task_routes
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
-from tests.support.upstream import Step
+from harness import recordings
+from harness.catalogs import task_routes
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
+from harness.upstream import Step
 
 FAL_ROUTE = "/fal-ai/fal-ai/flux/dev"
 FAL_IMAGE = "/files/koala/7EQDw9PT6pMiX2fm7bYOC.png"

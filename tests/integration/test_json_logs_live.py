@@ -5,9 +5,9 @@ import json
 import pytest
 import requests
 
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import TOKEN, service_env
-from tests.support.upstream import Step
+from harness.gunicorn_server import GunicornServer
+from harness.service import TOKEN, service_env
+from harness.upstream import Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 

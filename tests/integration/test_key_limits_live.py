@@ -14,13 +14,13 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.keys import bearer, write_key_file
+from harness.nginx_server import NginxServer
+from harness.redis_server import RedisServer
+from harness.upstream import Step
 from service import cli
 from tests.support.fault_service import TRANSLATION_BODY, TRANSLATION_PATH, fault_env, write_models_config
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.keys import bearer, write_key_file
-from tests.support.nginx_server import NginxServer
-from tests.support.redis_server import RedisServer
-from tests.support.upstream import Step
 
 KEYS = {
     "batch": {"secret": "secret-batch-live", "rpm": 30},

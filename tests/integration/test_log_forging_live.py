@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
 
 FORGED = "2026-12-04 03:09:00,000 INFO service.access request method=GET path=/ status=200"
 ENCODED = FORGED.replace(" ", "%20")

@@ -13,9 +13,9 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import service_env
-from tests.support.upstream import MODEL_API_PREFIX, Step
+from harness.gunicorn_server import GunicornServer
+from harness.service import service_env
+from harness.upstream import MODEL_API_PREFIX, Step
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 TRANSLATION = "/api/infer/text-translation"

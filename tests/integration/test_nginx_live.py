@@ -5,13 +5,13 @@ import re
 import pytest
 import requests
 
-from tests.integration.test_curl_examples import (
+from harness.nginx_server import NginxServer
+from tests.support.readme_curl import (
     README_EXAMPLES,
     assert_documented_success,
     readme_curl_commands,
     run_curl,
 )
-from tests.support.nginx_server import NginxServer
 
 MADLAD = "/hf-inference/models/google/madlad400-3b-mt"
 TRANSLATION = "/api/infer/text-translation"

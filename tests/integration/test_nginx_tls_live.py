@@ -10,8 +10,8 @@ import ssl
 import pytest
 import requests
 
-from tests.support.gunicorn_server import LOOPBACK_HOST
-from tests.support.nginx_server import NginxServer
+from harness.gunicorn_server import LOOPBACK_HOST
+from harness.nginx_server import NginxServer
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ payload; each with a token of its own (`token_env`) or none, never the Hub token
 import pytest
 import requests
 
-from tests.support.catalogs import task_routes
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.service import TOKEN, service_env
+from harness.catalogs import task_routes
+from harness.gunicorn_server import GunicornServer
+from harness.service import TOKEN, service_env
 
 SERVER_TOKEN = "local-server-secret-5f1e2d3c4b"
 ENDPOINT_PATH = "/endpoint/my-translator"

@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
+from harness.gunicorn_server import free_port
+from harness.paths import REPO_ROOT
 
 
 def test_start_sh_serves_and_stops_cleanly(tmp_path):

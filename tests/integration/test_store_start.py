@@ -9,8 +9,8 @@ import stat
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer, GunicornStartError
 from tests.support.fault_service import TRANSLATION_BODY, booted_workers, fault_env, write_models_config
-from tests.support.gunicorn_server import GunicornServer, GunicornStartError
 from tests.support.waiting import wait_until
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.upstream import LoopbackUpstream
+from harness.upstream import LoopbackUpstream
 
 
 @pytest.fixture

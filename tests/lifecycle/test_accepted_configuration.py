@@ -9,13 +9,13 @@ import signal
 
 import requests
 
+from harness.keys import bearer, write_key_file
 from tests.support.fault_service import (
     TRANSLATION_BODY,
     RequestStream,
     booted_workers,
     start_fault_service,
 )
-from tests.support.keys import bearer, write_key_file
 from tests.support.waiting import wait_until
 
 SECRET = "gw-accepted-configuration-secret-0001"

@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer, GunicornStartError
+from harness.upstream import Step
 from tests.support.fault_service import (
     TOKEN,
     TRANSLATION_BODY,
@@ -16,8 +18,6 @@ from tests.support.fault_service import (
     start_fault_service,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer, GunicornStartError
-from tests.support.upstream import Step
 from tests.support.waiting import wait_until
 
 IN_FLIGHT = 8

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.paths import DOCS, REPO_ROOT
 from tests.support.fault_service import RequestStream, booted_workers, fault_env, write_models_config
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.paths import DOCS, REPO_ROOT
 from tests.support.waiting import wait_until
 
 DEPLOYMENT = DOCS / "deployment.md"

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.gunicorn_server import GunicornServer
+from harness.upstream import LoopbackUpstream
 from tests.support.fault_service import (
     TOKEN,
     TRANSLATION_BODY,
@@ -21,8 +23,6 @@ from tests.support.fault_service import (
     fault_env,
     write_models_config,
 )
-from tests.support.gunicorn_server import GunicornServer
-from tests.support.upstream import LoopbackUpstream
 
 REQUESTS = int(os.environ.get("LOAD_REQUESTS", 2000))
 CONCURRENCY = int(os.environ.get("LOAD_CONCURRENCY", 32))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
+from harness.gunicorn_server import free_port
+from harness.paths import REPO_ROOT
 
 START_SECONDS = 120
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tests.support.paths import DOCS, README
+from harness.paths import DOCS, README
 
 OPERATIONS = DOCS / "operations.md"
 

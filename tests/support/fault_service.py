@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.catalogs import LANGUAGES, task_routes
-from tests.support.service import service_env
+from harness.catalogs import LANGUAGES, task_routes
+from harness.service import service_env
 
 # Recognisable, so that any leak into a log line, body or header is found by a plain search.
 TOKEN = "hf_fault-suite-not-a-real-token-9876543210"
@@ -123,7 +123,7 @@ class RequestStream:
 def start_fault_service(upstream, directory: Path, worker_class: str, **overrides):
     """Start gunicorn in front of `upstream` with the fault environment, its log and model file in
     `directory`, and wait for all its workers (kept as `initial_workers`)."""
-    from tests.support.gunicorn_server import GunicornServer
+    from harness.gunicorn_server import GunicornServer
 
     env = fault_env(upstream, write_models_config(directory), WORKER_CLASS=worker_class, **overrides)
     server = GunicornServer(env=env, log_path=Path(directory) / "service.log").start()

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 CONF = REPO_ROOT / "gunicorn.conf.py"
 VALUES = (

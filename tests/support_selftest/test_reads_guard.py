@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.paths import README, REPO_ROOT
+from harness.paths import README, REPO_ROOT
 
 
 def test_a_file_beside_the_repository_cannot_be_opened():

@@ -11,9 +11,9 @@ import time
 import pytest
 import requests
 
-from tests.support import recordings
-from tests.support.paths import REPO_ROOT
-from tests.support.upstream import LoopbackUpstream, Step
+from harness import recordings
+from harness.paths import REPO_ROOT
+from harness.upstream import LoopbackUpstream, Step
 
 T5_BASE = "/hf-inference/models/t5-base"
 STABLE_DIFFUSION = "/hf-inference/models/CompVis/stable-diffusion-v1-4"
@@ -304,7 +304,7 @@ def test_command_line_serves_until_sigterm():
     command = [
         sys.executable,
         "-m",
-        "tests.support.upstream",
+        "harness.upstream",
         "--port",
         "0",
         "--latency",

@@ -5,11 +5,11 @@ import time as real_time
 
 import responses
 
+from harness.keys import bearer, write_key_file
 from service.batch.gateway_client import GatewayClient
 from service.batch.inputs import BatchItem
 from service.batch.pacing import Pacer, Quota, parse_structured_list, policies_of, reset_seconds
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
-from tests.support.keys import bearer, write_key_file
 
 URL = "http://gateway.test"
 ENDPOINT = f"{URL}/api/infer/text-translation"

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from harness.paths import REPO_ROOT
 from service import cli
 from service.batch.image_files import ensure_ids_are_file_names, extension_for, save_images
 from service.batch.inputs import BatchItem, InputError
@@ -20,7 +21,6 @@ from service.batch.output import OrderedWriter
 from service.batch.runner import WINDOW_PER_WORKER, WorkerPool, run_batch
 from service.cli import batch as command
 from tests.support.documents import OPERATIONS, section
-from tests.support.paths import REPO_ROOT
 
 
 def written_ids(stream):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 ROW = {
     "date": "2026-11-30",
@@ -53,7 +53,7 @@ def usage_server():
 
 @pytest.mark.parametrize("output_format", ["json", "csv", "table"])
 def test_usage_into_head_ends_quietly(usage_server, tmp_path, output_format):
-    command = f"{sys.executable} -m service.batch usage --url {usage_server} --format {output_format}"
+    command = f"{sys.executable} -m service usage --url {usage_server} --format {output_format}"
     run = subprocess.run(
         ["sh", "-c", f"{command} 2>{tmp_path / 'err'} | head -n 2"],
         cwd=REPO_ROOT,

@@ -1,25 +1,31 @@
-"""The demo's answers are recordings, not text written for it: each entry of
-service/demo/recordings.json is an entry of tests/recordings, unchanged, with its source."""
+"""The demo's answers are recordings, but for the one written for zh2en: each other entry of
+service/demo/recordings.json is an entry of tests/recordings, unchanged, with its source; the
+written one says so, in its answers and on the page. In process, the demo answers 连衣裙 zh2en in
+English from models its /api/models shows live."""
 
 import json
 
 import pytest
 
+from harness.paths import REPO_ROOT
 from service.demo import __main__ as launcher
-from service.demo.recordings import RECORDINGS, recordings
-from service.demo.upstream import model_info, recording_for_call
-from tests.support.paths import REPO_ROOT
+from service.demo.recorded_app import DEMO_MESSAGE, WRITTEN_MESSAGE, create_demo_app
+from service.demo.recordings import RECORDED_SOURCES, RECORDINGS, recordings
+from service.demo.upstream import RecordedUpstream, model_info, recording_for_call
 
+ZH2EN_MODEL = "Helsinki-NLP/opus-mt-zh-en"
 TEST_RECORDINGS = [REPO_ROOT / "tests" / "recordings" / name for name in ("recordings.json", "providers.json")]
 
 
-def test_every_demo_answer_is_a_recording_of_the_tests_unchanged():
+def test_every_demo_answer_but_the_written_one_is_a_recording_of_the_tests_unchanged():
     recorded = [entry for path in TEST_RECORDINGS for entry in json.loads(path.read_text(encoding="utf-8"))]
     demo = json.loads(RECORDINGS.read_text(encoding="utf-8"))
-    assert demo and all({k: v for k, v in entry.items() if k != "task"} in recorded for entry in demo)
-    assert all(
-        entry["source"].startswith(("huggingface/huggingface_hub@", "huggingface/huggingface.js@")) for entry in demo
-    )
+    from_libraries = [entry for entry in demo if entry["source"].startswith(RECORDED_SOURCES)]
+    assert len(from_libraries) == len(demo) - 1
+    assert all({k: v for k, v in entry.items() if k != "task"} in recorded for entry in from_libraries)
+    [written] = [recording for recording in recordings().values() if recording.written]
+    assert written.model == ZH2EN_MODEL and written.source.startswith("hf-gateway demo: written")
+    assert {k: v for k, v in demo[0].items() if k != "task"} not in recorded  # nothing recorded is mislabelled
 
 
 def test_the_demo_holds_an_answer_for_every_task_and_route_of_its_catalog():
@@ -37,10 +43,37 @@ def test_the_demo_holds_an_answer_for_every_task_and_route_of_its_catalog():
     }
 
 
-def test_zh2en_is_answered_in_english():
-    assert json.loads(recordings()["facebook/mbart-large-50-many-to-many-mmt"].body) == [
-        {"translation_text": "Hello world"}
-    ]
+def test_zh2en_is_answered_in_english_for_the_input_it_was_written_for():
+    written = recordings()[ZH2EN_MODEL]
+    assert (written.task, written.recorded_input, written.status) == ("text-translation", "连衣裙", 200)
+    assert json.loads(written.body) == [{"translation_text": "dress"}]
+    assert not recordings()["facebook/mbart-large-50-many-to-many-mmt"].written
+
+
+@pytest.fixture
+def demo_client(monkeypatch, tmp_path):
+    """The demo's app on its recorded upstream, in process, with the demo's environment."""
+    with RecordedUpstream() as upstream:
+        for name, value in launcher.demo_environment({}, upstream.url, "127.0.0.1", "8098", str(tmp_path)).items():
+            monkeypatch.setenv(name, value)
+        yield create_demo_app().test_client()
+
+
+def test_the_demo_answers_zh2en_in_english_from_models_shown_live(demo_client):
+    answer = demo_client.post("/api/infer/text-translation?model_type=zh2en", json={"inputs": "连衣裙"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert (body["model"], body["result"], body["message"]) == (ZH2EN_MODEL, ["dress"], WRITTEN_MESSAGE)
+    assert body["recorded"] == {"source": recordings()[ZH2EN_MODEL].source, "recorded_input": "连衣裙", "written": True}
+    routes = {route["route"]: route["targets"] for route in demo_client.get("/api/models").get_json()["routes"]}
+    zh2en = routes["text-translation:zh2en"]
+    assert [target["model"] for target in zh2en][0] == ZH2EN_MODEL
+    assert {target["status"] for route in routes.values() for target in route} == {"live"}
+
+
+def test_a_recorded_answer_stays_labelled_recorded(demo_client):
+    body = demo_client.post("/api/infer/text-translation?model_type=en2de", json={"inputs": "x"}).get_json()
+    assert body["message"] == DEMO_MESSAGE and "written" not in body["recorded"]
 
 
 def test_calls_find_their_recording_by_model_and_nothing_else():

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
+from harness.paths import REPO_ROOT
 from service.settings import Settings
 from tests.support import gunicorn_conf
-from tests.support.paths import REPO_ROOT
 
 NGINX = (REPO_ROOT / "deploy" / "nginx.conf").read_text()
 UNIT = REPO_ROOT / "deploy" / "hf-gateway.service"

@@ -3,7 +3,7 @@ share of the deadline; never on the caller's own error."""
 
 import pytest
 
-from tests.support import recordings
+from harness import recordings
 from tests.support.app import API, ROUTER, post
 from tests.support.assertions import assert_error_shape
 

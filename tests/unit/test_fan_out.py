@@ -8,8 +8,8 @@ import time
 
 import responses
 
+from harness import recordings
 from service import create_app
-from tests.support import recordings
 from tests.support.app import API, make_settings, post
 from tests.support.assertions import assert_error_shape
 

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from harness.keys import write_key_file
 from service import create_app
 from service.catalog import Catalog
 from service.hub.providers import Providers
@@ -15,7 +16,6 @@ from service.settings import SettingsError
 from service.telemetry import metrics
 from tests.support.app import make_settings
 from tests.support.fault_service import write_models_config
-from tests.support.keys import write_key_file
 
 
 def gauge() -> float:

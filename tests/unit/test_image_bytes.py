@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from tests.support import recordings
+from harness import recordings
 from tests.support.app import API, post
 from tests.support.assertions import assert_error_shape
 

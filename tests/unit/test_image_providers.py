@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.support import recordings
+from harness import recordings
 from tests.support.app import TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

@@ -10,9 +10,9 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
+from harness import recordings
 from service.store import open_store
 from service.store.contract import Claim, Lease, Left, Refusal, Settlement, Window, seconds_to_next_day, utc_day
-from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from service.__main__ import main as operator_main
+from service.cli import main as command_line
 from service.pipeline.liveness import parse_provider_mapping, target_status
 from tests.support.app import TEST_CATALOG, make_app, make_settings
 
@@ -77,12 +77,14 @@ def test_operator_command_prints_the_table(monkeypatch, tmp_path, mock_hub, caps
     monkeypatch.setenv("HF_HUB_API_BASE", HUB_API)
     hub_model(mock_hub, "Helsinki-NLP/opus-mt-zh-en", [{"provider": "hf-inference", "status": "live"}])
     mock_hub.get(re.compile(re.escape(HUB_API) + "/models/.*"), json={"error": "Repository not found"}, status=404)
-    assert operator_main(["models"]) == 0
+    assert command_line(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["ROUTE", "#", "MODEL", "PROTOCOL", "PROVIDER", "STATUS"]
     row = next(line for line in lines if "Helsinki-NLP/opus-mt-zh-en" in line)
     assert row.split()[-1] == "live"
-    assert operator_main(["nonsense"]) == 2
+    with pytest.raises(SystemExit) as usage_error:
+        command_line(["nonsense"])
+    assert usage_error.value.code == 2
 
 
 def test_liveness_non_json_answer_is_an_error_not_not_served(client, mock_hub):

@@ -4,9 +4,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.keys import bearer, write_key_file
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
 from tests.support.documents import OPERATIONS, section
-from tests.support.keys import bearer, write_key_file
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]

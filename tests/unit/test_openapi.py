@@ -8,11 +8,11 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
+from harness.paths import README
 from service import create_app
 from service.api.schemas import ARGS_SCHEMAS
 from service.catalog import TASK_TYPES, Catalog, is_valid_model_name
 from tests.support.app import API, TEST_CATALOG, make_settings, post
-from tests.support.paths import README
 
 RECORDED_JPEG = b"\xff\xd8\xff\xe0 a tiny jpeg"
 

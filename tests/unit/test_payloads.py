@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.support import recordings
+from harness import recordings
 from tests.support.app import API, ROUTER, post
 from tests.support.assertions import assert_error_shape
 

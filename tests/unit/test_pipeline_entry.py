@@ -3,6 +3,7 @@ no Flask request or app context around it."""
 
 import pytest
 
+from harness import recordings
 from service.api.gateway import gateway_of
 from service.api.schemas import ARGS_SCHEMAS
 from service.catalog.tasks import TEXT_TO_IMAGE, TRANSLATION
@@ -10,7 +11,6 @@ from service.errors import InvalidRequest, ModelNotFound
 from service.keys.keyring import OPEN_ACCESS
 from service.pipeline.context import RequestContext
 from service.pipeline.entry import Ask
-from tests.support import recordings
 from tests.support.app import API
 
 TRANSLATION_ARGS = ARGS_SCHEMAS[TRANSLATION.name].load({"do_sample": False})

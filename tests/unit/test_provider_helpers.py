@@ -6,14 +6,14 @@ import tomllib
 
 import pytest
 
+from harness import recordings
+from harness.catalogs import task_routes
 from service.catalog import Catalog, CatalogError
 from service.hub.messages import HUB_TOKEN, UpstreamReply
 from service.hub.providers import Providers
 from service.hub.providers.helper import InferenceCall
-from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
-from tests.support.catalogs import task_routes
 
 ROOT = "https://hub.test"
 BASE = task_routes()

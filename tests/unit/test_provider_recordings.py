@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from harness import recordings
+from harness.catalogs import task_routes
 from service.hub.providers.openai_style import bare_answer
-from tests.support import recordings
 from tests.support.app import API, ROUTER, make_app, make_settings, post
-from tests.support.catalogs import task_routes
 
 ROOT = "https://hub.test"
 CHAT = f"{ROUTER}/chat/completions"

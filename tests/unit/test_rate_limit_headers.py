@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from harness.keys import bearer, write_key_file
 from service.store.contract import seconds_to_next_day
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
-from tests.support.keys import bearer, write_key_file
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 KEYS = {

@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
+from harness.paths import DOCS, README, REPO_ROOT
 from service.api.schemas import ARGS_SCHEMAS
-from tests.support.paths import DOCS, README, REPO_ROOT
 
 DOCUMENTS = [README, *sorted(DOCS.glob("*.md"))]
 

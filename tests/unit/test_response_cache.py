@@ -13,6 +13,7 @@ import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness import recordings
 from service.errors import ConnectionsBusy, ModelRejectedInput, UpstreamTimeout
 from service.hub.deadline import Deadline
 from service.hub.images import Image
@@ -20,7 +21,6 @@ from service.pipeline.cache import Flight, ResponseCache, decode_results, encode
 from service.pipeline.context import RequestContext
 from service.store import open_store
 from service.store.contract import CacheLimits
-from tests.support import recordings
 from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 from tests.support.waiting import wait_until

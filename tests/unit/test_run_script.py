@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 RUN_SCRIPT = REPO_ROOT / "tests" / "run.sh"
 

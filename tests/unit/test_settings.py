@@ -2,9 +2,9 @@
 
 import pytest
 
+from harness.paths import DOCS, REPO_ROOT
 from service.cli import settings_docs
 from service.settings import Settings, SettingsError
-from tests.support.paths import DOCS, REPO_ROOT
 
 
 def test_settings_from_environment(tmp_path):

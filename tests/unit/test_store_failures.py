@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.gunicorn_server import free_port
+from harness.paths import REPO_ROOT
+from harness.redis_server import RedisServer
 from service.settings import SettingsError
 from service.store import guard as guard_module
 from service.store import open_store
 from service.store.contract import Settlement
 from service.telemetry import metrics
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
-from tests.support.gunicorn_server import free_port
-from tests.support.paths import REPO_ROOT
-from tests.support.redis_server import RedisServer
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 SECRET = "secret-limited"

@@ -5,10 +5,10 @@ from types import MappingProxyType
 import pytest
 import requests
 
+from harness.catalogs import task_routes
 from service.settings import Settings
 from tests.support.app import API, TOKEN, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
-from tests.support.catalogs import task_routes
 
 GPT2 = f"{API}/openai-community/gpt2"
 OK = [{"generated_text": " and so on"}]

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import requests
 
-from tests.support.paths import REPO_ROOT
+from harness.paths import REPO_ROOT
 
 LOOPBACK_HOST = "127.0.0.1"
 HEALTH_PATH = "/healthz"

@@ -1,6 +1,6 @@
 """The environment of a gunicorn process that talks only to the loopback upstream."""
 
-from tests.support.upstream import LoopbackUpstream
+from harness.upstream import LoopbackUpstream
 
 TOKEN = "hf_integration-not-a-real-token-0123456789"
 

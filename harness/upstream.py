@@ -6,7 +6,7 @@ reset bodies, silence) so that integration, fault and benchmark runs exercise th
 service against real response shapes without touching the network.
 
 Run it as a separate process with:
-    python -m tests.support.upstream --port 0 --latency 0.1 --alias PATH=RECORDED_PATH
+    python -m harness.upstream --port 0 --latency 0.1 --alias PATH=RECORDED_PATH
 It prints ``READY <port>`` once it accepts connections and serves until SIGTERM/SIGINT.
 """
 
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.paths import RECORDINGS_DIR
-from tests.support.recordings import RECORDING_FILES
+from harness.paths import RECORDINGS_DIR
+from harness.recordings import RECORDING_FILES
 
 LOOPBACK_HOST = "127.0.0.1"
 

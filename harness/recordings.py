@@ -6,7 +6,7 @@ import base64
 import json
 from functools import cache
 
-from tests.support.paths import RECORDINGS_DIR
+from harness.paths import RECORDINGS_DIR
 
 # The hosted route's answers, then the router's other providers (see tests/recordings/README.md).
 HOSTED_FILE = "recordings.json"

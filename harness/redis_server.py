@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
+from harness.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
 
 START_SECONDS = 10.0
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
-from tests.support.paths import REPO_ROOT
+from harness.gunicorn_server import LOOPBACK_HOST, free_port, wait_until_ready
+from harness.paths import REPO_ROOT
 
 SITE_CONF = REPO_ROOT / "deploy" / "nginx.conf"
 # The sample's own addresses, names and paths, replaced by the test's.
