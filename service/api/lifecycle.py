@@ -34,7 +34,7 @@ from service.telemetry import metrics
 from service.telemetry.logs import write_access_line
 
 # The paths of the surfaces that serve callers: a key is asked for, and requests are counted.
-API_PREFIXES = ("/api/",)
+API_PREFIXES = ("/api/", "/models/", "/pipeline/", "/v1/")
 UNKNOWN_TASK_BLUEPRINT = "unknown_task"
 TASKS_BY_PATH = {task.path: name for name, task in TASKS.items()}
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
