@@ -20,12 +20,12 @@ service/store/guard.py).
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.catalog.tasks import Task
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
@@ -127,13 +127,13 @@ def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimit
 class Admission:
     """Admits requests against their key's limits, and settles them when they end."""
 
-    def __init__(self, guard: StoreGuard | None, clock: Callable[[], float] = time.time):
+    def __init__(self, guard: StoreGuard | None, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.clock = clock
 
     def admit(self, key: ClientKey, task: Task, results: int, deadline_seconds: float) -> Ticket:
         """Take what the request needs of its key's limits, all or nothing, or raise its 429."""
-        now = self.clock()
+        now = self.clock.time()
         ticket = Ticket(key.name, utc_day(now))
         limits = key.limits
         if self.guard is None or not limits.any():

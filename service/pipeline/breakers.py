@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from service.catalog import ModelTarget
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import (
     ConnectionsBusy,
     GatewayError,
@@ -98,9 +97,7 @@ GO = Gate(passes=True)
 class Breakers:
     """Every target's breaker, read through a one-second memory of the shared store."""
 
-    def __init__(
-        self, guard: StoreGuard | None, policy: BreakerPolicy, catalog, clock: Callable[[], float] = time.time
-    ):
+    def __init__(self, guard: StoreGuard | None, policy: BreakerPolicy, catalog, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.policy = policy
         self.catalog = catalog
@@ -112,7 +109,7 @@ class Breakers:
         """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed without a store)."""
         if self.guard is None:
             return BreakerState()
-        name, now = target_id(target), self.clock()
+        name, now = target_id(target), self.clock.time()
         with self._lock:
             read_at, state = self._known.get(name, (None, None))
         if read_at is not None and now - read_at < BREAKER_READ_SECONDS:
@@ -127,7 +124,7 @@ class Breakers:
         state = self.state(target)
         if state.closed():
             return GO
-        now = self.clock()
+        now = self.clock.time()
         if now < state.opened_until:
             return self._skip(target, state.opened_until - now)
         if state.probe_until is not None and now < state.probe_until:
@@ -151,7 +148,7 @@ class Breakers:
     def is_open(self, target: ModelTarget) -> bool:
         """Whether the target is known to be skipped now (for sharing a deadline among the rest)."""
         state = self.state(target)
-        return not state.closed() and self.clock() < state.opened_until
+        return not state.closed() and self.clock.time() < state.opened_until
 
     def succeeded(self, target: ModelTarget, gate: Gate) -> None:
         """The target answered: close its breaker if it had failures or was probed."""
@@ -194,7 +191,7 @@ class Breakers:
             return None
         name, policy = target_id(target), replace(self.policy, callers=caller.keys_needed)
         store = self.guard.store
-        state = self.guard.call("breaker", store.breaker_outcome, name, succeeded, self.clock(), policy, caller.name)
+        state = self.guard.call("breaker", store.breaker_outcome, name, succeeded, self.clock.time(), policy, caller.name)
         if state is FAILED:
             return None
         self._remember(name, state)
@@ -202,7 +199,7 @@ class Breakers:
 
     def _remember(self, name: str, state: BreakerState) -> None:
         with self._lock:
-            self._known[name] = (self.clock(), state)
+            self._known[name] = (self.clock.time(), state)
 
     def _skip(self, target: ModelTarget, seconds: float) -> Gate:
         metrics.count_breaker_skip(metrics.model_label(target.id, self.catalog))
@@ -210,7 +207,7 @@ class Breakers:
 
     def describe(self, target: ModelTarget) -> dict:
         """The breaker as /api/models shows it: closed, open (and for how long), or half-open."""
-        state, now = self.state(target), self.clock()
+        state, now = self.state(target), self.clock.time()
         if state.closed():
             return {"state": "closed", "failures": state.failures}
         if now < state.opened_until:

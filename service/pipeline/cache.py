@@ -23,9 +23,9 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import GatewayError, UpstreamTimeout
 from service.hub.images import Image
 from service.hub.messages import UpstreamRequest
@@ -146,7 +146,7 @@ class ResponseCache:
         guard: StoreGuard | None,
         limits: CacheLimits,
         max_entry_bytes: int,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.guard = guard
         self.limits = limits
@@ -216,7 +216,7 @@ class ResponseCache:
             if context.deadline.remaining() <= POLL_SECONDS:
                 context.cache.waited = True
                 raise waited_too_long()
-            time.sleep(POLL_SECONDS)
+            self.clock.sleep(POLL_SECONDS)
             kept = self._get(key)
             if kept is not None:
                 context.cache.waited = True
@@ -229,11 +229,11 @@ class ResponseCache:
 
     def _claim(self, key: str, context: RequestContext) -> bool:
         seconds = context.deadline.remaining() + 1.0
-        claimed = self.guard.call("cache", self.guard.store.claim, key, self.clock(), seconds)
+        claimed = self.guard.call("cache", self.guard.store.claim, key, self.clock.time(), seconds)
         return claimed is FAILED or bool(claimed)  # a store that fails: call, as without a cache
 
     def _get(self, key: str) -> list | None:
-        value = self.guard.call("cache", self.guard.store.cache_get, key, self.clock())
+        value = self.guard.call("cache", self.guard.store.cache_get, key, self.clock.time())
         if value is FAILED or value is None:
             return None
         try:
@@ -249,6 +249,6 @@ class ResponseCache:
         if len(value) > self.max_entry_bytes:
             metrics.count_cache("too_large")
             return results
-        if self.guard.call("cache", self.guard.store.cache_put, key, value, self.clock(), self.limits) is not FAILED:
+        if self.guard.call("cache", self.guard.store.cache_put, key, value, self.clock.time(), self.limits) is not FAILED:
             metrics.count_cache("stored")
         return results

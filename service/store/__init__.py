@@ -8,13 +8,14 @@ DATA_DIR on a read-only mount or one the service may not write would mean no lim
 ledger from the first request on, so the service refuses to start (STORE=off says so).
 """
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.settings import Settings, SettingsError
 from service.store.guard import FAILED, STORE_ERRORS, StoreGuard
 
 SQLITE_FILE = "gateway.sqlite3"
 
 
-def open_store(settings: Settings, refuse_unusable: bool = True) -> StoreGuard | None:
+def open_store(settings: Settings, refuse_unusable: bool = True, clock: Clock = SYSTEM_CLOCK) -> StoreGuard | None:
     """Return the guarded store the settings ask for, None for STORE=off. The SQLite file is made
     now: SettingsError if it never can be, unless `refuse_unusable` is off (a worker booting from
     a configuration its master accepted, whose store broke since: it fails open, like a store that
@@ -24,7 +25,7 @@ def open_store(settings: Settings, refuse_unusable: bool = True) -> StoreGuard |
     if settings.store == "redis":
         from service.store.redis_backend import RedisStore
 
-        return StoreGuard(RedisStore(settings.redis_url, settings.store_timeout))
+        return StoreGuard(RedisStore(settings.redis_url, settings.store_timeout), clock)
     from service.store.sqlite_backend import SqliteStore
     from service.store.sqlite_database import lasting
 
@@ -38,7 +39,7 @@ def open_store(settings: Settings, refuse_unusable: bool = True) -> StoreGuard |
                 "per-key limit and no ledger would hold; make the folder writable by the service's user, "
                 "set DATA_DIR to one that is, or set STORE=off to serve without limits and ledger"
             ) from None
-    return StoreGuard(store)
+    return StoreGuard(store, clock)
 
 
 __all__ = ["FAILED", "StoreGuard", "open_store"]

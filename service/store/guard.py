@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.store.contract import Settlement, Store, UsageEntry, nothing_to_confirm
 from service.telemetry import metrics
 
@@ -61,9 +61,9 @@ class StoreStatus:
 class StoreGuard:
     """The one way the service calls its store."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK):
         self.store = store
-        self._clock = clock
+        self._clock = clock.monotonic
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0

@@ -52,7 +52,7 @@ def settle_request(response):
     if current is None or current.task is None or not request.path.startswith("/api/infer/"):
         return response
     admission = current_app.extensions["gateway"].admission
-    ticket = current.ticket or Ticket((current.client_key or OPEN_ACCESS).name, utc_day(admission.clock()))
+    ticket = current.ticket or Ticket((current.client_key or OPEN_ACCESS).name, utc_day(admission.clock.time()))
     entry = usage_entry(current, response.status_code, ticket.day)
     confirm = admission.settle(ticket, delivered=response.status_code == 200, usage=entry)
     response.call_on_close(confirm)  # the store's reply is awaited once the answer has gone
