@@ -152,7 +152,7 @@ class Admission:
             booking=booking,
             holder=holders.this_process(),
         )
-        outcome = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
+        outcome = self.guard.admit(key.name, window, lease, claims, now)
         if isinstance(outcome, Refusal):
             self.refuse(key, outcome, results)
         if isinstance(outcome, dict):  # taken; FAILED (the store is away) took nothing

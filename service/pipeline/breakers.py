@@ -114,7 +114,7 @@ class Breakers:
             read_at, state = self._known.get(name, (None, None))
         if read_at is not None and now - read_at < BREAKER_READ_SECONDS:
             return state
-        state = self.guard.call("breaker", self.guard.store.breaker, name, now)
+        state = self.guard.breaker(name, now)
         state = BreakerState() if state is FAILED else state
         self._remember(name, state)
         return state
@@ -135,7 +135,7 @@ class Breakers:
             if now < again:
                 return self._skip(target, again - now)
         name = target_id(target)
-        probing = self.guard.call("breaker", self.guard.store.breaker_probe, name, now, probe_seconds)
+        probing = self.guard.breaker_probe(name, now, probe_seconds)
         if probing is True:
             log.info("breaker probe target=%s", target.id)
             return Gate(passes=True, probe=True)
@@ -190,8 +190,7 @@ class Breakers:
         if self.guard is None:
             return None
         name, policy = target_id(target), replace(self.policy, callers=caller.keys_needed)
-        store = self.guard.store
-        state = self.guard.call("breaker", store.breaker_outcome, name, succeeded, self.clock.time(), policy, caller.name)
+        state = self.guard.breaker_outcome(name, succeeded, self.clock.time(), policy, caller.name)
         if state is FAILED:
             return None
         self._remember(name, state)

@@ -225,15 +225,15 @@ class ResponseCache:
         try:
             return self._keep(key, compute(), directives)
         finally:  # after keeping: a worker waiting on the claim then finds the answer, not the key free
-            self.guard.call("cache", self.guard.store.release, key)
+            self.guard.release(key)
 
     def _claim(self, key: str, context: RequestContext) -> bool:
         seconds = context.deadline.remaining() + 1.0
-        claimed = self.guard.call("cache", self.guard.store.claim, key, self.clock.time(), seconds)
+        claimed = self.guard.claim(key, self.clock.time(), seconds)
         return claimed is FAILED or bool(claimed)  # a store that fails: call, as without a cache
 
     def _get(self, key: str) -> list | None:
-        value = self.guard.call("cache", self.guard.store.cache_get, key, self.clock.time())
+        value = self.guard.cache_get(key, self.clock.time())
         if value is FAILED or value is None:
             return None
         try:
@@ -249,6 +249,6 @@ class ResponseCache:
         if len(value) > self.max_entry_bytes:
             metrics.count_cache("too_large")
             return results
-        if self.guard.call("cache", self.guard.store.cache_put, key, value, self.clock.time(), self.limits) is not FAILED:
+        if self.guard.cache_put(key, value, self.clock.time(), self.limits) is not FAILED:
             metrics.count_cache("stored")
         return results
