@@ -22,7 +22,7 @@ from service.pipeline.inference import InferenceRunner
 from service.pipeline.liveness import LivenessChecker
 from service.serving.configuration import FilesOnDisk, inherited
 from service.settings import Settings, SettingsError
-from service.store import StoreGuard, open_store
+from service.store import NullStore, StoreGuard, open_store
 from service.store.contract import BreakerPolicy, CacheLimits
 from service.telemetry.logs import configure_logging, log_request
 from service.telemetry.redaction import Redactor, secrets_of
@@ -42,7 +42,7 @@ class Gateway:
     liveness: LivenessChecker
     redactor: Redactor
     keyring: KeyRing
-    store: StoreGuard | None
+    store: StoreGuard | NullStore
     admission: Admission
     breakers: Breakers
     files_on_disk: FilesOnDisk
@@ -78,7 +78,7 @@ def create_app(
     # The master refuses to start on a store that can never work; a worker it forks later boots
     # whatever became of the store since, and fails open.
     store = open_store(settings, refuse_unusable=configuration is None, clock=clock)
-    if store is None and any(key.limits.any() for key in keyring.keys):
+    if not store.enabled and any(key.limits.any() for key in keyring.keys):
         raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")
     configure_logging(redactor, settings.log_level, settings.log_format)
     client = HubClient(settings, clock, resolver)

@@ -30,7 +30,7 @@ from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
 from service.pipeline import context
-from service.store import StoreGuard, holders
+from service.store import NullStore, StoreGuard, holders
 from service.store.contract import (
     SECONDS_PER_DAY,
     Claim,
@@ -127,7 +127,7 @@ def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimit
 class Admission:
     """Admits requests against their key's limits, and settles them when they end."""
 
-    def __init__(self, guard: StoreGuard | None, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, guard: StoreGuard | NullStore, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.clock = clock
 
@@ -136,7 +136,7 @@ class Admission:
         now = self.clock.time()
         ticket = Ticket(key.name, utc_day(now))
         limits = key.limits
-        if self.guard is None or not limits.any():
+        if not limits.any():
             return ticket
         window = Window(limits.rpm, RATE_WINDOW_SECONDS) if limits.rpm else None
         claims = []
@@ -168,7 +168,7 @@ class Admission:
         """Free the slot, give back the quota of a request that delivered nothing, add it to the
         ledger; return what confirms it, to call once the answer has gone."""
         refunds = [] if delivered else ticket.claims
-        if self.guard is None or (ticket.lease_id is None and not refunds and usage is None):
+        if ticket.lease_id is None and not refunds and usage is None:
             return nothing_to_confirm
         settlement = Settlement(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         confirm = self.guard.settle(settlement)

@@ -38,7 +38,7 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from service.store import FAILED, StoreGuard
+from service.store import FAILED, NullStore, StoreGuard
 from service.store.contract import BreakerPolicy, BreakerState
 from service.telemetry import metrics
 
@@ -97,7 +97,7 @@ GO = Gate(passes=True)
 class Breakers:
     """Every target's breaker, read through a one-second memory of the shared store."""
 
-    def __init__(self, guard: StoreGuard | None, policy: BreakerPolicy, catalog, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, guard: StoreGuard | NullStore, policy: BreakerPolicy, catalog, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.policy = policy
         self.catalog = catalog
@@ -106,9 +106,8 @@ class Breakers:
         self._lock = threading.Lock()
 
     def state(self, target: ModelTarget) -> BreakerState:
-        """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed without a store)."""
-        if self.guard is None:
-            return BreakerState()
+        """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed when the store
+        cannot say, or STORE=off)."""
         name, now = target_id(target), self.clock.time()
         with self._lock:
             read_at, state = self._known.get(name, (None, None))
@@ -187,8 +186,6 @@ class Breakers:
             )
 
     def _record(self, target: ModelTarget, succeeded: bool, caller: Caller = OPEN_SERVICE) -> BreakerState | None:
-        if self.guard is None:
-            return None
         name, policy = target_id(target), replace(self.policy, callers=caller.keys_needed)
         state = self.guard.breaker_outcome(name, succeeded, self.clock.time(), policy, caller.name)
         if state is FAILED:

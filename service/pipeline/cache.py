@@ -31,7 +31,7 @@ from service.hub.images import Image
 from service.hub.messages import UpstreamRequest
 from service.hub.providers.helper import InferenceCall, ProviderHelper
 from service.pipeline.context import CacheDirectives, RequestContext
-from service.store import FAILED, StoreGuard
+from service.store import FAILED, NullStore, StoreGuard
 from service.store.contract import CacheLimits
 from service.telemetry import metrics
 
@@ -143,7 +143,7 @@ class ResponseCache:
 
     def __init__(
         self,
-        guard: StoreGuard | None,
+        guard: StoreGuard | NullStore,
         limits: CacheLimits,
         max_entry_bytes: int,
         clock: Clock = SYSTEM_CLOCK,
@@ -157,7 +157,7 @@ class ResponseCache:
 
     @property
     def enabled(self) -> bool:
-        return self.guard is not None and self.limits.ttl_seconds > 0
+        return self.guard.enabled and self.limits.ttl_seconds > 0
 
     def through(self, key: str, compute: Callable[[], list], context: RequestContext) -> list:
         """The answer of the call `key` names: kept, being made, or made now by `compute`."""

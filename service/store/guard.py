@@ -76,6 +76,8 @@ class StoreStatus:
 class StoreGuard:
     """The one way the service calls its store."""
 
+    enabled = True  # keeps limits, cache and ledger (the NullStore of STORE=off keeps nothing)
+
     def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK):
         self.store = store
         self._clock = clock.monotonic
