@@ -53,7 +53,8 @@ REPLAYS_PER_SETTLEMENT = 20
 
 
 class Failed:
-    """What the guard returns when the store could not be asked."""
+    """What the guard returns when the store could not be asked (and the NullStore, which
+    has nothing to ask)."""
 
     def __repr__(self) -> str:
         return "FAILED"
