@@ -5,8 +5,9 @@ only what they use, and gevent can patch the standard library before the service
 """
 
 
-def create_app(settings=None, catalog=None, keyring=None):
-    """Build the Flask app (service/app.py): the only place an app is built."""
+def create_app(settings=None, catalog=None, keyring=None, **seams):
+    """Build the Flask app (service/app.py): the only place an app is built. `seams` are its
+    keyword-only `clock` and `resolver`."""
     from service.app import create_app as build
 
-    return build(settings, catalog, keyring)
+    return build(settings, catalog, keyring, **seams)

@@ -1,6 +1,7 @@
 """The app factory: settings, model catalog, Hub client, blueprints and handlers, wired once."""
 
 import logging
+import socket
 
 from flask import Flask
 
@@ -10,6 +11,7 @@ from service.api.gateway import Gateway, install
 from service.api.lifecycle import register_lifecycle
 from service.api.schemas import InferRequestSchema
 from service.catalog import Catalog
+from service.clock import SYSTEM_CLOCK, Clock
 from service.hub.client import HubClient
 from service.hub.providers import Providers
 from service.keys.admission import Admission
@@ -38,10 +40,16 @@ def breaker_policy(settings: Settings) -> BreakerPolicy:
 
 
 def create_app(
-    settings: Settings | None = None, catalog: Catalog | None = None, keyring: KeyRing | None = None
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    keyring: KeyRing | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    resolver=socket.getaddrinfo,
 ) -> Flask:
     """Build the Flask app: settings, model catalog, Hub client, blueprints and handlers. Called with
-    nothing in a gunicorn worker, it is built from the configuration the master accepted last."""
+    nothing in a gunicorn worker, it is built from the configuration the master accepted last. Every
+    part reads the time and waits on `clock`; downloads look host names up with `resolver`."""
     configuration = inherited() if settings is None and catalog is None else None
     if configuration is not None:
         settings, catalog, keyring = configuration.settings, configuration.catalog, configuration.keyring
@@ -53,26 +61,26 @@ def create_app(
     keyring = KeyRing.from_settings(settings) if keyring is None else keyring
     # The master refuses to start on a store that can never work; a worker it forks later boots
     # whatever became of the store since, and fails open.
-    store = open_store(settings, refuse_unusable=configuration is None)
-    if store is None and any(key.limits.any() for key in keyring.keys):
+    store = open_store(settings, refuse_unusable=configuration is None, clock=clock)
+    if not store.enabled and any(key.limits.any() for key in keyring.keys):
         raise SettingsError("STORE=off, but the key file sets limits: limits need a store (sqlite or redis)")
     configure_logging(redactor, settings.log_level, settings.log_format)
-    client = HubClient(settings)
+    client = HubClient(settings, clock, resolver)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # keep Chinese results readable in out.*.json
     app.json.sort_keys = False
-    cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes)
-    breakers = Breakers(store, breaker_policy(settings), catalog)
+    cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes, clock)
+    breakers = Breakers(store, breaker_policy(settings), catalog, clock)
     runner = InferenceRunner(client, catalog, settings, cache, breakers, providers, configured_keys=len(keyring.keys))
-    admission = Admission(store)
+    admission = Admission(store, clock)
     gateway = Gateway(
         settings=settings,
         catalog=catalog,
         client=client,
         pipeline=Pipeline(catalog, settings, admission, runner),
-        liveness=LivenessChecker(settings, catalog, client),
+        liveness=LivenessChecker(settings, catalog, client, clock),
         redactor=redactor,
         keyring=keyring,
         store=store,

@@ -17,7 +17,7 @@ from service.pipeline.entry import Pipeline
 from service.pipeline.liveness import LivenessChecker
 from service.serving.configuration import FilesOnDisk
 from service.settings import Settings
-from service.store import StoreGuard
+from service.store import NullStore, StoreGuard
 from service.telemetry.redaction import Redactor
 
 _EXTENSION = "gateway"
@@ -34,7 +34,7 @@ class Gateway:
     liveness: LivenessChecker
     redactor: Redactor
     keyring: KeyRing
-    store: StoreGuard | None
+    store: StoreGuard | NullStore
     admission: Admission
     breakers: Breakers
     files_on_disk: FilesOnDisk

@@ -104,7 +104,7 @@ def settle_ledger(response):
     if context is None or context.task is None:
         return response
     objects = gateway()
-    ticket = context.ticket or Ticket((context.client_key or OPEN_ACCESS).name, utc_day(objects.admission.clock()))
+    ticket = context.ticket or Ticket((context.client_key or OPEN_ACCESS).name, utc_day(objects.admission.clock.time()))
     entry = context.usage_entry(response.status_code, ticket.day, objects.catalog)
     confirm = objects.admission.settle(ticket, delivered=response.status_code == 200, usage=entry)
     response.call_on_close(confirm)  # the store's reply is awaited once the answer has gone

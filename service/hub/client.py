@@ -5,6 +5,7 @@ import socket
 import time
 from dataclasses import replace
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import UpstreamAuthError
 from service.hub import transport
 from service.hub.downloads import ImageLink, check_download
@@ -20,11 +21,11 @@ log = logging.getLogger(__name__)
 class HubClient:
     """Speaks HTTP to the upstream; one instance per app, safe across threads and forks."""
 
-    def __init__(self, settings, sleep=None, resolve=socket.getaddrinfo):
+    def __init__(self, settings, clock: Clock = SYSTEM_CLOCK, resolver=socket.getaddrinfo):
         self.settings = settings
         self.sessions = transport.SessionPool(settings.upstream_pool_size)
-        self._sleep = sleep
-        self._resolve = resolve
+        self.clock = clock
+        self.resolver = resolver  # getaddrinfo's shape: what a download's host name stands for
         # Built once: making a Retrying per call costs as much as a small request under gevent.
         self._retrying = upstream_retrying(before_sleep=self._report_retry, sleep=self.pause)
 
@@ -46,7 +47,7 @@ class HubClient:
 
     def download_image(self, link: ImageLink, allowed_hosts: tuple, context: CallContext) -> Image:
         """Fetch an image a provider left at a URL: allowed public hosts only, within deadline and size."""
-        checked = check_download(link.url, allowed_hosts, self._resolve)
+        checked = check_download(link.url, allowed_hosts, self.resolver)
         headers = {"Accept": "image/*", "Host": checked.host_header}
         request = UpstreamRequest(
             url=checked.url,
@@ -61,8 +62,8 @@ class HubClient:
         return image_from_reply(self.call(request, context))
 
     def pause(self, seconds: float) -> None:
-        """Wait between attempts or polls (tests replace `_sleep` with a fake clock's)."""
-        (self._sleep or time.sleep)(seconds)
+        """Wait between attempts or polls, on the client's clock."""
+        self.clock.sleep(seconds)
 
     def _report_retry(self, retry_state) -> None:
         """Count and log a retry about to wait."""

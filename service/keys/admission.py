@@ -20,16 +20,16 @@ service/store/guard.py).
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.catalog.tasks import Task
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import QuotaExceeded, RateLimited
 from service.keys.keyfile import Limits
 from service.keys.keyring import ClientKey
-from service.store import StoreGuard, holders
+from service.store import NullStore, StoreGuard, holders
 from service.store.contract import (
     SECONDS_PER_DAY,
     Claim,
@@ -125,17 +125,17 @@ def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimit
 class Admission:
     """Admits requests against their key's limits, and settles them when they end."""
 
-    def __init__(self, guard: StoreGuard | None, clock: Callable[[], float] = time.time):
+    def __init__(self, guard: StoreGuard | NullStore, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.clock = clock
 
     def admit(self, key: ClientKey, task: Task, results: int, deadline_seconds: float, model: str) -> Ticket:
         """Take what the request needs of its key's limits, all or nothing, or raise its 429;
         `model` is what the ledger books the request under should its worker die."""
-        now = self.clock()
+        now = self.clock.time()
         ticket = Ticket(key.name, utc_day(now))
         limits = key.limits
-        if self.guard is None or not limits.any():
+        if not limits.any():
             return ticket
         window = Window(limits.rpm, RATE_WINDOW_SECONDS) if limits.rpm else None
         claims = []
@@ -151,7 +151,7 @@ class Admission:
             booking=booking,
             holder=holders.this_process(),
         )
-        outcome = self.guard.call("admit", self.guard.store.admit, key.name, window, lease, claims, now)
+        outcome = self.guard.admit(key.name, window, lease, claims, now)
         if isinstance(outcome, Refusal):
             self.refuse(key, outcome, results)
         if isinstance(outcome, dict):  # taken; FAILED (the store is away) took nothing
@@ -167,7 +167,7 @@ class Admission:
         """Free the slot, give back the quota of a request that delivered nothing, add it to the
         ledger; return what confirms it, to call once the answer has gone."""
         refunds = [] if delivered else ticket.claims
-        if self.guard is None or (ticket.lease_id is None and not refunds and usage is None):
+        if ticket.lease_id is None and not refunds and usage is None:
             return nothing_to_confirm
         settlement = Settlement(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         confirm = self.guard.settle(settlement)

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from service.catalog import ModelTarget
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import (
     ConnectionsBusy,
     GatewayError,
@@ -39,7 +38,7 @@ from service.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from service.store import FAILED, StoreGuard
+from service.store import FAILED, NullStore, StoreGuard
 from service.store.contract import BreakerPolicy, BreakerState
 from service.telemetry import metrics
 
@@ -98,9 +97,7 @@ GO = Gate(passes=True)
 class Breakers:
     """Every target's breaker, read through a one-second memory of the shared store."""
 
-    def __init__(
-        self, guard: StoreGuard | None, policy: BreakerPolicy, catalog, clock: Callable[[], float] = time.time
-    ):
+    def __init__(self, guard: StoreGuard | NullStore, policy: BreakerPolicy, catalog, clock: Clock = SYSTEM_CLOCK):
         self.guard = guard
         self.policy = policy
         self.catalog = catalog
@@ -109,15 +106,14 @@ class Breakers:
         self._lock = threading.Lock()
 
     def state(self, target: ModelTarget) -> BreakerState:
-        """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed without a store)."""
-        if self.guard is None:
-            return BreakerState()
-        name, now = target_id(target), self.clock()
+        """The target's breaker, as read at most BREAKER_READ_SECONDS ago (closed when the store
+        cannot say, or STORE=off)."""
+        name, now = target_id(target), self.clock.time()
         with self._lock:
             read_at, state = self._known.get(name, (None, None))
         if read_at is not None and now - read_at < BREAKER_READ_SECONDS:
             return state
-        state = self.guard.call("breaker", self.guard.store.breaker, name, now)
+        state = self.guard.breaker(name, now)
         state = BreakerState() if state is FAILED else state
         self._remember(name, state)
         return state
@@ -127,7 +123,7 @@ class Breakers:
         state = self.state(target)
         if state.closed():
             return GO
-        now = self.clock()
+        now = self.clock.time()
         if now < state.opened_until:
             return self._skip(target, state.opened_until - now)
         if state.probe_until is not None and now < state.probe_until:
@@ -138,7 +134,7 @@ class Breakers:
             if now < again:
                 return self._skip(target, again - now)
         name = target_id(target)
-        probing = self.guard.call("breaker", self.guard.store.breaker_probe, name, now, probe_seconds)
+        probing = self.guard.breaker_probe(name, now, probe_seconds)
         if probing is True:
             log.info("breaker probe target=%s", target.id)
             return Gate(passes=True, probe=True)
@@ -151,7 +147,7 @@ class Breakers:
     def is_open(self, target: ModelTarget) -> bool:
         """Whether the target is known to be skipped now (for sharing a deadline among the rest)."""
         state = self.state(target)
-        return not state.closed() and self.clock() < state.opened_until
+        return not state.closed() and self.clock.time() < state.opened_until
 
     def succeeded(self, target: ModelTarget, gate: Gate) -> None:
         """The target answered: close its breaker if it had failures or was probed."""
@@ -190,11 +186,8 @@ class Breakers:
             )
 
     def _record(self, target: ModelTarget, succeeded: bool, caller: Caller = OPEN_SERVICE) -> BreakerState | None:
-        if self.guard is None:
-            return None
         name, policy = target_id(target), replace(self.policy, callers=caller.keys_needed)
-        store = self.guard.store
-        state = self.guard.call("breaker", store.breaker_outcome, name, succeeded, self.clock(), policy, caller.name)
+        state = self.guard.breaker_outcome(name, succeeded, self.clock.time(), policy, caller.name)
         if state is FAILED:
             return None
         self._remember(name, state)
@@ -202,7 +195,7 @@ class Breakers:
 
     def _remember(self, name: str, state: BreakerState) -> None:
         with self._lock:
-            self._known[name] = (self.clock(), state)
+            self._known[name] = (self.clock.time(), state)
 
     def _skip(self, target: ModelTarget, seconds: float) -> Gate:
         metrics.count_breaker_skip(metrics.model_label(target.id, self.catalog))
@@ -210,7 +203,7 @@ class Breakers:
 
     def describe(self, target: ModelTarget) -> dict:
         """The breaker as /api/models shows it: closed, open (and for how long), or half-open."""
-        state, now = self.state(target), self.clock()
+        state, now = self.state(target), self.clock.time()
         if state.closed():
             return {"state": "closed", "failures": state.failures}
         if now < state.opened_until:

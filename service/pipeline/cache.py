@@ -23,15 +23,15 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import GatewayError, UpstreamTimeout
 from service.hub.images import Image
 from service.hub.messages import UpstreamRequest
 from service.hub.providers.helper import InferenceCall, ProviderHelper
 from service.pipeline.context import CacheDirectives, RequestContext
-from service.store import FAILED, StoreGuard
+from service.store import FAILED, NullStore, StoreGuard
 from service.store.contract import CacheLimits
 from service.telemetry import metrics
 
@@ -143,10 +143,10 @@ class ResponseCache:
 
     def __init__(
         self,
-        guard: StoreGuard | None,
+        guard: StoreGuard | NullStore,
         limits: CacheLimits,
         max_entry_bytes: int,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.guard = guard
         self.limits = limits
@@ -157,7 +157,7 @@ class ResponseCache:
 
     @property
     def enabled(self) -> bool:
-        return self.guard is not None and self.limits.ttl_seconds > 0
+        return self.guard.enabled and self.limits.ttl_seconds > 0
 
     def through(self, key: str, compute: Callable[[], list], context: RequestContext) -> list:
         """The answer of the call `key` names: kept, being made, or made now by `compute`."""
@@ -216,7 +216,7 @@ class ResponseCache:
             if context.deadline.remaining() <= POLL_SECONDS:
                 context.cache.waited = True
                 raise waited_too_long()
-            time.sleep(POLL_SECONDS)
+            self.clock.sleep(POLL_SECONDS)
             kept = self._get(key)
             if kept is not None:
                 context.cache.waited = True
@@ -225,15 +225,15 @@ class ResponseCache:
         try:
             return self._keep(key, compute(), directives)
         finally:  # after keeping: a worker waiting on the claim then finds the answer, not the key free
-            self.guard.call("cache", self.guard.store.release, key)
+            self.guard.release(key)
 
     def _claim(self, key: str, context: RequestContext) -> bool:
         seconds = context.deadline.remaining() + 1.0
-        claimed = self.guard.call("cache", self.guard.store.claim, key, self.clock(), seconds)
+        claimed = self.guard.claim(key, self.clock.time(), seconds)
         return claimed is FAILED or bool(claimed)  # a store that fails: call, as without a cache
 
     def _get(self, key: str) -> list | None:
-        value = self.guard.call("cache", self.guard.store.cache_get, key, self.clock())
+        value = self.guard.cache_get(key, self.clock.time())
         if value is FAILED or value is None:
             return None
         try:
@@ -249,6 +249,6 @@ class ResponseCache:
         if len(value) > self.max_entry_bytes:
             metrics.count_cache("too_large")
             return results
-        if self.guard.call("cache", self.guard.store.cache_put, key, value, self.clock(), self.limits) is not FAILED:
+        if self.guard.cache_put(key, value, self.clock.time(), self.limits) is not FAILED:
             metrics.count_cache("stored")
         return results

@@ -5,11 +5,11 @@ inference path never waits on it.
 """
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.catalog import Catalog, ModelTarget
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import GatewayError, ModelNotFound
 from service.hub.client import HubClient
 from service.hub.messages import UpstreamRequest
@@ -34,10 +34,11 @@ class ModelProviders:
 class LivenessChecker:
     """Looks up and caches each model's inference providers."""
 
-    def __init__(self, settings, catalog: Catalog, client: HubClient):
+    def __init__(self, settings, catalog: Catalog, client: HubClient, clock: Clock = SYSTEM_CLOCK):
         self.settings = settings
         self.catalog = catalog
         self.client = client
+        self.clock = clock
         self._cache = {}
         self._lock = threading.Lock()
 
@@ -55,7 +56,7 @@ class LivenessChecker:
 
     def _lookup_all(self, model_ids: set) -> dict:
         """Look up every stale model concurrently; serve the rest from the cache."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             fresh = {mid: entry for mid, (expires, entry) in self._cache.items() if expires > now and mid in model_ids}
         stale = sorted(model_ids - set(fresh))

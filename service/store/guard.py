@@ -1,6 +1,7 @@
 """Fail open: a store that fails (Redis down, disk full, a locked database) never fails a request.
 
-Every call to the store goes through `StoreGuard.call`. When one fails, the request goes on
+Every call to the store goes through the guard, one method per operation of the store's
+contract (service/store/contract.py). When one fails, the request goes on
 as if the store had nothing to say (no limit applies, the cache misses), the failure is
 logged at most once a minute per worker, counted in a metric and shown by /readyz. For the
 next second the store is not asked at all, so a hung server costs one timeout a second, not
@@ -16,13 +17,27 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
-from service.store.contract import Settlement, Store, UsageEntry, nothing_to_confirm
+from service.clock import SYSTEM_CLOCK, Clock
+from service.store.contract import (
+    BreakerPolicy,
+    BreakerState,
+    CacheLimits,
+    Claim,
+    Lease,
+    Left,
+    Refusal,
+    Settlement,
+    Store,
+    UsageEntry,
+    UsageQuery,
+    Window,
+    nothing_to_confirm,
+)
 from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -38,7 +53,8 @@ REPLAYS_PER_SETTLEMENT = 20
 
 
 class Failed:
-    """What `call` returns when the store could not be asked."""
+    """What the guard returns when the store could not be asked (and the NullStore, which
+    has nothing to ask)."""
 
     def __repr__(self) -> str:
         return "FAILED"
@@ -61,9 +77,11 @@ class StoreStatus:
 class StoreGuard:
     """The one way the service calls its store."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic):
+    enabled = True  # keeps limits, cache and ledger (the NullStore of STORE=off keeps nothing)
+
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK):
         self.store = store
-        self._clock = clock
+        self._clock = clock.monotonic
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -77,7 +95,41 @@ class StoreGuard:
     def kind(self) -> str:
         return self.store.kind
 
-    def call(self, operation: str, function: Callable, *args):
+    def admit(
+        self, key: str, window: Window | None, lease: Lease | None, claims: list[Claim], now: float
+    ) -> Refusal | dict[str, Left] | Failed:
+        return self._call("admit", self.store.admit, key, window, lease, claims, now)
+
+    def sweep_leases(self, now: float) -> int | Failed:
+        return self._call("sweep", self.store.sweep_leases, now)
+
+    def usage_rows(self, query: UsageQuery) -> list[UsageEntry] | Failed:
+        return self._call("usage", self.store.usage_rows, query)
+
+    def cache_get(self, key: str, now: float) -> bytes | None | Failed:
+        return self._call("cache", self.store.cache_get, key, now)
+
+    def cache_put(self, key: str, value: bytes, now: float, limits: CacheLimits) -> None | Failed:
+        return self._call("cache", self.store.cache_put, key, value, now, limits)
+
+    def claim(self, key: str, now: float, seconds: float) -> bool | Failed:
+        return self._call("cache", self.store.claim, key, now, seconds)
+
+    def release(self, key: str) -> None | Failed:
+        return self._call("cache", self.store.release, key)
+
+    def breaker(self, target: str, now: float) -> BreakerState | Failed:
+        return self._call("breaker", self.store.breaker, target, now)
+
+    def breaker_outcome(
+        self, target: str, succeeded: bool, now: float, policy: BreakerPolicy, caller: str | None = None
+    ) -> BreakerState | Failed:
+        return self._call("breaker", self.store.breaker_outcome, target, succeeded, now, policy, caller)
+
+    def breaker_probe(self, target: str, now: float, seconds: float) -> bool | Failed:
+        return self._call("breaker", self.store.breaker_probe, target, now, seconds)
+
+    def _call(self, operation: str, function: Callable, *args):
         """Run one store operation; FAILED (and logged, counted) if the store fails or is resting."""
         if self._down_since is not None and self._clock() < self._retry_at:
             metrics.count_store_skip(operation)
@@ -102,15 +154,15 @@ class StoreGuard:
             unsettled = self._unsettled[:REPLAYS_PER_SETTLEMENT]
             del self._unsettled[:REPLAYS_PER_SETTLEMENT]
         for kept in unsettled:
-            if self.call("settle", self.store.settle, kept) is FAILED:
+            if self._call("settle", self.store.settle, kept) is FAILED:
                 self._hold(kept)
-        confirm = self.call("settle", self.store.settle_later, settlement, waiting)
+        confirm = self._call("settle", self.store.settle_later, settlement, waiting)
         if confirm is FAILED:
             self._missed(settlement, waiting)
             return nothing_to_confirm
 
         def confirmed() -> None:
-            if self.call("settle", confirm) is FAILED:
+            if self._call("settle", confirm) is FAILED:
                 self._missed(settlement, waiting)
 
         return confirmed
@@ -131,7 +183,7 @@ class StoreGuard:
 
     def status(self) -> StoreStatus:
         """Ask the store now, and say whether it answers."""
-        self.call("ping", self.store.ping)
+        self._call("ping", self.store.ping)
         down = self._down_since
         return StoreStatus(
             kind=self.store.kind,

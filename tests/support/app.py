@@ -2,10 +2,12 @@
 settings, a catalog and a fake clock for unit tests."""
 
 import json
+import time
 import tomllib
 
 from service import create_app
 from service.catalog import Catalog
+from service.clock import Clock
 from service.settings import Settings
 
 TOKEN = "hf_unit-test-not-a-real-token-0123456789"
@@ -95,12 +97,12 @@ def make_settings(**overrides) -> Settings:
     return Settings(**values)
 
 
-def make_app(settings: Settings, catalog_toml: str, clock: FakeClock):
-    """An app on the fake clock, whose downloads resolve every name to a public address."""
-    application = create_app(settings, Catalog(tomllib.loads(catalog_toml)))
-    application.extensions["gateway"].client._sleep = clock.sleep
-    application.extensions["gateway"].client._resolve = resolve_publicly
-    return application
+def make_app(settings: Settings, catalog_toml: str, clock: FakeClock, wall=time.time):
+    """An app on the fake clock (and the `wall` clock, the real one unless a test moves its own),
+    whose downloads resolve every name to a public address."""
+    on_the_fake_clock = Clock(time=wall, monotonic=clock.monotonic, sleep=clock.sleep)
+    catalog = Catalog(tomllib.loads(catalog_toml))
+    return create_app(settings, catalog, clock=on_the_fake_clock, resolver=resolve_publicly)
 
 
 def post(client, task, body, query="", **kwargs):

@@ -172,10 +172,9 @@ def test_a_batch_sharing_its_key_holds_off_when_the_gateways_success_says_nothin
     minute, which the batch cannot count; the 200s say what is left, so it meets no 429."""
     key_file = write_key_file(tmp_path / "keys.toml", {"shared": {"secret": "secret-shared", "rpm": 5}})
     settings = make_settings(api_keys_file=key_file, store="sqlite", data_dir=tmp_path / "data")
-    app = make_app(settings, TEST_CATALOG, clock)
     time = FakeTime()
     time.now = math.floor(real_time.time()) + 0.5
-    app.extensions["gateway"].admission.clock = time.clock
+    app = make_app(settings, TEST_CATALOG, clock, wall=time.clock)
     gateway = app.test_client()
     mock_hub.post(f"{API}/Helsinki-NLP/opus-mt-zh-en", json=[{"translation_text": "Dress"}])
     for _ in range(3):

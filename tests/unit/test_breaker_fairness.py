@@ -43,8 +43,8 @@ def breaker_settings(store_backend, **overrides):
 
 
 class BreakerClock:
-    """The breakers' wall clock, moved by the test alone: a loaded machine cannot end an open
-    time between two requests that expect it to hold."""
+    """The app's wall clock, which the breakers read, moved by the test alone: a loaded machine
+    cannot end an open time between two requests that expect it to hold."""
 
     def __init__(self):
         self.now = time.time()
@@ -58,20 +58,15 @@ def breaker_clock():
     return BreakerClock()
 
 
-def on_breaker_clock(app, breaker_clock):
-    app.extensions["gateway"].breakers.clock = breaker_clock.time
-    return app
-
-
 @pytest.fixture
 def keyed_app(store_backend, clock, breaker_clock):
     settings = breaker_settings(store_backend, api_keys=frozenset({KEY_A, KEY_B}))
-    return on_breaker_clock(make_app(settings, TEST_CATALOG, clock), breaker_clock)
+    return make_app(settings, TEST_CATALOG, clock, wall=breaker_clock.time)
 
 
 @pytest.fixture
 def open_app(store_backend, clock, breaker_clock):
-    return on_breaker_clock(make_app(breaker_settings(store_backend), TEST_CATALOG, clock), breaker_clock)
+    return make_app(breaker_settings(store_backend), TEST_CATALOG, clock, wall=breaker_clock.time)
 
 
 def translate(client, key=None, query=ZH2DE):

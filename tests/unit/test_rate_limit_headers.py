@@ -20,7 +20,7 @@ KEYS = {
 
 
 class WallClock:
-    """The admission's clock, a quarter second into a second of the real one, moved by hand."""
+    """The app's wall clock, a quarter second into a second of the real one, moved by hand."""
 
     def __init__(self):
         self.now = math.floor(time.time()) + 0.25
@@ -38,9 +38,7 @@ def wall():
 def client(tmp_path, clock, wall):
     key_file = write_key_file(tmp_path / "keys.toml", KEYS)
     settings = make_settings(api_keys_file=key_file, store="sqlite", data_dir=tmp_path / "data")
-    app = make_app(settings, TEST_CATALOG, clock)
-    app.extensions["gateway"].admission.clock = wall
-    return app.test_client()
+    return make_app(settings, TEST_CATALOG, clock, wall=wall).test_client()
 
 
 def translate(client, headers):

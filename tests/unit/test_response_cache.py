@@ -21,7 +21,7 @@ from service.pipeline.cache import Flight, ResponseCache, decode_results, encode
 from service.pipeline.context import RequestContext
 from service.store import open_store
 from service.store.contract import CacheLimits
-from tests.support.app import API, ROUTER, TEST_CATALOG, FakeClock, make_app, make_settings, post
+from tests.support.app import API, ROUTER, TEST_CATALOG, make_app, make_settings, post
 from tests.support.assertions import assert_error_shape
 from tests.support.waiting import wait_until
 
@@ -228,9 +228,9 @@ def test_an_entry_that_cannot_be_read_is_a_miss_and_asked_again(app, mock_hub, c
 
 
 def test_waiting_on_another_workers_call_ends_in_504_at_the_deadline_not_blaming_the_target(
-    store_backend, mock_hub, monkeypatch
+    store_backend, clock, mock_hub, monkeypatch
 ):
-    app = make_app(make_settings(text_deadline=0.5, breaker_failures=1, **store_backend), TEST_CATALOG, FakeClock())
+    app = make_app(make_settings(text_deadline=0.5, breaker_failures=1, **store_backend), TEST_CATALOG, clock)
     store = app.extensions["gateway"].store.store
     monkeypatch.setattr(store, "claim", lambda *args: False)  # another worker makes this call, and never ends
     mock_hub.post(OPUS, json=[{"translation_text": "Dress"}])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.gunicorn_server import free_port
+from harness.keys import bearer, write_key_file
 from harness.paths import REPO_ROOT
 from harness.redis_server import RedisServer
 from service.settings import SettingsError
@@ -22,6 +23,7 @@ from service.store import open_store
 from service.store.contract import Settlement
 from service.telemetry import metrics
 from tests.support.app import API, TEST_CATALOG, make_app, make_settings, post
+from tests.support.assertions import assert_error_shape
 
 OPUS = f"{API}/Helsinki-NLP/opus-mt-zh-en"
 SECRET = "secret-limited"
@@ -148,6 +150,48 @@ def test_store_off_serves_whatever_the_data_directory(tmp_path, clock, answering
     blocked.write_text("a file where the data directory should be")
     client = make_app(make_settings(store="off", data_dir=blocked), TEST_CATALOG, clock).test_client()
     assert post(client, "text-translation", {"inputs": "连衣裙"}).status_code == 200
+
+
+def test_store_off_refuses_a_key_file_with_limits_at_start(tmp_path, clock):
+    with pytest.raises(SettingsError, match="STORE=off, but the key file sets limits"):
+        app_with(tmp_path, clock, store="off")
+
+
+@pytest.fixture
+def store_off(tmp_path, clock):
+    key_file = write_key_file(tmp_path / "keys.toml", {"reader": {"secret": "secret-reader", "admin": True}})
+    settings = make_settings(api_keys_file=key_file, store="off", breaker_failures=1)
+    return make_app(settings, TEST_CATALOG, clock).test_client()
+
+
+def test_store_off_has_no_ledger_to_read_and_is_ready(store_off):
+    answer = store_off.get("/api/usage", headers=bearer("secret-reader"))
+    assert_error_shape(answer, 503, "store_unavailable")
+    assert answer.get_json()["message"] == "STORE=off: no ledger is kept"
+    ready = store_off.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["checks"]["store"] == "off"
+
+
+def read_as_reader(client):
+    return post(client, "text-translation", {"inputs": "连衣裙"}, headers=bearer("secret-reader"))
+
+
+def test_store_off_keeps_no_answer_and_counts_no_store_error(store_off, answering_hub):
+    errors_before = store_errors()
+    assert [read_as_reader(store_off).headers["X-Cache"] for _ in range(2)] == ["MISS", "MISS"]
+    assert len(answering_hub.calls) == 2 and store_errors() == errors_before
+
+
+def test_store_off_opens_no_breaker(store_off, mock_hub):
+    mock_hub.post(OPUS, status=503, json={"error": "overloaded"})
+    calls = []
+    for _ in range(2):  # one failure would open the breaker of a kept store
+        assert read_as_reader(store_off).status_code == 503
+        calls.append(len(mock_hub.calls))
+    assert calls[1] > calls[0] > 0  # the second request went upstream too
+    gateway = store_off.application.extensions["gateway"]
+    target = gateway.catalog.target("Helsinki-NLP/opus-mt-zh-en")
+    assert gateway.breakers.describe(target) == {"state": "closed", "failures": 0}
 
 
 def test_a_data_directory_that_fails_after_the_start_fails_open(tmp_path, clock, answering_hub, captured_logs):
