@@ -4,7 +4,7 @@ the page, and the unknown-task catch-all."""
 from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from service.api import docs, health, models, page, readiness, scrape, tasks, usage
+from service.api import docs, health, infer, models, page, readiness, scrape, usage
 from service.api.error_handlers import handle_gateway_error, handle_http_exception
 from service.catalog.tasks import TASK_TYPES
 from service.errors import UnknownTask
@@ -31,7 +31,7 @@ def unknown_task_whatever_the_method(exc: MethodNotAllowed):
 def register_blueprints(app) -> None:
     """Attach every endpoint to the app."""
     for module in (
-        tasks,
+        infer,
         health,
         readiness,
         models,

@@ -14,7 +14,7 @@ from service.hub.images import Image
 from service.pipeline.context import CacheDirectives
 from service.pipeline.entry import Ask
 
-bp = Blueprint("tasks", __name__)
+bp = Blueprint("infer", __name__)
 _QUERY_SCHEMA = QuerySchema()
 
 
