@@ -73,13 +73,15 @@ def create_app(
     app.json.sort_keys = False
     cache = ResponseCache(store, cache_limits(settings), settings.cache_max_entry_bytes, clock)
     breakers = Breakers(store, breaker_policy(settings), catalog, clock)
-    runner = InferenceRunner(client, catalog, settings, cache, breakers, providers, configured_keys=len(keyring.keys))
+    runner = InferenceRunner(
+        client, catalog, settings, cache, breakers, providers, configured_keys=len(keyring.keys), clock=clock
+    )
     admission = Admission(store, clock)
     gateway = Gateway(
         settings=settings,
         catalog=catalog,
         client=client,
-        pipeline=Pipeline(catalog, settings, admission, runner),
+        pipeline=Pipeline(catalog, settings, admission, runner, clock),
         liveness=LivenessChecker(settings, catalog, client, clock),
         redactor=redactor,
         keyring=keyring,

@@ -13,7 +13,6 @@ import responses
 from harness.redis_server import RedisServer
 from harness.service import REPLAY_ALIASES
 from harness.upstream import LoopbackUpstream
-from service.hub import deadline as deadline_module
 from service.telemetry.logs import configure_logging
 from service.telemetry.redaction import Redactor
 from tests.support.app import TEST_CATALOG, FakeClock, make_app, make_settings
@@ -29,10 +28,9 @@ def store_outside_the_repository(tmp_path_factory):
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """Replace the deadline clock and the retry sleep with a fake clock."""
+def clock():
+    """A fake clock, handed to the app by `make_app`: its deadlines, waits and store times."""
     fake = FakeClock()
-    monkeypatch.setattr(deadline_module, "_now", fake.monotonic)
     return fake
 
 

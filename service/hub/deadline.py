@@ -4,7 +4,7 @@ import time
 
 
 def _now() -> float:
-    """Read the monotonic clock (one place, so tests can replace it)."""
+    """Read the monotonic clock: a deadline's clock unless it is given one (service/clock.py)."""
     return time.monotonic()
 
 
@@ -22,6 +22,10 @@ class Deadline:
     def expired(self) -> bool:
         """Tell whether no time is left."""
         return self.remaining() <= 0.0
+
+    def of_seconds(self, seconds: float) -> "Deadline":
+        """Return a deadline `seconds` from now, on the same clock."""
+        return Deadline(seconds, clock=self._clock)
 
     def share(self, parts: int) -> "Deadline":
         """Return a deadline for one of `parts` equal slices of the time left."""

@@ -108,6 +108,7 @@ class RequestContext:
         return UsageEntry(day, key, model_label(self.model, catalog), counts)
 
 
-def outside_request(name: str, seconds: float) -> RequestContext:
-    """Return a context for upstream calls no caller made (liveness lookups), with its own deadline."""
-    return RequestContext(request_id=f"{name}-{uuid.uuid4().hex[:8]}", deadline=Deadline(seconds))
+def outside_request(name: str, seconds: float, monotonic=None) -> RequestContext:
+    """Return a context for upstream calls no caller made (liveness lookups), with its own deadline
+    on the `monotonic` clock given (the system's by default)."""
+    return RequestContext(request_id=f"{name}-{uuid.uuid4().hex[:8]}", deadline=Deadline(seconds, clock=monotonic))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from service.catalog import Catalog
 from service.catalog.tasks import Task
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import InvalidRequest
 from service.hub.deadline import Deadline
 from service.keys.admission import Admission
@@ -34,8 +35,11 @@ class Pipeline:
     """Runs an `Ask`: its route, admission against the caller's limits, then the route's
     targets through the cache, the breakers, fan-out and fallback, within the task's deadline."""
 
-    def __init__(self, catalog: Catalog, settings, admission: Admission, runner: InferenceRunner):
+    def __init__(
+        self, catalog: Catalog, settings, admission: Admission, runner: InferenceRunner, clock: Clock = SYSTEM_CLOCK
+    ):
         self.catalog = catalog
+        self.clock = clock
         self.settings = settings
         self.admission = admission
         self.runner = runner
@@ -53,7 +57,7 @@ class Pipeline:
         results = ask.args["num_sentences"]
         model = model_label(context.model, self.catalog)
         context.ticket = self.admission.admit(context.client_key, ask.task, results, deadline_seconds, model)
-        context.deadline = Deadline(deadline_seconds)
+        context.deadline = Deadline(deadline_seconds, clock=self.clock.monotonic)
         outcome = self.runner.run(route, ask.inputs, ask.args, context)
         context.model = outcome.model
         context.results = len(outcome.results)

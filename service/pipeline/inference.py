@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from service.catalog import ModelTarget, Route
 from service.catalog.tasks import MAX_SEED
+from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import (
     GatewayError,
     InvalidRequest,
@@ -72,6 +73,7 @@ class InferenceRunner:
         breakers: Breakers,
         providers: Providers,
         configured_keys: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.client = client
         self.catalog = catalog
@@ -82,7 +84,7 @@ class InferenceRunner:
         # How many keys may call (None: no key ring to count), for the breakers' count of callers.
         self.configured_keys = configured_keys
         self.pool = FanOutPool(settings.fanout_workers)
-        self.model_tasks = ModelTasks(settings, catalog, client)
+        self.model_tasks = ModelTasks(settings, catalog, client, clock.monotonic)
 
     def check_serves(self, route: Route) -> None:
         """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
@@ -133,7 +135,7 @@ class InferenceRunner:
         probe, so that a slow answer to one request never holds an open breaker's target for long."""
         share = context.deadline.share(targets_left)
         if probe and share.remaining() > self.settings.breaker_probe_seconds:
-            return Deadline(self.settings.breaker_probe_seconds)
+            return share.of_seconds(self.settings.breaker_probe_seconds)
         return share
 
     def _caller(self, context: RequestContext) -> Caller:

@@ -75,7 +75,7 @@ class LivenessChecker:
         # Public models are listed without a token; gated ones need it when it is set.
         request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
         try:
-            reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS))
+            reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS, self.clock.monotonic))
         except ModelNotFound:
             return ModelProviders({}, error="not_found")
         except GatewayError as exc:

@@ -173,7 +173,7 @@ class ModelTasks:
         )
         request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
         try:
-            reply = self.client.ask_once(request, outside_request("model-task", LOOKUP_SECONDS))
+            reply = self.client.ask_once(request, outside_request("model-task", LOOKUP_SECONDS, self.clock))
         except ModelNotFound:
             return HubTasks()  # not on the Hub: the call itself answers 404, at no cost
         except GatewayError as exc:

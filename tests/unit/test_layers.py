@@ -72,3 +72,12 @@ def test_the_check_sees_an_upward_import(probe):
     """The check itself: a module of a low layer that imports a surface is reported."""
     tree = ast.parse("from service.api.gateway import gateway\nfrom service.catalog import Catalog\n")
     assert upward_imports([(probe, tree)]) == [f"{probe} -> service.api.gateway"]
+
+
+def test_no_two_modules_share_a_name():
+    names = [path.name for path in SERVICE.rglob("*.py") if path.name not in ("__init__.py", "__main__.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
+def test_at_most_six_modules_at_the_top():
+    assert len(list(SERVICE.glob("*.py"))) <= 6
