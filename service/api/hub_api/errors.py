@@ -6,14 +6,22 @@ circuit breaker is open (`model_unavailable`, which always says how long to wait
 with its Retry-After: every client stops there, and the ones that retry by themselves wait as
 told. Any other 503 (the service not ready, the shared store unreadable) is a 502: a fault of
 the gateway's side with no time to give, which no client resends at once.
+
+An upstream's refusal of generation kwargs stays the 400 the Hub answers (the gateway's own API
+calls it a 422), so that huggingface_hub's text_generation sends the call again without them.
 """
+
+import re
 
 from service.api.error_handlers import ErrorAnswer
 
 UNAVAILABLE = 503
 COME_BACK_LATER = 429
 GATEWAY_FAULT = 502
+BAD_REQUEST = 400
 MODEL_UNAVAILABLE = "model_unavailable"
+MODEL_REJECTED_INPUT = "model_rejected_input"
+UNUSED_KWARGS = re.compile(r"The following `model_kwargs` are not used by the model: \[")
 
 
 def hub_error_shape(error: ErrorAnswer) -> tuple[int, dict]:
@@ -22,7 +30,10 @@ def hub_error_shape(error: ErrorAnswer) -> tuple[int, dict]:
 
 
 def non_looping_status(error: ErrorAnswer) -> int:
-    """The error's status, a 503 turned into a 429 (a time to wait is known) or a 502."""
+    """The error's status: a 503 turned into a 429 (a time to wait is known) or a 502, an upstream's
+    refusal of generation kwargs the 400 the Hub answers."""
+    if error.error_type == MODEL_REJECTED_INPUT and UNUSED_KWARGS.search(error.message):
+        return BAD_REQUEST
     if error.status != UNAVAILABLE:
         return error.status
     return COME_BACK_LATER if error.error_type == MODEL_UNAVAILABLE else GATEWAY_FAULT
