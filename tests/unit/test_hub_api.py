@@ -4,6 +4,7 @@ mapping onto the gateway's args, the Hub's answer shapes, and its errors (never 
 import json
 
 import pytest
+from openapi_schema_validator import OAS30Validator
 
 from harness import recordings
 from service.api.error_handlers import ErrorAnswer
@@ -373,3 +374,43 @@ def test_a_key_is_asked_for_and_never_sent_upstream(clock, mock_hub):
         hub_post(client, "/models/Helsinki-NLP/opus-mt-zh-en", {"inputs": "连衣裙"}, headers=headers).status_code == 200
     )
     assert [call.request.headers["Authorization"] for call in mock_hub.calls] == [f"Bearer {TOKEN}"]
+
+
+# --- the OpenAPI document ----------------------------------------------------------------------
+
+HUB_ROUTES = {
+    "/models/{model}": "/models/<path:model>",
+    "/models/{model}/v1/completions": "/models/<path:model>/v1/completions",
+    "/pipeline/{task}/{model}": "/pipeline/<task_name>/<path:model>",
+}
+
+
+def test_the_document_has_the_hubs_routes_and_no_503(app, client):
+    document = client.get("/openapi.json").get_json()
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    for path, rule in HUB_ROUTES.items():
+        assert set(document["paths"][path]) == {"post"} and rule in served
+        responses = document["paths"][path]["post"]["responses"]
+        assert "503" not in responses and "Retry-After" in responses["429"]["headers"]
+    tasks = document["paths"]["/pipeline/{task}/{model}"]["post"]["parameters"][0]["schema"]["enum"]
+    assert tasks == ["translation", "text-generation", "text2text-generation", "text-to-image"]
+
+
+def test_the_documented_answers_are_the_answers(client, mock_hub):
+    document = client.get("/openapi.json").get_json()
+    mock_hub.post(GPT2, json=[{"generated_text": " there"}])
+    answers = {
+        "HubAnswer": hub_post(client, "/models/openai-community/gpt2", {"inputs": "Hi"}).get_json(),
+        "HubCompletion": hub_post(client, "/models/openai-community/gpt2/v1/completions", {"prompt": "Hi"}).get_json(),
+        "HubError": hub_post(client, "/models/openai-community/gpt2", {"inputs": ""}).get_json(),
+    }
+    for name, answer in answers.items():
+        schema = {**document["components"]["schemas"][name], "components": document["components"]}
+        OAS30Validator(schema).validate(answer)
+
+
+def test_the_hubs_routes_ask_for_a_key_when_keys_are_configured(clock):
+    app = make_app(make_settings(api_keys=frozenset({"client-key-0123456789abcdef"})), TEST_CATALOG, clock)
+    document = app.test_client().get("/openapi.json").get_json()
+    for path in HUB_ROUTES:
+        assert document["paths"][path]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
