@@ -14,7 +14,9 @@ from huggingface_hub.errors import BadRequestError, HfHubHTTPError, UnknownError
 from huggingface_hub.inference import _common
 from PIL import Image
 
+from harness import recordings
 from harness.service import TOKEN
+from harness.upstream import Step
 from tests.clients.conftest import CLIENT_KEY
 
 pytestmark = pytest.mark.integration
@@ -95,6 +97,18 @@ def test_text_generation_retries_without_what_the_gateway_cannot_pass(hub, gatew
     assert _common._UNSUPPORTED_TEXT_GENERATION_KWARGS[url] == ["repetition_penalty"]
     # The refusal was the gateway's: only the call without it reached the upstream.
     assert len(upstream.requests_for("/hf-inference/models/openai-community/gpt2")) == 2  # it, and native_completion
+
+
+def test_text_generation_retries_when_the_upstream_refuses_kwargs(hub, gateway, upstream):
+    # The hosted route's recorded refusal of a non-TGI model, then the recorded answer.
+    refusal = next(entry for entry in recordings.hosted() if entry["response"]["status"] == 400)
+    path = "/hf-inference/models/openai-community/gpt2"
+    upstream.script(path, Step(status=400, body=recordings.response_body(refusal), content_type="application/json"))
+    url = model_url(gateway, "openai-community/gpt2")
+    text = hub.text_generation("Once upon a time", model=url, max_new_tokens=3)
+    assert text == native_completion(gateway, "openai-community/gpt2", "Once upon a time", max_new_tokens=3)
+    assert _common._UNSUPPORTED_TEXT_GENERATION_KWARGS[url] == ["watermark", "stop", "decoder_input_details"]
+    assert len(upstream.requests_for(path)) == 3  # refused, sent again, and native_completion
 
 
 def test_text_generation_error_is_the_clients_own_type_with_the_gateways_message(hub, gateway, upstream):
