@@ -3,7 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api.hub_api.openapi import add_hub_api
+from service.api.hub_api.document import add_hub_api
 from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,

@@ -8,7 +8,7 @@ from openapi_schema_validator import OAS30Validator
 
 from harness import recordings
 from service.api.error_handlers import ErrorAnswer
-from service.api.hub_api.errors import hub_error_shape
+from service.api.hub_api.error_shape import hub_error_shape
 from tests.support.app import API, TEST_CATALOG, TOKEN, make_app, make_settings
 
 HUB_API = "https://hub-api.test/api"

@@ -2,7 +2,7 @@
 its routes, how its parameters map onto the gateway's args, its answers and its error shape."""
 
 from service.api.error_handlers import register_error_shape
-from service.api.hub_api.errors import hub_error_shape
+from service.api.hub_api.error_shape import hub_error_shape
 from service.api.hub_api.routes import bp
 
 PREFIXES = ("/models/", "/pipeline/")

@@ -6,7 +6,7 @@ from service.api.openapi_errors import LIMIT_HEADERS
 
 TAG = "hub"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-# The statuses these routes answer, and why; none is a 503 (see hub_api/errors.py).
+# The statuses these routes answer, and why; none is a 503 (see hub_api/error_shape.py).
 ERRORS = {
     400: "`invalid_request`: a bad body, input, parameter or model; a parameter the gateway cannot pass "
     "says ``The following `model_kwargs` are not used by the model: [...]``.",
