@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from service.catalog import Catalog, ModelTarget
-from service.catalog.tasks import TASKS, TEXT_TASKS
+from service.catalog.tasks import TASKS, TEXT_TASKS, Task
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.client import HubClient
 from service.hub.messages import HUB_TOKEN, UpstreamRequest
@@ -135,6 +135,31 @@ class ModelTasks:
             self._not_known(target, task_type)
         elif answer.tasks and task_type not in answer.serves():
             refuse(target, task_type, sorted(answer.tasks), "on the Hub")
+
+    def task_of(self, target: ModelTarget) -> Task:
+        """The task of a model named without one: the catalog's, where its chains place the model
+        in exactly one task, else the one its `pipeline_tag` on the Hub names (asked once per id
+        and kept, as for the check above)."""
+        placed = self.catalog.tasks_naming(target.id)
+        if len(placed) == 1:
+            return TASKS[next(iter(placed))]
+        answer = self.hub_tasks(target.id)
+        if not answer.known:
+            raise ModelUnavailable(
+                f"cannot tell in time which task model {target.id} is for (the Hub's model API did not "
+                "answer); try again shortly, or name the task",
+                retry_after=self.settings.model_task_lookup_seconds,
+            )
+        if answer.pipeline_tag is None:
+            raise ModelNotFound(f"model {target.id} is not on the Hub, or names no task there; name the task")
+        task = TASK_OF_HUB_TASK.get(answer.pipeline_tag)
+        if task is None:
+            served = ", ".join(TASK_OF_HUB_TASK)
+            raise InvalidRequest(
+                f"model {target.id} is a {answer.pipeline_tag} model (on the Hub); the gateway serves {served}",
+                errors={"model": [f"Is for {answer.pipeline_tag}, not one of: {served}."]},
+            )
+        return TASKS[task]
 
     def hub_tasks(self, model_id: str) -> HubTasks:
         """What the Hub says of a model: kept, or asked now (waiting only on an id's first lookup)."""
