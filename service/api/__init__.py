@@ -6,6 +6,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from service.api import docs, health, infer, models, page, readiness, scrape, usage
 from service.api.error_handlers import handle_gateway_error, handle_http_exception
+from service.api.hub_api import bp as hub_api
 from service.catalog.tasks import TASK_TYPES
 from service.errors import UnknownTask
 
@@ -41,4 +42,5 @@ def register_blueprints(app) -> None:
         page,
     ):
         app.register_blueprint(module.bp)
+    app.register_blueprint(hub_api)
     app.register_blueprint(unknown_task)

@@ -3,6 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from service.api.hub_api.document import add_hub_api
 from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,
@@ -42,6 +43,7 @@ def build_openapi(settings, catalog, keyring) -> dict:
         _add_task(spec, plugin, settings, catalog, task)
     _add_probes(spec)
     _add_operations(spec, plugin)
+    add_hub_api(spec, catalog, keyring.required)
     document = spec.to_dict()
     if keyring.required:
         _ask_for_a_key(document)

@@ -62,3 +62,8 @@ class Pipeline:
         context.model = outcome.model
         context.results = len(outcome.results)
         return outcome
+
+    def task_of(self, model_name: str) -> Task:
+        """The task of a model named without one (the Hub's `POST /models/<id>`): see
+        ModelTasks.task_of."""
+        return self.runner.model_tasks.task_of(self.catalog.target(model_name))

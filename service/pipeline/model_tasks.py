@@ -23,10 +23,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.catalog import Catalog, ModelTarget
-from service.catalog.tasks import TASKS, TEXT_TASKS
+from service.catalog.tasks import TASKS, TEXT_TASKS, Task
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.client import HubClient
 from service.hub.messages import HUB_TOKEN, UpstreamRequest
@@ -50,6 +50,14 @@ HUB_TASKS_SERVING = {
     "text-to-image": ("text-to-image",),
 }
 HOSTED_PROTOCOL = "hf-inference"
+# The service's task that is each of these Hub tasks: what a model of that pipeline tag does
+# when it is named without a task (the Hub's own API, `POST /models/<id>`).
+TASK_OF_HUB_TASK = {
+    "translation": "text-translation",
+    "text-generation": "text-completion",
+    "text2text-generation": "text-to-text",
+    "text-to-image": "text-to-image",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class HubTasks:
 
     tasks: frozenset = frozenset()
     known: bool = True
+    pipeline_tag: str | None = field(default=None, compare=False)  # the model's own task, among `tasks`
 
     def serves(self) -> tuple:
         """The service's tasks the model can serve."""
@@ -81,7 +90,11 @@ def hub_tasks_of(document) -> HubTasks:
     mapping = document.get("inferenceProviderMapping")
     entries = mapping.values() if isinstance(mapping, dict) else mapping if isinstance(mapping, list) else ()
     tasks.update(entry.get("task") for entry in entries if isinstance(entry, dict))
-    return HubTasks(frozenset(task for task in tasks if isinstance(task, str) and task))
+    tag = document.get("pipeline_tag")
+    return HubTasks(
+        frozenset(task for task in tasks if isinstance(task, str) and task),
+        pipeline_tag=tag if isinstance(tag, str) and tag else None,
+    )
 
 
 class ModelTasks:
@@ -122,6 +135,31 @@ class ModelTasks:
             self._not_known(target, task_type)
         elif answer.tasks and task_type not in answer.serves():
             refuse(target, task_type, sorted(answer.tasks), "on the Hub")
+
+    def task_of(self, target: ModelTarget) -> Task:
+        """The task of a model named without one: the catalog's, where its chains place the model
+        in exactly one task, else the one its `pipeline_tag` on the Hub names (asked once per id
+        and kept, as for the check above)."""
+        placed = self.catalog.tasks_naming(target.id)
+        if len(placed) == 1:
+            return TASKS[next(iter(placed))]
+        answer = self.hub_tasks(target.id)
+        if not answer.known:
+            raise ModelUnavailable(
+                f"cannot tell in time which task model {target.id} is for (the Hub's model API did not "
+                "answer); try again shortly, or name the task",
+                retry_after=self.settings.model_task_lookup_seconds,
+            )
+        if answer.pipeline_tag is None:
+            raise ModelNotFound(f"model {target.id} is not on the Hub, or names no task there; name the task")
+        task = TASK_OF_HUB_TASK.get(answer.pipeline_tag)
+        if task is None:
+            served = ", ".join(TASK_OF_HUB_TASK)
+            raise InvalidRequest(
+                f"model {target.id} is a {answer.pipeline_tag} model (on the Hub); the gateway serves {served}",
+                errors={"model": [f"Is for {answer.pipeline_tag}, not one of: {served}."]},
+            )
+        return TASKS[task]
 
     def hub_tasks(self, model_id: str) -> HubTasks:
         """What the Hub says of a model: kept, or asked now (waiting only on an id's first lookup)."""
