@@ -9,12 +9,13 @@ errors of service/errors.py, and writes either in its own wire format.
 from dataclasses import dataclass
 
 from service.catalog import Catalog
-from service.catalog.tasks import Task
-from service.errors import InvalidRequest
+from service.catalog.tasks import TASKS, Task
+from service.errors import InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.deadline import Deadline
 from service.keys.admission import Admission
 from service.pipeline.context import RequestContext
 from service.pipeline.inference import InferenceResult, InferenceRunner
+from service.pipeline.model_tasks import TASK_OF_HUB_TASK
 from service.usage.labels import model_label
 
 
@@ -58,3 +59,29 @@ class Pipeline:
         context.model = outcome.model
         context.results = len(outcome.results)
         return outcome
+
+    def task_of(self, model_name: str) -> Task:
+        """The task of a model named without one: the catalog's, where its chains place the model
+        in exactly one task, else the one the model's `pipeline_tag` on the Hub names (asked once
+        per id and kept, as for the check of a named model)."""
+        target = self.catalog.target(model_name)
+        placed = self.catalog.tasks_naming(target.id)
+        if len(placed) == 1:
+            return TASKS[next(iter(placed))]
+        answer = self.runner.model_tasks.hub_tasks(target.id)
+        if not answer.known:
+            raise ModelUnavailable(
+                f"cannot tell in time which task model {target.id} is for (the Hub's model API did not "
+                "answer); try again shortly, or name the task",
+                retry_after=self.settings.model_task_lookup_seconds,
+            )
+        if answer.pipeline_tag is None:
+            raise ModelNotFound(f"model {target.id} is not on the Hub, or names no task there; name the task")
+        task = TASK_OF_HUB_TASK.get(answer.pipeline_tag)
+        if task is None:
+            served = ", ".join(TASK_OF_HUB_TASK)
+            raise InvalidRequest(
+                f"model {target.id} is a {answer.pipeline_tag} model (on the Hub); the gateway serves {served}",
+                errors={"model": [f"Is for {answer.pipeline_tag}, not one of: {served}."]},
+            )
+        return TASKS[task]

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.catalog import Catalog, ModelTarget
 from service.catalog.tasks import TASKS, TEXT_TASKS
@@ -50,6 +50,14 @@ HUB_TASKS_SERVING = {
     "text-to-image": ("text-to-image",),
 }
 HOSTED_PROTOCOL = "hf-inference"
+# The service's task that is each of these Hub tasks: what a model of that pipeline tag does
+# when it is named without a task (the Hub's own API, `POST /models/<id>`).
+TASK_OF_HUB_TASK = {
+    "translation": "text-translation",
+    "text-generation": "text-completion",
+    "text2text-generation": "text-to-text",
+    "text-to-image": "text-to-image",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class HubTasks:
 
     tasks: frozenset = frozenset()
     known: bool = True
+    pipeline_tag: str | None = field(default=None, compare=False)  # the model's own task, among `tasks`
 
     def serves(self) -> tuple:
         """The service's tasks the model can serve."""
@@ -81,7 +90,11 @@ def hub_tasks_of(document) -> HubTasks:
     mapping = document.get("inferenceProviderMapping")
     entries = mapping.values() if isinstance(mapping, dict) else mapping if isinstance(mapping, list) else ()
     tasks.update(entry.get("task") for entry in entries if isinstance(entry, dict))
-    return HubTasks(frozenset(task for task in tasks if isinstance(task, str) and task))
+    tag = document.get("pipeline_tag")
+    return HubTasks(
+        frozenset(task for task in tasks if isinstance(task, str) and task),
+        pipeline_tag=tag if isinstance(tag, str) and tag else None,
+    )
 
 
 class ModelTasks:
