@@ -2,7 +2,9 @@
 page's `fetch` POSTs JSON with a key in Authorization, so the browser asks first (a preflight).
 The origin of CORS_ORIGINS gets the answer and reads its exposed headers; another origin, served
 the same page, is refused by the browser (fetch rejects with a TypeError), and its call never
-reaches the gateway's view nor the upstream. Under both gunicorn worker classes."""
+reaches the gateway's view nor the upstream. huggingface.js, loaded with an import map as
+docs/browsers.md shows, translates from the allowed origin and reads an error's request id.
+Under both gunicorn worker classes."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from harness.gunicorn_server import GunicornServer
 from harness.service import service_env
 from tests.support.browser import console_errors, headless_chromium
+from tests.support.node import CLIENTS, INSTALLED, NodeMissing
 from tests.support.static_site import static_site
 from tests.support.waiting import wait_until
 
@@ -56,11 +59,55 @@ try {
 """
 
 
+# huggingface.js in a page with no bundler: its ES modules and their two bare imports, mapped.
+HF_JS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>huggingface.js</title><link rel="icon" href="data:,">
+<script type="importmap">
+{"imports": {
+  "@huggingface/inference": "/node_modules/@huggingface/inference/dist/esm/index.js",
+  "@huggingface/tasks": "/node_modules/@huggingface/tasks/dist/esm/index.js",
+  "@huggingface/jinja": "/node_modules/@huggingface/jinja/dist/index.js"
+}}
+</script></head>
+<body><pre id="outcome"></pre>
+<script type="module">
+import { InferenceClient } from "@huggingface/inference";
+
+const query = new URLSearchParams(location.search);
+const client = new InferenceClient(query.get("key"), { endpointUrl: query.get("gateway") + "/models/OPUS" });
+const outcome = document.getElementById("outcome");
+const written = {};
+try {
+  written.translation = await client.translation({ inputs: "连衣裙" });
+  try {
+    await client.translation({ inputs: "连衣裙", parameters: { src_lang: "zh", tgt_lang: "ja" } });
+  } catch (error) {
+    written.error = { name: error.name, status: error.httpResponse?.status, requestId: error.httpResponse?.requestId };
+  }
+  outcome.dataset.state = "answered";
+} catch (error) {
+  written.failure = { name: error.name, message: error.message };
+  outcome.dataset.state = "refused";
+}
+outcome.textContent = JSON.stringify(written);
+</script></body></html>
+""".replace("OPUS", "Helsinki-NLP/opus-mt-zh-en").encode()
+
+
+def huggingface_js_files() -> dict:
+    """The installed packages' ES modules, by the URL path the import map names."""
+    if not INSTALLED.exists():
+        raise NodeMissing("the packages of tests/clients/ are not installed: run the suite with `sh tests/run.sh`")
+    modules = CLIENTS / "node_modules" / "@huggingface"
+    return {f"/{path.relative_to(CLIENTS)}": path for path in modules.rglob("*.js")}
+
+
 @pytest.fixture(scope="module")
 def origins():
-    """Two origins serving the same page: the first is allowed, the second is not."""
+    """Two origins serving the same pages: the first is allowed, the second is not."""
+    files = {"/": PAGE, "/huggingface-js.html": HF_JS_PAGE, **huggingface_js_files()}
     with ExitStack() as stack:
-        yield [stack.enter_context(static_site({"/": PAGE})) for _ in range(2)]
+        yield [stack.enter_context(static_site(files)) for _ in range(2)]
 
 
 @pytest.fixture(scope="module", params=["gevent", "gthread"])
@@ -71,10 +118,10 @@ def gateway(request, loopback, origins, tmp_path_factory):
         yield server
 
 
-def call_from(origin: str, gateway: GunicornServer, request_id: str) -> tuple[str, dict, list]:
-    """Open the page of `origin`; return how its call ended, what it wrote, and the console's errors."""
+def call_from(origin: str, gateway: GunicornServer, request_id: str = "-", page: str = "/") -> tuple[str, dict, list]:
+    """Open a page of `origin`; return how its calls ended, what it wrote, and the console's errors."""
     with headless_chromium() as browser:
-        browser.get(f"{origin}/?gateway={gateway.url}&key={KEY}&rid={request_id}")
+        browser.get(f"{origin}{page}?gateway={gateway.url}&key={KEY}&rid={request_id}")
         outcome = browser.find_element(By.ID, "outcome")
         WebDriverWait(browser, WAIT_SECONDS).until(lambda _: outcome.get_attribute("data-state"))
         return outcome.get_attribute("data-state"), json.loads(outcome.text), console_errors(browser)
@@ -109,3 +156,13 @@ def test_another_origin_is_refused_by_the_browser(gateway, origins, upstream):
     assert "status=204" in access_lines(gateway, "OPTIONS")[-1]
     assert not any("request_id=page-refused-1" in line for line in gateway.log_text().splitlines())
     assert not upstream.requests
+
+
+def test_huggingface_js_in_the_allowed_origins_page(gateway, origins, upstream):
+    state, written, errors = call_from(origins[0], gateway, page="/huggingface-js.html")
+    assert state == "answered", written
+    assert written["translation"] == {"translation_text": T5_BASE_ANSWER}, written
+    # The gateway's 400, read as the client's own error with the id of the request.
+    assert written["error"]["name"] == "ProviderApiError" and written["error"]["status"] == 400, written
+    assert written["error"]["requestId"] and f"request_id={written['error']['requestId']}" in gateway.log_text()
+    assert [entry for entry in errors if "status of 400" not in entry["message"]] == []  # the browser logs the 400
