@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -114,6 +115,36 @@ def _api_keys(environ, name):
             raise SettingsError(f"API_KEYS_FILE: cannot read {keys_file}: {reason}") from None
         keys.update(line.strip() for line in lines if not line.lstrip().startswith("#"))
     return frozenset(key for key in keys if key) or None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origins(environ, name):
+    """Web origins, comma separated, each as a browser sends it in `Origin`: scheme, host and a
+    port other than the scheme's own, lower case, nothing after (`https://app.example.com`)."""
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    return frozenset(_origin(name, item.strip()) for item in raw.split(",") if item.strip()) or None
+
+
+def _origin(name: str, text: str) -> str:
+    refused = SettingsError(
+        f"{name} lists origins such as https://app.example.com (scheme, host, optional port; no path), got {text!r}"
+    )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise refused from None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or parts.username or parts.password:
+        raise refused
+    if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise refused
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else "")
 
 
 def _variable(name: str, default, parse, doc: str, group: str, shown=None):
@@ -340,6 +371,15 @@ class Settings:
         _path,
         "a key file: `.toml` for named keys with limits and admin rights (docs/keys.md), any other name for "
         "one key per line",
+        CLIENTS,
+        shown="none",
+    )
+    cors_origins: frozenset = _variable(
+        "CORS_ORIGINS",
+        frozenset(),
+        _origins,
+        "web origins whose pages may call the API from a browser, comma separated, each exactly as the browser "
+        "sends it (`https://app.example.com`); any other origin gets no CORS headers (docs/browsers.md)",
         CLIENTS,
         shown="none",
     )

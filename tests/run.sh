@@ -35,6 +35,15 @@ fi
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then
     apt_install chromium chromium-driver fonts-noto-cjk
 fi
+# huggingface.js (@huggingface/inference) runs unchanged under Debian's nodejs, installed from
+# tests/clients/package-lock.json, and again whenever the lock file is newer than the install.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+CLIENTS_INSTALLED=tests/clients/node_modules/.package-lock.json
+if [ ! -f "$CLIENTS_INSTALLED" ] || [ tests/clients/package-lock.json -nt "$CLIENTS_INSTALLED" ]; then
+    npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
+fi
 if ! command -v wrk >/dev/null 2>&1; then  # the load generator of the benchmark smoke run
     apt_install wrk
 fi

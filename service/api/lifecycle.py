@@ -1,18 +1,22 @@
 """A request's life around its view, registered in one place, in the order it runs.
 
 Before the view:
-  1. start_context    the request id (nginx's X-Request-ID when sane, else new) and the
-                      request's context, before anything can fail;
-  2. identify_caller  the caller's key; a call to a surface (API_PREFIXES) without a valid one
-                      is refused here;
-  3. count_in_flight  a call to a surface counts as in flight until its teardown.
+  1. start_context     the request id (nginx's X-Request-ID when sane, else new) and the
+                       request's context, before anything can fail;
+  2. answer_preflight  a browser's CORS preflight to a surface answered here, with no key
+                       asked, no ticket taken and nothing counted (service/api/cors.py);
+  3. identify_caller   the caller's key; a call to a surface (API_PREFIXES) without a valid one
+                       is refused here;
+  4. count_in_flight   a call to a surface counts as in flight until its teardown.
 After the view (or the error handler), on every answer:
-  4. record_metrics   the request by task, model and status, and its duration;
-  5. settle_ledger    an inference's admission settled and its ledger row written;
-  6. log_access       the one access line;
-  7. send_request_id  X-Request-ID on the answer, errors included.
+  5. record_metrics    the request by task, model and status, and its duration;
+  6. settle_ledger     an inference's admission settled and its ledger row written;
+  7. log_access        the one access line;
+  8. allow_origin      a surface's answer names an origin of CORS_ORIGINS that asked, errors
+                       included;
+  9. send_request_id   X-Request-ID on the answer, errors included.
 At teardown, however the request ended:
-  8. leave_in_flight
+  10. leave_in_flight
 
 The context made in step 1 is the one the surface hands to the pipeline; nothing below the
 surfaces reaches for it.
@@ -23,6 +27,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from service.api import cors
 from service.api.gateway import gateway
 from service.catalog.tasks import TASKS
 from service.errors import Unauthorized
@@ -56,6 +61,12 @@ def start_context() -> None:
     g.context = RequestContext(offered if _SAFE_ID.fullmatch(offered) else uuid.uuid4().hex)
 
 
+def answer_preflight():
+    if request.path.startswith(API_PREFIXES) and cors.is_preflight(request):
+        return cors.preflight_answer(gateway().settings.cors_origins, request)
+    return None
+
+
 def identify_caller() -> None:
     keyring = gateway().keyring
     context = current_context()
@@ -78,7 +89,7 @@ def count_in_flight() -> None:
 
 def record_metrics(response):
     context = current_context()
-    if request.path.startswith(API_PREFIXES) and context is not None:
+    if request.path.startswith(API_PREFIXES) and context is not None and not cors.is_preflight(request):
         # A request its key's limits refused took no ticket and called no model, whatever it asked for.
         called = context.model if context.ticket is not None else None
         model = metrics.model_label(called, gateway().catalog)
@@ -127,6 +138,12 @@ def log_access(response):
     return response
 
 
+def allow_origin(response):
+    if request.path.startswith(API_PREFIXES):
+        cors.add_origin_headers(gateway().settings.cors_origins, request, response)
+    return response
+
+
 def send_request_id(response):
     response.headers["X-Request-ID"] = current_request_id() or ""
     return response
@@ -137,8 +154,8 @@ def leave_in_flight(exc=None) -> None:
         metrics.request_finished()
 
 
-BEFORE = (start_context, identify_caller, count_in_flight)
-AFTER = (record_metrics, settle_ledger, log_access, send_request_id)
+BEFORE = (start_context, answer_preflight, identify_caller, count_in_flight)
+AFTER = (record_metrics, settle_ledger, log_access, allow_origin, send_request_id)
 TEARDOWN = (leave_in_flight,)
 
 

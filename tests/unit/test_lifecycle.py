@@ -51,7 +51,7 @@ def test_a_refused_caller_still_gets_the_steps_after_the_view(ran, caplog):
         response = app.test_client().get("/api/models", headers={"X-Request-ID": "refused-1"})
     assert response.status_code == 401 and response.headers["X-Request-ID"] == "refused-1"
     # identify_caller refused: count_in_flight never ran, so nothing is left in flight.
-    assert seen == ["start_context", "identify_caller", *names(lifecycle.AFTER), "leave_in_flight"]
+    assert seen == ["start_context", "answer_preflight", "identify_caller", *names(lifecycle.AFTER), "leave_in_flight"]
     assert any(
         "request_id=refused-1" in record.getMessage() and "status=401" in record.getMessage()
         for record in caplog.records

@@ -14,7 +14,7 @@ def test_every_install_is_announced_first(tmp_path):
     helper = re.search(r"^apt_install\(\) \{\n.*?^\}\n", script, re.S | re.M).group(0)
     outside = script.replace(helper, "")
     assert "apt-get" not in "\n".join(line for line in outside.splitlines() if not line.lstrip().startswith("#"))
-    assert len(re.findall(r"^\s+apt_install ", outside, re.M)) == 5
+    assert len(re.findall(r"^\s+apt_install ", outside, re.M)) == 6
     (tmp_path / "apt-get").write_text('#!/bin/sh\necho "apt-get $*" >&2\n')
     (tmp_path / "apt-get").chmod(0o755)
     run = subprocess.run(

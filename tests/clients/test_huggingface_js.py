@@ -1,0 +1,130 @@
+"""huggingface.js (@huggingface/inference), the version tests/clients/package-lock.json pins, run
+by node as a user's script runs it, with only its endpointUrl pointing at the gateway's
+`/models/<id>`: translation, text generation (which posts to `.../v1/completions`), text to image
+(a Blob), and errors as the client's own ProviderApiError with the gateway's message. The client
+sends a request answered 503 again at once, forever: no gateway error may start that, so each
+error test counts the requests the gateway and the upstream saw.
+"""
+
+import base64
+import io
+import json
+
+import pytest
+import requests
+from PIL import Image
+
+from harness.upstream import Step
+from tests.clients.conftest import CLIENT_KEY
+from tests.support.node import CLIENTS, run_node
+
+pytestmark = pytest.mark.integration
+
+PINNED = "4.13.30"
+OPUS = "Helsinki-NLP/opus-mt-zh-en"
+# A bound for a call that would otherwise never end: the client's endless resending of a 503.
+ABORT_AFTER_MS = 20_000
+
+
+def locked_version() -> str:
+    lock = json.loads((CLIENTS / "package-lock.json").read_text(encoding="utf-8"))
+    return lock["packages"]["node_modules/@huggingface/inference"]["version"]
+
+
+def call(gateway, model: str, method: str, args: dict, key: str = CLIENT_KEY) -> dict:
+    """One InferenceClient call from node, its endpoint the gateway's /models/<model>."""
+    options = json.dumps({"abort_after_ms": ABORT_AFTER_MS})
+    url = f"{gateway.url}/models/{model}"
+    return run_node("hf_inference.mjs", url, method, json.dumps(args), options, env={"GATEWAY_KEY": key})
+
+
+def native(gateway, task: str, model: str, inputs: str, **args):
+    """The same call through the gateway's own API: the result the replay gives."""
+    answer = requests.post(
+        f"{gateway.url}/api/infer/{task}",
+        params={"model_name": model},
+        json={"inputs": inputs, "args": args},
+        headers={"X-API-Key": CLIENT_KEY},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"][0]
+
+
+def posts_to(gateway, path: str) -> int:
+    """How many POSTs to `path` the gateway has answered (its access lines)."""
+    return gateway.log_text().count(f"method=POST path={path} ")
+
+
+def test_node_runs_the_pinned_client():
+    found = run_node("version.mjs", "http://127.0.0.1:9/models/any")
+    assert locked_version() == PINNED and found["version"] == PINNED
+    assert found["client"] == "function"
+    assert found["methods"] == ["translation", "textGeneration", "textToImage", "chatCompletion"]
+    assert int(found["node"].split(".")[0]) >= 18  # the package's engines
+    assert found["url"] == "http://127.0.0.1:9/models/any"
+
+
+def test_translation(gateway, upstream):
+    called = call(
+        gateway, OPUS, "translation", {"inputs": "连衣裙", "parameters": {"src_lang": "zh", "tgt_lang": "en"}}
+    )
+    assert called["ok"], called
+    # One translation comes back as the object itself, not a list of one.
+    assert called["value"] == {"translation_text": native(gateway, "text-translation", OPUS, "连衣裙")}
+
+
+def test_text_generation_through_the_completions_route(gateway, upstream):
+    args = {"inputs": "The answer to the universe is", "parameters": {"max_new_tokens": 12, "temperature": 0.5}}
+    called = call(gateway, "openai-community/gpt2", "textGeneration", args)
+    assert called["ok"], called
+    expected = native(gateway, "text-completion", "openai-community/gpt2", args["inputs"], **args["parameters"])
+    assert called["value"] == {"generated_text": expected} and expected
+    assert len(upstream.requests_for("/hf-inference/models/openai-community/gpt2")) == 2  # it, and native()
+
+
+def test_text_to_image_is_a_blob_of_the_image(gateway, upstream):
+    called = call(gateway, "stabilityai/stable-diffusion-3-medium-diffusers", "textToImage", {"inputs": "a red dress"})
+    assert called["ok"], called
+    blob = called["blob"]
+    assert blob["type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(base64.b64decode(blob["base64"])))
+    # Answered with CompVis/stable-diffusion-v1-4's recorded 512x512 JPEG.
+    assert image.format == "JPEG" and image.size == (512, 512) and blob["size"] > 1000
+
+
+def test_a_gateway_error_is_the_clients_error_with_its_message_sent_once(gateway, upstream):
+    before = posts_to(gateway, f"/models/{OPUS}")
+    args = {"inputs": "连衣裙", "parameters": {"src_lang": "zh", "tgt_lang": "ja"}}
+    called = call(gateway, OPUS, "translation", args)
+    assert not called["ok"]
+    error = called["error"]
+    assert error["name"] == "ProviderApiError" and error["status"] == 400, error
+    assert error["message"].startswith("Failed to perform inference: "), error  # the client's own words
+    assert "no translation from 'zh' to 'ja' is configured" in error["message"], error  # then the gateway's
+    assert error["requestId"]  # read from X-Request-ID
+    assert posts_to(gateway, f"/models/{OPUS}") == before + 1
+    assert not upstream.requests
+
+
+def test_a_model_loading_past_the_deadline_never_sends_the_client_round_again(gateway, upstream):
+    loading = {"error": f"Model {OPUS} is currently loading", "estimated_time": 30.0}
+    upstream.script(f"/hf-inference/models/{OPUS}", Step(status=503, json=loading, repeat=500))
+    before = posts_to(gateway, f"/models/{OPUS}")
+    called = call(gateway, OPUS, "translation", {"inputs": "连衣裙"})
+    assert posts_to(gateway, f"/models/{OPUS}") == before + 1  # a 503 would have been sent again at once
+    assert not called["ok"]
+    error = called["error"]
+    # Not aborted at the bound either: one answer, saying to wait.
+    assert error["name"] == "ProviderApiError" and error["status"] == 429, error
+    upstream.wait_idle()
+    assert upstream.requests  # the gateway itself asked, within its deadline
+
+
+def test_a_call_without_a_valid_key_is_refused_once(gateway, upstream):
+    before = posts_to(gateway, f"/models/{OPUS}")
+    called = call(gateway, OPUS, "translation", {"inputs": "连衣裙"}, key="not-a-key")
+    error = called["error"]
+    assert error["name"] == "ProviderApiError" and error["status"] == 401, error
+    assert posts_to(gateway, f"/models/{OPUS}") == before + 1
+    assert not upstream.requests
