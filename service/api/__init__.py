@@ -4,7 +4,7 @@ the page, and the unknown-task catch-all."""
 from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from service.api import docs, health, models, page, readiness, scrape, tasks, usage
+from service.api import docs, health, models, openai_api, page, readiness, scrape, tasks, usage
 from service.api.error_handlers import handle_gateway_error, handle_http_exception
 from service.catalog.tasks import TASK_TYPES
 from service.errors import UnknownTask
@@ -39,6 +39,7 @@ def register_blueprints(app) -> None:
         scrape,
         docs,
         page,
+        openai_api,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(unknown_task)

@@ -3,6 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from service.api.openai_api.openapi import add_openai_paths
 from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,
@@ -43,6 +44,7 @@ def build_openapi(settings, catalog, keyring) -> dict:
     _add_probes(spec)
     _add_operations(spec, plugin)
     document = spec.to_dict()
+    add_openai_paths(document, keyring.required)
     if keyring.required:
         _ask_for_a_key(document)
     return document
