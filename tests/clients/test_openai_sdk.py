@@ -5,6 +5,9 @@ from the recordings (chat from the recorded Llama-3.1-8B-Instruct completion).""
 import base64
 import hashlib
 import io
+import json
+import os
+import subprocess
 
 import huggingface_hub
 import openai
@@ -13,8 +16,10 @@ from huggingface_hub import InferenceClient
 from PIL import Image
 
 from harness.gunicorn_server import GunicornServer
+from harness.paths import DOCS
 from harness.service import TOKEN, service_env
 from harness.upstream import Step
+from tests.support.documents import curl_lines
 
 KEY = "openai-client-key-0123456789"
 LIMITED_KEY = "openai-limited-key-0123456789"
@@ -146,3 +151,22 @@ def test_a_keys_rate_limit_is_a_rate_limit_error_with_retry_after(gateway, upstr
     assert "1 requests per minute" in str(error) and error.code == "rate_limited"
     assert 1 <= int(error.response.headers["retry-after"]) <= 61
     assert len(upstream.requests_for(ROUTER_CHAT)) == 1
+
+
+def test_the_documented_curl_examples_run(gateway, upstream):
+    commands = curl_lines(DOCS / "openai-api.md", "Examples")
+    assert len(commands) == 4
+    answers = []
+    for command in commands:
+        command = command.replace("127.0.0.1:8098", f"127.0.0.1:{gateway.port}")
+        done = subprocess.run(
+            ["sh", "-c", command + " --show-error --fail-with-body --max-time 20"],
+            env={**os.environ, "GATEWAY_KEY": KEY},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        answers.append(json.loads(done.stdout))
+    assert [answer.get("object") for answer in answers] == ["chat.completion", "text_completion", None, "list"]
+    assert answers[2]["data"][0]["b64_json"]
