@@ -5,7 +5,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from service.catalog.tasks import CHAT_COMPLETION, TASK_TYPES, TEXT_TO_TEXT, TRANSLATION
+from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPES, TEXT_TO_TEXT, TRANSLATION
 from service.errors import InvalidRequest, UnknownTask
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
@@ -93,6 +93,8 @@ class Catalog:
         else:
             chat = self._targets(chat, CHAT_COMPLETION.name)
         self.chat_targets = tuple(_as_chat(target) for target in chat)
+        embeddings = tasks.get(FEATURE_EXTRACTION.name, {}).get("targets", [])
+        self.embedding_targets = self._targets(embeddings, FEATURE_EXTRACTION.name)
         self._check()
 
     @classmethod
@@ -108,6 +110,8 @@ class Catalog:
         """Resolve a request's task, model_name and model_type to the models to try."""
         if task_type == CHAT_COMPLETION.name:
             return self.chat_route(model_name)
+        if task_type == FEATURE_EXTRACTION.name:
+            return self.embedding_route(model_name)
         if task_type not in TASK_TYPES:
             raise UnknownTask(task_type, TASK_TYPES)
         pair = self.pair(model_type) if task_type == TRANSLATION.name else None
@@ -126,6 +130,17 @@ class Catalog:
                 errors={"model_name": ["No chat chain is configured."]},
             )
         return Route(CHAT_COMPLETION.name, self.chat_targets)
+
+    def embedding_route(self, model_name: str | None) -> Route:
+        """Resolve an embedding request: the model named, else the configured chain."""
+        if model_name:
+            return Route(FEATURE_EXTRACTION.name, (self.target(model_name),), named=True)
+        if not self.embedding_targets:
+            raise InvalidRequest(
+                "model_name: no embedding chain is configured ([tasks.feature-extraction] targets); name a model",
+                errors={"model_name": ["No embedding chain is configured."]},
+            )
+        return Route(FEATURE_EXTRACTION.name, self.embedding_targets)
 
     def chat_target(self, model_name: str) -> ModelTarget:
         """Return the model a chat request names: a key, an alias or a Hub id, optionally followed

@@ -23,7 +23,7 @@ class Ask:
     """What a caller asks of the pipeline, whatever surface it came through."""
 
     task: Task
-    inputs: str | tuple  # the text; for chat, the conversation's messages
+    inputs: str | tuple  # the text; for chat, the conversation's messages; for embeddings, the texts
     args: dict  # validated against the task's argument schema (api/schemas.py)
     model_name: str | None = None  # a catalog key, alias or Hub id; None for the task's route
     model_type: str | None = None  # a translation pair such as zh2en
@@ -61,10 +61,10 @@ class Pipeline:
 
 
 def input_chars(inputs: str | tuple) -> int:
-    """The characters a caller sent: the text, or the text of a conversation's messages."""
+    """The characters a caller sent: the text, the texts, or the text of a conversation's messages."""
     if isinstance(inputs, str):
         return len(inputs)
-    return sum(_content_chars(message.get("content")) for message in inputs if isinstance(message, dict))
+    return sum(_content_chars(item.get("content") if isinstance(item, dict) else item) for item in inputs)
 
 
 def _content_chars(content) -> int:

@@ -24,6 +24,7 @@ from tests.support.documents import curl_lines
 KEY = "openai-client-key-0123456789"
 LIMITED_KEY = "openai-limited-key-0123456789"
 CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 ROUTER_CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "What is deep learning?"}]
 KEY_FILE = """
@@ -170,3 +171,16 @@ def test_the_documented_curl_examples_run(gateway, upstream):
         answers.append(json.loads(done.stdout))
     assert [answer.get("object") for answer in answers] == ["chat.completion", "text_completion", None, "list"]
     assert answers[2]["data"][0]["b64_json"]
+
+
+def test_embeddings_reach_the_sdk_as_floats_whatever_encoding_it_asked(sdk, upstream):
+    # No recording holds a feature-extraction answer: this one is scripted, in the pipeline's shape.
+    upstream.describe_model(EMBEDDER, "sentence-similarity")
+    upstream.script(f"/hf-inference/pipeline/feature-extraction/{EMBEDDER}", Step(json=[[0.25, -0.5, 1.0]]))
+    try:
+        answer = sdk.embeddings.create(model=EMBEDDER, input="Hi, who are you?")  # the SDK asks for base64
+    finally:
+        upstream.pipeline_tags.pop(EMBEDDER, None)  # the session's upstream, as the next tests expect it
+    assert answer.data[0].embedding == [0.25, -0.5, 1.0] and answer.model == EMBEDDER
+    (sent,) = upstream.requests_for(f"/hf-inference/pipeline/feature-extraction/{EMBEDDER}")
+    assert sent.json == {"inputs": ["Hi, who are you?"]}

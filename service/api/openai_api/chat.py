@@ -48,7 +48,7 @@ def serve_chat(path_model: str | None):
     context = begin(CHAT_COMPLETION)
     body = read_body(_SCHEMA)
     messages = tuple(body["messages"])
-    check_length(input_chars(messages))
+    check_length(input_chars(messages), "messages")
     model = body.get("model") if path_model is None else path_model
     ask = Ask(CHAT_COMPLETION, messages, chat_args(body), model_name_for(CHAT_COMPLETION, model))
     outcome = run(ask, context)

@@ -35,7 +35,7 @@ def completions():
     """Continue the prompt with the model the body names, or along the task's chain."""
     context = begin(COMPLETION)
     body = read_body(_SCHEMA)
-    check_length(len(body["prompt"]))
+    check_length(len(body["prompt"]), "prompt")
     ask = Ask(COMPLETION, body["prompt"], completion_args(body), model_name_for(COMPLETION, body.get("model")))
     outcome = run(ask, context)
     choices = [

@@ -26,7 +26,7 @@ def generate_images():
             "response_format: only b64_json is answered (the gateway keeps no images to link to)",
             errors={"response_format": ["Must be b64_json."]},
         )
-    check_length(len(body["prompt"]))
+    check_length(len(body["prompt"]), "prompt")
     ask = Ask(TEXT_TO_IMAGE, body["prompt"], image_args(body), model_name_for(TEXT_TO_IMAGE, body.get("model")))
     outcome = run(ask, context)
     data = [{B64_JSON: SplicedString(image.base64_pieces)} for image in outcome.results]

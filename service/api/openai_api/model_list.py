@@ -3,12 +3,10 @@
 from flask import Blueprint
 
 from service.api.gateway import gateway
-from service.catalog.tasks import CHAT_COMPLETION, COMPLETION, TEXT_TO_IMAGE
+from service.catalog.tasks import CHAT_COMPLETION, COMPLETION, FEATURE_EXTRACTION, TEXT_TO_IMAGE
 from service.errors import ModelNotFound
 
 bp = Blueprint("openai_models", __name__)
-# Chains a /v1 route serves, listed under the task's name.
-CHAINS = (CHAT_COMPLETION, COMPLETION, TEXT_TO_IMAGE)
 OWNER = "hf-gateway"
 
 
@@ -31,8 +29,11 @@ def served_models() -> dict:
     """name -> owner: chains (the gateway's), keys and chained Hub ids (their provider), aliases."""
     catalog = gateway().catalog
     names = {}
-    chains = {CHAT_COMPLETION.name: catalog.chat_targets} | {
-        task.name: catalog.task_targets[task.name] for task in CHAINS if task is not CHAT_COMPLETION
+    chains = {
+        CHAT_COMPLETION.name: catalog.chat_targets,
+        COMPLETION.name: catalog.task_targets[COMPLETION.name],
+        TEXT_TO_IMAGE.name: catalog.task_targets[TEXT_TO_IMAGE.name],
+        FEATURE_EXTRACTION.name: catalog.embedding_targets,
     }
     for task_name, targets in chains.items():
         if targets:

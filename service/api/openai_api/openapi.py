@@ -145,6 +145,39 @@ _IMAGE_ANSWER = {
         },
     },
 }
+_EMBEDDING_BODY = {
+    "type": "object",
+    "required": ["input"],
+    "properties": {
+        "model": _MODEL,
+        "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 2048}]},
+        "encoding_format": {
+            "type": "string",
+            "enum": ["float", "base64"],
+            "description": "Floats are always answered.",
+        },
+    },
+}
+_EMBEDDING_ANSWER = {
+    "type": "object",
+    "required": ["object", "data", "model", "usage"],
+    "properties": {
+        "object": {"type": "string", "enum": ["list"]},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "object": {"type": "string", "enum": ["embedding"]},
+                    "index": {"type": "integer"},
+                    "embedding": {"type": "array", "items": {"type": "number"}},
+                },
+            },
+        },
+        "model": {"type": "string"},
+        "usage": _USAGE,
+    },
+}
 _MODEL_ENTRY = {
     "type": "object",
     "properties": {
@@ -181,6 +214,9 @@ def add_openai_paths(document: dict, key_required: bool) -> None:
         "post": _post("openai_completions", "A text completion.", _COMPLETION_BODY, _COMPLETION_ANSWER)
     }
     paths["/v1/images/generations"] = {"post": _post("openai_images", "Images as base64.", _IMAGE_BODY, _IMAGE_ANSWER)}
+    paths["/v1/embeddings"] = {
+        "post": _post("openai_embeddings", "One vector per text.", _EMBEDDING_BODY, _EMBEDDING_ANSWER)
+    }
     paths["/v1/models"] = {"get": _get("openai_models", "The names `model` may take.", _MODEL_LIST)}
     paths["/v1/models/{model}"] = {
         "get": {

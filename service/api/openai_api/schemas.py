@@ -13,6 +13,7 @@ from service.catalog.tasks import COMPLETION, MAX_SEED, TEXT_TO_IMAGE
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4
 MAX_CHAT_CHOICES = 10
+MAX_EMBEDDING_INPUTS = 2048
 SIZE_PATTERN = r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$"
 
 
@@ -114,3 +115,25 @@ class ImageRequestSchema(_Body):
     guidance_scale = _float(0.0, 50.0)
     num_inference_steps = _int(1, 150)
     seed = _int(0, MAX_SEED)
+
+
+class EmbeddingInputField(ma.fields.Field):
+    """`input`: a text, or a list of texts (token arrays are not taken)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list) or not texts or not all(isinstance(text, str) and text for text in texts):
+            raise ma.ValidationError("Must be a non-empty string or a list of them (token arrays are not taken).")
+        if len(texts) > MAX_EMBEDDING_INPUTS:
+            raise ma.ValidationError(f"At most {MAX_EMBEDDING_INPUTS} texts per request.")
+        return tuple(texts)
+
+
+class EmbeddingRequestSchema(_Body):
+    """POST /v1/embeddings: the feature-extraction task."""
+
+    input = EmbeddingInputField(required=True)
+    encoding_format = ma.fields.String(
+        validate=validate.OneOf(("float", "base64")),
+        metadata={"description": "Taken; the vectors are always answered as floats, which the SDKs read either way."},
+    )

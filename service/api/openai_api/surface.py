@@ -52,13 +52,13 @@ def model_name_for(task: Task, model) -> str | None:
     return model
 
 
-def check_length(chars: int) -> None:
+def check_length(chars: int, field: str) -> None:
     """Refuse inputs over MAX_INPUT_CHARS, as the native surface does."""
     limit = gateway().settings.max_input_chars
     if chars > limit:
         raise InvalidRequest(
-            f"messages: the text sent is {chars} characters, over the {limit} the service accepts",
-            errors={"messages": [f"Must be at most {limit} characters."]},
+            f"{field}: the text sent is {chars} characters, over the {limit} the service accepts",
+            errors={field: [f"Must be at most {limit} characters."]},
         )
 
 
