@@ -186,6 +186,7 @@ def test_streaming_is_refused_before_any_call(client, mock_hub):
         ({"model": 42, "messages": HELLO}, "model"),
         ({"model": "org/x:Bad Provider", "messages": HELLO}, "model"),
         ({"model": "../etc/passwd", "messages": HELLO}, "model"),
+        ({"model": "http://127.0.0.1:8098/v1", "messages": HELLO}, "model"),  # huggingface.js's endpointUrl
     ],
 )
 def test_a_bad_chat_body_is_a_400_naming_its_field(client, mock_hub, body, param):

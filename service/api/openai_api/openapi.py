@@ -21,6 +21,12 @@ _ERROR = {
         }
     },
 }
+_HUB_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "description": "The Hub's error shape, as the router answers on this route.",
+    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
+}
 _USAGE = {
     "type": "object",
     "properties": {name: {"type": "integer"} for name in ("prompt_tokens", "completion_tokens", "total_tokens")},
@@ -199,17 +205,7 @@ def add_openai_paths(document: dict, key_required: bool) -> None:
     paths["/v1/chat/completions"] = {
         "post": _post("openai_chat_completions", "A chat completion.", _CHAT_BODY, _CHAT_ANSWER)
     }
-    paths["/models/{model}/v1/chat/completions"] = {
-        "post": {
-            **_post(
-                "per_model_chat_completions",
-                "A chat completion of the model in the path (the body's `model` is ignored); errors in the Hub's shape.",
-                _CHAT_BODY,
-                _CHAT_ANSWER,
-            ),
-            "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
-        }
-    }
+    paths["/models/{model}/v1/chat/completions"] = {"post": _per_model_chat()}
     paths["/v1/completions"] = {
         "post": _post("openai_completions", "A text completion.", _COMPLETION_BODY, _COMPLETION_ANSWER)
     }
@@ -229,6 +225,21 @@ def add_openai_paths(document: dict, key_required: bool) -> None:
             if path.startswith(("/v1/", "/models/")):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}, {"apiKey": []}]
+
+
+def _per_model_chat() -> dict:
+    """The router's per-model chat route: the model in the path, errors in the Hub's shape."""
+    operation = _post(
+        "per_model_chat_completions",
+        "A chat completion of the model in the path (the body's `model` is ignored).",
+        _CHAT_BODY,
+        _CHAT_ANSWER,
+    )
+    operation["parameters"] = [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}]
+    for status, response in operation["responses"].items():
+        if status != "200":
+            response["content"]["application/json"]["schema"] = _HUB_ERROR
+    return operation
 
 
 def _post(operation_id: str, summary: str, body: dict, answer: dict) -> dict:

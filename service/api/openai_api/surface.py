@@ -44,6 +44,12 @@ def model_name_for(task: Task, model) -> str | None:
         return None
     if not isinstance(model, str):
         raise InvalidRequest("model: must be a string", errors={"model": ["Not a valid string."]})
+    if model.startswith(("http://", "https://")):
+        raise InvalidRequest(
+            "model: a URL names no model here; name a catalog key, an alias, a Hub id or a task's chain "
+            "(GET /v1/models lists them), or post to /models/<model>/v1/chat/completions",
+            errors={"model": ["Not a model name."]},
+        )
     if ":" in model and task is not CHAT_COMPLETION:
         raise InvalidRequest(
             "model: a provider or policy after `:` is taken by /v1/chat/completions only (the router's chat route)",
