@@ -44,7 +44,7 @@ def build_openapi(settings, catalog, keyring) -> dict:
     _add_probes(spec)
     _add_operations(spec, plugin)
     document = spec.to_dict()
-    add_openai_paths(document, keyring.required)
+    add_openai_paths(document, catalog, keyring.required)
     if keyring.required:
         _ask_for_a_key(document)
     return document

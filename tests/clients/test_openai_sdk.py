@@ -15,8 +15,10 @@ import pytest
 from huggingface_hub import InferenceClient
 from PIL import Image
 
+from harness import recordings
 from harness.gunicorn_server import GunicornServer
 from harness.paths import DOCS
+from harness.recordings import PIPELINES_FILE
 from harness.service import TOKEN, service_env
 from harness.upstream import Step
 from tests.support.documents import curl_lines
@@ -174,13 +176,11 @@ def test_the_documented_curl_examples_run(gateway, upstream):
 
 
 def test_embeddings_reach_the_sdk_as_floats_whatever_encoding_it_asked(sdk, upstream):
-    # No recording holds a feature-extraction answer: this one is scripted, in the pipeline's shape.
-    upstream.describe_model(EMBEDDER, "sentence-similarity")
-    upstream.script(f"/hf-inference/pipeline/feature-extraction/{EMBEDDER}", Step(json=[[0.25, -0.5, 1.0]]))
-    try:
-        answer = sdk.embeddings.create(model=EMBEDDER, input="Hi, who are you?")  # the SDK asks for base64
-    finally:
-        upstream.pipeline_tags.pop(EMBEDDER, None)  # the session's upstream, as the next tests expect it
-    assert answer.data[0].embedding == [0.25, -0.5, 1.0] and answer.model == EMBEDDER
+    recorded = json.loads(recordings.recorded_body(EMBEDDER, PIPELINES_FILE, binary=False))
+    answer = sdk.embeddings.create(model="feature-extraction", input="Hi, who are you?")  # the SDK asks for base64
+    assert answer.model == EMBEDDER and len(answer.data) == 1
+    assert answer.data[0].embedding == recorded and len(recorded) == 384
     (sent,) = upstream.requests_for(f"/hf-inference/pipeline/feature-extraction/{EMBEDDER}")
-    assert sent.json == {"inputs": ["Hi, who are you?"]}
+    assert sent.json == {"inputs": "Hi, who are you?"}
+    batch = sdk.embeddings.create(model=EMBEDDER, input=["Hi", "Bye"], encoding_format="float")
+    assert [item.index for item in batch.data] == [0, 1] and all(len(item.embedding) == 384 for item in batch.data)

@@ -98,6 +98,8 @@ def test_no_chain_and_no_model_is_a_400(clock, mock_hub):
 def test_the_openapi_document_has_the_openai_routes_and_asks_a_key_for_them(app):
     objects = gateway_of(app)
     document = build_openapi(objects.settings, objects.catalog, type("Keys", (), {"required": True})())
+    embeddings = document["paths"]["/v1/embeddings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "model" not in embeddings["required"]  # this catalog has an embedding chain
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/embeddings", "/v1/models"):
         operation = next(iter(document["paths"][path].values()))
         assert operation["security"] == [{"bearer": []}, {"apiKey": []}]

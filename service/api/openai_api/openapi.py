@@ -2,6 +2,11 @@
 
 from copy import deepcopy
 
+from service.catalog import MODEL_NAME_PATTERN
+
+# A model name, or on chat a key or Hub id with a provider or policy after `:`.
+CHAT_MODEL_PATTERN = MODEL_NAME_PATTERN.removesuffix("$") + "(:[a-z0-9][a-z0-9-]{0,63})?$"
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -21,12 +26,8 @@ _ERROR = {
         }
     },
 }
-_HUB_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "description": "The Hub's error shape, as the router answers on this route.",
-    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
-}
+# The shape of the surface registered for /models/ (the Hub's `{"error", "error_type"}`).
+_HUB_ERROR = {"type": "object", "description": "The Hub's error shape, as the router answers on this route."}
 _USAGE = {
     "type": "object",
     "properties": {name: {"type": "integer"} for name in ("prompt_tokens", "completion_tokens", "total_tokens")},
@@ -156,7 +157,12 @@ _EMBEDDING_BODY = {
     "required": ["input"],
     "properties": {
         "model": _MODEL,
-        "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 2048}]},
+        "input": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 2048},
+            ]
+        },
         "encoding_format": {
             "type": "string",
             "enum": ["float", "base64"],
@@ -199,19 +205,24 @@ _MODEL_LIST = {
 }
 
 
-def add_openai_paths(document: dict, key_required: bool) -> None:
-    """Add the OpenAI routes to an OpenAPI document, asking for a key where the service does."""
+def add_openai_paths(document: dict, catalog, key_required: bool) -> None:
+    """Add the OpenAI routes to an OpenAPI document, asking for a key where the service does;
+    `model` is required where the catalog configures no chain to fall back on."""
     paths = document["paths"]
+    chat_body = _with_model(_CHAT_BODY, CHAT_MODEL_PATTERN, required=not catalog.chat_targets)
+    embedding_body = _with_model(_EMBEDDING_BODY, MODEL_NAME_PATTERN, required=not catalog.embedding_targets)
+    completion_body = _with_model(_COMPLETION_BODY, MODEL_NAME_PATTERN, required=False)
+    image_body = _with_model(_IMAGE_BODY, MODEL_NAME_PATTERN, required=False)
     paths["/v1/chat/completions"] = {
-        "post": _post("openai_chat_completions", "A chat completion.", _CHAT_BODY, _CHAT_ANSWER)
+        "post": _post("openai_chat_completions", "A chat completion.", chat_body, _CHAT_ANSWER)
     }
     paths["/models/{model}/v1/chat/completions"] = {"post": _per_model_chat()}
     paths["/v1/completions"] = {
-        "post": _post("openai_completions", "A text completion.", _COMPLETION_BODY, _COMPLETION_ANSWER)
+        "post": _post("openai_completions", "A text completion.", completion_body, _COMPLETION_ANSWER)
     }
-    paths["/v1/images/generations"] = {"post": _post("openai_images", "Images as base64.", _IMAGE_BODY, _IMAGE_ANSWER)}
+    paths["/v1/images/generations"] = {"post": _post("openai_images", "Images as base64.", image_body, _IMAGE_ANSWER)}
     paths["/v1/embeddings"] = {
-        "post": _post("openai_embeddings", "One vector per text.", _EMBEDDING_BODY, _EMBEDDING_ANSWER)
+        "post": _post("openai_embeddings", "One vector per text.", embedding_body, _EMBEDDING_ANSWER)
     }
     paths["/v1/models"] = {"get": _get("openai_models", "The names `model` may take.", _MODEL_LIST)}
     paths["/v1/models/{model}"] = {
@@ -225,6 +236,15 @@ def add_openai_paths(document: dict, key_required: bool) -> None:
             if path.startswith(("/v1/", "/models/")):
                 for operation in operations.values():
                     operation["security"] = [{"bearer": []}, {"apiKey": []}]
+
+
+def _with_model(body: dict, pattern: str, required: bool) -> dict:
+    """A body schema whose `model` follows the catalog's rule for names, required or not."""
+    body = deepcopy(body)
+    body["properties"]["model"] = {**body["properties"]["model"], "type": "string", "pattern": pattern}
+    if required:
+        body["required"] = [*body["required"], "model"]
+    return body
 
 
 def _per_model_chat() -> dict:

@@ -7,7 +7,7 @@ docs/providers.md. `Providers` builds every helper once per app, with its base U
 """
 
 from service.catalog import Catalog, CatalogError, ModelTarget
-from service.catalog.tasks import CHAT_COMPLETION, TASK_TYPES
+from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPES
 from service.hub.providers import (
     fal_ai,
     featherless_ai,
@@ -120,7 +120,11 @@ class Providers:
         """Check every configured model, and that each chain's targets can serve their task."""
         for target in catalog.models.values():
             self.check_model(target)
-        for label, targets in catalog.all_routes():
+        other_chains = (
+            (CHAT_COMPLETION.name, catalog.chat_targets),
+            (FEATURE_EXTRACTION.name, catalog.embedding_targets),
+        )
+        for label, targets in (*catalog.all_routes(), *other_chains):
             task_type = label.split(":")[0]
             for target in targets:
                 if self.helper_for(target, task_type) is None:

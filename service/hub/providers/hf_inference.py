@@ -124,11 +124,15 @@ class FeatureExtraction(HfInferenceTask):
         return f"{root}/pipeline/{FEATURE_EXTRACTION.name}/{call.target.id}"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
-        return {"inputs": list(call.inputs)}
+        """One text as a string (answered with one vector), several as a list (a vector each)."""
+        texts = list(call.inputs)
+        return {"inputs": texts[0] if len(texts) == 1 else texts}
 
     def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
         """Read one vector of numbers per text sent."""
         vectors = json_answer(reply)
+        if len(call.inputs) == 1 and isinstance(vectors, list) and vectors and all(map(_is_number, vectors)):
+            vectors = [vectors]  # one text's vector, as the route answers a string
         if not isinstance(vectors, list) or len(vectors) != len(call.inputs):
             raise UpstreamError("the upstream answer is not one vector per text")
         for vector in vectors:
