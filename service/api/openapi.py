@@ -3,7 +3,7 @@
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.api.openai_api.openapi import add_openai_paths
+from service.api.openai_api.openai_document import add_openai_paths
 from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,

@@ -10,11 +10,11 @@ OpenAI's shape (errors.py).
 from flask import Blueprint
 
 from service.api.error_handlers import register_error_shape
-from service.api.openai_api import chat, completions, embeddings, images, model_list, per_model
-from service.api.openai_api.errors import openai_shape, retry_advice
+from service.api.openai_api import chat, completions, embeddings, image_generations, model_list, per_model
+from service.api.openai_api.openai_errors import openai_shape, retry_advice
 
 bp = Blueprint("openai", __name__)
-for _module in (chat, completions, embeddings, images, model_list, per_model):
+for _module in (chat, completions, embeddings, image_generations, model_list, per_model):
     bp.register_blueprint(_module.bp)
 bp.after_request(retry_advice)
 register_error_shape("/v1/", openai_shape)

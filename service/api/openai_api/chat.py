@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from service.api.openai_api.schemas import ChatRequestSchema
+from service.api.openai_api.request_bodies import ChatRequestSchema
 from service.api.openai_api.surface import (
     answered,
     begin,

@@ -6,7 +6,7 @@ answered."""
 
 from flask import Blueprint
 
-from service.api.openai_api.schemas import EmbeddingRequestSchema
+from service.api.openai_api.request_bodies import EmbeddingRequestSchema
 from service.api.openai_api.surface import answered, begin, check_length, model_name_for, read_body, run, usage_of
 from service.catalog.tasks import FEATURE_EXTRACTION
 from service.pipeline.entry import Ask

@@ -3,7 +3,7 @@
 from flask import Blueprint
 
 from service.api.answer import SplicedString
-from service.api.openai_api.schemas import ImageRequestSchema
+from service.api.openai_api.request_bodies import ImageRequestSchema
 from service.api.openai_api.surface import answered, begin, check_length, created, model_name_for, read_body, run
 from service.api.schemas import ARGS_SCHEMAS, load_or_raise
 from service.catalog.tasks import TEXT_TO_IMAGE
