@@ -224,6 +224,13 @@ def test_the_per_model_route_takes_the_model_from_the_path(client, mock_hub, bod
     assert sent(mock_hub)["model"] == "meta-llama/Llama-3.1-8B-Instruct"
 
 
+def test_the_per_model_route_answers_errors_in_the_shape_of_models_routes_not_openais(client, mock_hub):
+    answer = call(client, "/models/org/id/v1/chat/completions", {"messages": HELLO, "stream": True})
+    assert answer.status_code == 400 and answer.headers["X-Request-ID"]
+    assert not isinstance(answer.get_json().get("error"), dict)  # the Hub's {"error": "..."} where it is registered
+    assert len(mock_hub.calls) == 0
+
+
 def test_the_per_model_route_wins_over_a_route_for_the_model_itself(mock_hub):
     app = Flask(__name__)
     app.register_blueprint(per_model.bp)
