@@ -8,10 +8,12 @@ from functools import cache
 
 from harness.paths import RECORDINGS_DIR
 
-# The hosted route's answers, then the router's other providers (see tests/recordings/README.md).
+# The hosted route's answers, the router's other providers, then hf-inference's pipeline routes
+# (see tests/recordings/README.md).
 HOSTED_FILE = "recordings.json"
 PROVIDERS_FILE = "providers.json"
-RECORDING_FILES = (HOSTED_FILE, PROVIDERS_FILE)
+PIPELINES_FILE = "pipelines.json"
+RECORDING_FILES = (HOSTED_FILE, PROVIDERS_FILE, PIPELINES_FILE)
 
 
 @cache

@@ -42,6 +42,7 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "content-enc
 CHAT_SUFFIX = "/v1/chat/completions"
 COMPLETIONS_SUFFIX = "/v1/completions"
 COMPLETION_SOURCE_PATH = "/hf-inference/models/gpt2"
+FEATURE_EXTRACTION_PREFIX = "/hf-inference/pipeline/feature-extraction/"
 
 # The Hub's model API (`GET /api/models/<id>`), as the service asks it for a model's task and
 # providers: the pipeline tags of the models the tests and the shipped configuration name.
@@ -787,6 +788,8 @@ class LoopbackUpstream:
         if method == "POST" and path.endswith(COMPLETIONS_SUFFIX):
             return self._completion_answer(request_body)
         recording = self.recordings.find(method, path, request_body)
+        if recording is not None and path.startswith(FEATURE_EXTRACTION_PREFIX) and inputs_kind(request_body) == "list":
+            return self._vectors_answer(recording, len(request_body["inputs"]))
         if recording is None and aliased:
             # An alias may name a recording made with another method, e.g. an image a provider serves by GET.
             recording = self.recordings.find_any_method(path, request_body)
@@ -806,6 +809,15 @@ class LoopbackUpstream:
         choice = template["choices"][0]
         choices = [{**choice, "index": index} for index in range(n)]
         return Answer.of_json(200, {**template, "choices": choices})
+
+    @staticmethod
+    def _vectors_answer(recording: Recording, texts: int) -> Answer:
+        """Answer a list of texts with the recorded vector of one text, once per text (as the
+        route answers a list), when only a string's answer was recorded."""
+        vector = recording.json_body()
+        if not (isinstance(vector, list) and vector and not isinstance(vector[0], list)):
+            return recording.answer()
+        return Answer.of_json(recording.status, [vector] * texts)
 
     def _completion_answer(self, request_body: Any) -> Answer:
         """Answer an OpenAI-style text completion with n copies of recorded gpt2 text."""

@@ -4,7 +4,7 @@ the page, and the unknown-task catch-all."""
 from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from service.api import docs, health, infer, models, page, readiness, scrape, usage
+from service.api import docs, health, infer, models, openai_api, page, readiness, scrape, usage
 from service.api.error_handlers import handle_gateway_error, handle_http_exception
 from service.api.hub_api import bp as hub_api
 from service.catalog.tasks import TASK_TYPES
@@ -40,6 +40,7 @@ def register_blueprints(app) -> None:
         scrape,
         docs,
         page,
+        openai_api,
     ):
         app.register_blueprint(module.bp)
     app.register_blueprint(hub_api)

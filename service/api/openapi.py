@@ -4,6 +4,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from service.api.hub_api.document import add_hub_api
+from service.api.openai_api.openai_document import add_openai_paths
 from service.api.openapi_errors import HEADERS, INFERENCE_ERRORS, LIMIT_HEADERS, error_response
 from service.api.responses import (
     ErrorSchema,
@@ -45,6 +46,7 @@ def build_openapi(settings, catalog, keyring) -> dict:
     _add_operations(spec, plugin)
     add_hub_api(spec, catalog, keyring.required)
     document = spec.to_dict()
+    add_openai_paths(document, catalog, keyring.required)
     if keyring.required:
         _ask_for_a_key(document)
     return document

@@ -2,10 +2,10 @@
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from service.catalog.tasks import TASK_TYPES, TRANSLATION
+from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPES, TEXT_TO_TEXT, TRANSLATION
 from service.errors import InvalidRequest, UnknownTask
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
@@ -13,6 +13,9 @@ from service.errors import InvalidRequest, UnknownTask
 _MODEL_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95})(?:/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,95}))?")
 _PAIR = re.compile(r"([a-z]{2,3})2([a-z]{2,3})")
 _VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+# What may follow a Hub id on the router's chat route: a provider (`novita`) or a policy (`fastest`).
+_PROVIDER_SUFFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+CHAT_PROTOCOL = "openai-chat"
 MAX_MODEL_NAME_LENGTH = 128
 # The same rule for documents (OpenAPI): anchored, and without `..` anywhere.
 MODEL_NAME_PATTERN = rf"^(?!.*\.\.){_MODEL_ID.pattern}$"
@@ -83,6 +86,15 @@ class Catalog:
         translation = tasks.get(TRANSLATION.name, {})
         self.default_pair = translation.get("default_pair", "zh2en")
         self.pairs = {name: self._targets(chain, name) for name, chain in translation.get("pairs", {}).items()}
+        # Chat's chain: its own when configured, else the chat models of text-to-text's.
+        chat = tasks.get(CHAT_COMPLETION.name, {}).get("targets")
+        if chat is None:
+            chat = [t for t in self.task_targets[TEXT_TO_TEXT.name] if t.protocol == CHAT_PROTOCOL]
+        else:
+            chat = self._targets(chat, CHAT_COMPLETION.name)
+        self.chat_targets = tuple(_as_chat(target) for target in chat)
+        embeddings = tasks.get(FEATURE_EXTRACTION.name, {}).get("targets", [])
+        self.embedding_targets = self._targets(embeddings, FEATURE_EXTRACTION.name)
         self._check()
 
     @classmethod
@@ -96,6 +108,10 @@ class Catalog:
 
     def route(self, task_type: str, model_name: str | None, model_type: str | None) -> Route:
         """Resolve a request's task, model_name and model_type to the models to try."""
+        if task_type == CHAT_COMPLETION.name:
+            return self.chat_route(model_name)
+        if task_type == FEATURE_EXTRACTION.name:
+            return self.embedding_route(model_name)
         if task_type not in TASK_TYPES:
             raise UnknownTask(task_type, TASK_TYPES)
         pair = self.pair(model_type) if task_type == TRANSLATION.name else None
@@ -103,6 +119,40 @@ class Catalog:
             return Route(task_type, (self.target(model_name),), pair, named=True)
         targets = self.pairs[pair.name] if pair else self.task_targets[task_type]
         return Route(task_type, targets, pair)
+
+    def chat_route(self, model_name: str | None) -> Route:
+        """Resolve a chat request: the model named, else chat's chain."""
+        if model_name:
+            return Route(CHAT_COMPLETION.name, (self.chat_target(model_name),), named=True)
+        if not self.chat_targets:
+            raise InvalidRequest(
+                "model_name: no chat chain is configured ([tasks.chat-completion] targets); name a model",
+                errors={"model_name": ["No chat chain is configured."]},
+            )
+        return Route(CHAT_COMPLETION.name, self.chat_targets)
+
+    def embedding_route(self, model_name: str | None) -> Route:
+        """Resolve an embedding request: the model named, else the configured chain."""
+        if model_name:
+            return Route(FEATURE_EXTRACTION.name, (self.target(model_name),), named=True)
+        if not self.embedding_targets:
+            raise InvalidRequest(
+                "model_name: no embedding chain is configured ([tasks.feature-extraction] targets); name a model",
+                errors={"model_name": ["No embedding chain is configured."]},
+            )
+        return Route(FEATURE_EXTRACTION.name, self.embedding_targets)
+
+    def chat_target(self, model_name: str) -> ModelTarget:
+        """Return the model a chat request names: a key, an alias or a Hub id, optionally followed
+        by `:<provider>` or `:<policy>` (`:fastest`, `:cheapest`, `:preferred`) for the router."""
+        name, colon, suffix = model_name.partition(":")
+        if colon and not _PROVIDER_SUFFIX.fullmatch(suffix):
+            raise InvalidRequest(
+                "model_name: after `:` comes a provider (`novita`) or a policy (`fastest`, `cheapest`, `preferred`)",
+                errors={"model_name": ["Not a valid provider or policy."]},
+            )
+        target = _as_chat(self.target(name))
+        return replace(target, key=f"{target.key}:{suffix}", provider=suffix) if colon else target
 
     def pair(self, model_type: str | None) -> LanguagePair:
         """Return the configured translation pair for a model_type such as zh2en."""
@@ -176,6 +226,15 @@ class Catalog:
         for alias, key in self.aliases.items():
             if not is_valid_model_name(alias) or not is_valid_model_name(key):
                 raise CatalogError(f"alias {alias!r} -> {key!r} is not a valid model name")
+
+
+def _as_chat(target: ModelTarget) -> ModelTarget:
+    """The same model on the chat route: a chat entry as configured; any other by its Hub id
+    (and its own server, if it has one), since the router and OpenAI-style servers take any
+    model they serve there."""
+    if target.protocol == CHAT_PROTOCOL:
+        return target
+    return ModelTarget(key=target.key, id=target.id, protocol=CHAT_PROTOCOL, url=target.url, token_env=target.token_env)
 
 
 def _model_entry(key: str, raw: dict) -> ModelTarget:

@@ -43,6 +43,15 @@ COMPLETION = Task("text-completion", "Continue a text.", "text", 10)
 TEXT_TO_TEXT = Task("text-to-text", "Answer an instruction or transform a text.", "text", 10)
 TEXT_TO_IMAGE = Task("text-to-image", "Draw an image from a prompt, returned as base64.", "image", 4)
 
+# A conversation, as OpenAI's chat completions take it: run by the pipeline for the OpenAI
+# surface, never served by /api/infer (TASKS is what /api/infer serves).
+CHAT_COMPLETION = Task("chat-completion", "Answer a conversation, as OpenAI's chat completions do.", "text", 10)
+
+# Texts as vectors (OpenAI's embeddings): one result holds the vectors of every text sent.
+FEATURE_EXTRACTION = Task("feature-extraction", "Embed texts as vectors, as OpenAI's embeddings do.", "vectors", 1)
+
 TASKS = {task.name: task for task in (TRANSLATION, COMPLETION, TEXT_TO_TEXT, TEXT_TO_IMAGE)}
+# Every task the pipeline runs, whatever surface asks for it.
+PIPELINE_TASKS = {**TASKS, CHAT_COMPLETION.name: CHAT_COMPLETION, FEATURE_EXTRACTION.name: FEATURE_EXTRACTION}
 TASK_TYPES = tuple(TASKS)
 TEXT_TASKS = tuple(name for name, task in TASKS.items() if not task.makes_images)

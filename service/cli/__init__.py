@@ -27,6 +27,7 @@ LIMIT_OPTIONS = (
     ("--concurrency", "requests in flight at once"),
     ("--results-per-day", "results per UTC day (num_sentences counts each)"),
     ("--images-per-day", "images per UTC day"),
+    ("--tokens-per-day", "tokens per UTC day, as the answers report them (prompt and completion)"),
 )
 
 

@@ -1,4 +1,4 @@
-"""Per-key limits: requests per minute, requests in flight, results and images per day.
+"""Per-key limits: requests per minute, requests in flight, results, images and tokens per day.
 
 A request is admitted before anything is sent upstream, in one atomic step on the shared
 store: its place in the key's one-minute moving window, a concurrency slot and its daily
@@ -10,6 +10,11 @@ A request that never ends (its worker was killed) holds a lease until it expires
 process is seen gone; the store then books it in the ledger as `interrupted`, with the
 results and images it took, which stay taken: the upstream may have made and charged them.
 So after any crash the day's quota and the ledger agree.
+
+Tokens are known only once the answers report them: a request of a key with `tokens_per_day`
+reserves one token when admitted, so that a key whose day's tokens are spent is refused, and
+its settling books the tokens its answers reported in place of that one (a "refund" of the
+reservation less the tokens used, which the store adds when it is negative).
 
 Refusals are `429` with a true `Retry-After` and the IETF draft's `RateLimit-Policy` and
 `RateLimit` headers; successes carry both too, `RateLimit` saying what each limit has left,
@@ -49,6 +54,8 @@ RATE_WINDOW_SECONDS = 60
 # no process can tell (its holder ran on another host).
 LEASE_MARGIN_SECONDS = 30.0
 INTERRUPTED = "interrupted"
+TOKENS = "tokens"
+TOKEN_RESERVATION = 1
 
 
 @dataclass
@@ -75,6 +82,8 @@ def policy_header(limits: Limits) -> str:
         policies.append(f'"results";q={limits.results_per_day};w={SECONDS_PER_DAY}')
     if limits.images_per_day:
         policies.append(f'"images";q={limits.images_per_day};w={SECONDS_PER_DAY}')
+    if limits.tokens_per_day:
+        policies.append(f'"{TOKENS}";q={limits.tokens_per_day};w={SECONDS_PER_DAY}')
     return ", ".join(policies)
 
 
@@ -110,6 +119,13 @@ def refusal_error(key: ClientKey, refusal: Refusal, asked: int = 0) -> RateLimit
             f"key {key.name} already has {limits.concurrency} requests in flight, its limit; retry when one ends",
             retry_after=seconds,
         )
+    elif refusal.policy == TOKENS:
+        used = refusal.used if refusal.used is not None else limits.tokens_per_day
+        error = QuotaExceeded(
+            f"key {key.name} has used {used} of its {limits.tokens_per_day} tokens for today (UTC); the quota "
+            f"starts again in {seconds} s",
+            retry_after=seconds,
+        )
     else:
         limit = limits.results_per_day if refusal.policy == "results" else limits.images_per_day
         error = QuotaExceeded(
@@ -143,6 +159,8 @@ class Admission:
             claims.append(Claim("results", results, limits.results_per_day))
         if limits.images_per_day and task.makes_images:
             claims.append(Claim("images", results, limits.images_per_day))
+        if limits.tokens_per_day:
+            claims.append(Claim(TOKENS, TOKEN_RESERVATION, limits.tokens_per_day))
         booking = interrupted_entry(ticket, task, results, model)
         lease = Lease(
             uuid.uuid4().hex,
@@ -166,13 +184,25 @@ class Admission:
     def settle(self, ticket: Ticket, delivered: bool, usage: UsageEntry | None) -> Callable[[], None]:
         """Free the slot, give back the quota of a request that delivered nothing, add it to the
         ledger; return what confirms it, to call once the answer has gone."""
-        refunds = [] if delivered else ticket.claims
+        refunds = [] if delivered else [claim for claim in ticket.claims if claim.name != TOKENS]
+        refunds += tokens_booked(ticket, usage)
         if ticket.lease_id is None and not refunds and usage is None:
             return nothing_to_confirm
         settlement = Settlement(ticket.key, ticket.lease_id, refunds, ticket.day, [usage] if usage else [])
         confirm = self.guard.settle(settlement)
         ticket.lease_id, ticket.claims = None, []
         return confirm
+
+
+def tokens_booked(ticket: Ticket, usage: UsageEntry | None) -> list[Claim]:
+    """The tokens a request's answers reported, in place of the one it reserved, as the refund
+    of its reservation less what it used (negative when it used more, which adds them)."""
+    reserved = next((claim for claim in ticket.claims if claim.name == TOKENS), None)
+    if reserved is None:
+        return []
+    counts = usage.counts if usage is not None else {}
+    used = int(counts.get("prompt_tokens", 0) + counts.get("completion_tokens", 0))
+    return [Claim(TOKENS, reserved.amount - used, reserved.limit)]
 
 
 def whole_left(left: Left) -> tuple[int, int | None]:

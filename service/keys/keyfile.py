@@ -25,12 +25,13 @@ from pathlib import Path
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DIGEST = re.compile(r"[0-9a-f]{64}")
-LIMIT_NAMES = ("rpm", "concurrency", "results_per_day", "images_per_day")
+LIMIT_NAMES = ("rpm", "concurrency", "results_per_day", "images_per_day", "tokens_per_day")
 KEY_FIELDS = ("sha256", "admin", *LIMIT_NAMES)
 SECRET_PREFIX = "hfg_"
 NEW_FILE_HEADER = """\
 # hf-gateway client keys (API_KEYS_FILE). Only SHA-256 digests of the secrets are kept here.
-# Add one with `hf-infer keys add NAME`; limits: rpm, concurrency, results_per_day, images_per_day.
+# Add one with `hf-infer keys add NAME`; limits: rpm, concurrency, results_per_day, images_per_day,
+# tokens_per_day.
 """
 
 
@@ -46,6 +47,7 @@ class Limits:
     concurrency: int | None = None
     results_per_day: int | None = None
     images_per_day: int | None = None
+    tokens_per_day: int | None = None
 
     def over(self, defaults: Limits) -> Limits:
         """These limits, with `defaults` filling in the ones not set."""

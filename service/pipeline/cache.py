@@ -90,6 +90,8 @@ def encode_results(results: list) -> bytes:
             data = b"".join(piece if isinstance(piece, bytes) else bytes(piece) for piece in result.base64_pieces)
             items.append({"image": result.content_type, "bytes": len(data)})
             blobs.append(data)
+        elif isinstance(result, dict):  # a chat choice: its message and finish_reason
+            items.append({"json": result})
         else:
             items.append({"text": result})
     head = json.dumps({"v": FORMAT_VERSION, "items": items}, ensure_ascii=False).encode("utf-8")
@@ -108,6 +110,8 @@ def decode_results(value: bytes) -> list:
             size = int(item["bytes"])
             results.append(Image(item["image"], (body[at : at + size],)))
             at += size
+        elif "json" in item:
+            results.append(item["json"])
         else:
             results.append(str(item["text"]))
     if at != len(body):

@@ -24,7 +24,7 @@ class Ask:
     """What a caller asks of the pipeline, whatever surface it came through."""
 
     task: Task
-    inputs: str
+    inputs: str | tuple  # the text; for chat, the conversation's messages; for embeddings, the texts
     args: dict  # validated against the task's argument schema (api/schemas.py)
     model_name: str | None = None  # a catalog key, alias or Hub id; None for the task's route
     model_type: str | None = None  # a translation pair such as zh2en
@@ -52,7 +52,7 @@ class Pipeline:
         route = self.catalog.route(ask.task.name, ask.model_name, ask.model_type)
         self.runner.check_serves(route)
         context.model = route.targets[0].id
-        context.input_chars = len(ask.inputs)
+        context.input_chars = input_chars(ask.inputs)
         deadline_seconds = self.settings.deadline_for(ask.task.name)
         results = ask.args["num_sentences"]
         model = model_label(context.model, self.catalog)
@@ -67,3 +67,21 @@ class Pipeline:
         """The task of a model named without one (the Hub's `POST /models/<id>`): see
         ModelTasks.task_of."""
         return self.runner.model_tasks.task_of(self.catalog.target(model_name))
+
+
+def input_chars(inputs: str | tuple) -> int:
+    """The characters a caller sent: the text, the texts, or the text of a conversation's messages."""
+    if isinstance(inputs, str):
+        return len(inputs)
+    return sum(_content_chars(item.get("content") if isinstance(item, dict) else item) for item in inputs)
+
+
+def _content_chars(content) -> int:
+    """A message's text: a string, or the `text` of its parts."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(part["text"]) for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return 0

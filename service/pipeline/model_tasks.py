@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from service.catalog import Catalog, ModelTarget
-from service.catalog.tasks import TASKS, TEXT_TASKS, Task
+from service.catalog.tasks import FEATURE_EXTRACTION, PIPELINE_TASKS, TASKS, TEXT_TASKS, Task
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.client import HubClient
 from service.hub.messages import HUB_TOKEN, UpstreamRequest
@@ -48,6 +48,8 @@ HUB_TASKS_SERVING = {
     "text-generation": TEXT_TASKS,
     "conversational": TEXT_TASKS,
     "text-to-image": ("text-to-image",),
+    "feature-extraction": (FEATURE_EXTRACTION.name,),
+    "sentence-similarity": (FEATURE_EXTRACTION.name,),
 }
 HOSTED_PROTOCOL = "hf-inference"
 # The service's task that is each of these Hub tasks: what a model of that pipeline tag does
@@ -70,7 +72,9 @@ class HubTasks:
 
     def serves(self) -> tuple:
         """The service's tasks the model can serve."""
-        return tuple(task for task in TASKS if any(task in HUB_TASKS_SERVING.get(hub, ()) for hub in self.tasks))
+        return tuple(
+            task for task in PIPELINE_TASKS if any(task in HUB_TASKS_SERVING.get(hub, ()) for hub in self.tasks)
+        )
 
 
 NOT_KNOWN = HubTasks(known=False)
@@ -120,8 +124,8 @@ class ModelTasks:
         placed = self.catalog.tasks_naming(target.id)
         if task_type in placed:
             return True
-        kind = TASKS[task_type].result
-        if placed and all(TASKS[task].result != kind for task in placed):
+        kind = PIPELINE_TASKS[task_type].result
+        if placed and all(PIPELINE_TASKS[task].result != kind for task in placed):
             refuse(target, task_type, sorted(placed), "as configured")
         return False
 

@@ -208,7 +208,8 @@ def decode_booking(key: str, value: str | bytes | None) -> UsageEntry | None:
 @dataclass(frozen=True)
 class Settlement:
     """What one request leaves to settle when it ends: its key's slot (`lease_id`, None when it
-    holds none), the quota of `day` it gives back, and its ledger rows."""
+    holds none), the quota of `day` it gives back (a negative refund adds to it: the tokens
+    booked once the answers said them), and its ledger rows."""
 
     key: str
     lease_id: str | None

@@ -122,6 +122,15 @@ def test_chat_completion_repeats_a_recorded_choice_n_times(upstream):
     assert {choice["message"]["content"] for choice in choices} == {recorded["choices"][0]["message"]["content"]}
 
 
+def test_feature_extraction_answers_a_list_with_the_recorded_vector_per_text(upstream):
+    path = "/hf-inference/pipeline/feature-extraction/sentence-transformers/all-MiniLM-L6-v2"
+    vector = json.loads(recordings.recorded_body("all-MiniLM-L6-v2", recordings.PIPELINES_FILE, binary=False))
+    one = requests.post(upstream.url + path, json={"inputs": "Hi, who are you?"}, timeout=5)
+    several = requests.post(upstream.url + path, json={"inputs": ["Hi", "Bye"]}, timeout=5)
+    assert one.json() == vector and len(vector) == 384
+    assert several.status_code == 200 and several.json() == [vector, vector]
+
+
 def test_text_completion_shape(upstream):
     response = requests.post(
         upstream.url + "/hf-inference/models/openai-community/gpt2/v1/completions",

@@ -142,8 +142,17 @@ def test_keys_add_prints_the_secret_once_and_list_shows_limits_without_it(tmp_pa
     listing = capsys.readouterr().out
     assert secret not in listing and digest_of(secret)[:12] in listing
     header, defaults, row = listing.splitlines()
-    assert header.split() == ["name", "admin", "rpm", "concurrency", "results_per_day", "images_per_day", "sha256"]
-    assert row.split() == ["batch", "yes", "30", "4", "-", "-", digest_of(secret)[:12]]
+    assert header.split() == [
+        "name",
+        "admin",
+        "rpm",
+        "concurrency",
+        "results_per_day",
+        "images_per_day",
+        "tokens_per_day",
+        "sha256",
+    ]
+    assert row.split() == ["batch", "yes", "30", "4", "-", "-", "-", digest_of(secret)[:12]]
 
 
 def test_keys_commands_report_a_bad_file_and_exit_1(tmp_path, capsys):

@@ -7,7 +7,7 @@ docs/providers.md. `Providers` builds every helper once per app, with its base U
 """
 
 from service.catalog import Catalog, CatalogError, ModelTarget
-from service.catalog.tasks import TASK_TYPES
+from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPES
 from service.hub.providers import (
     fal_ai,
     featherless_ai,
@@ -65,6 +65,7 @@ class Providers:
         bases = {name: f"{providers_base}/{name}" for name in PROVIDERS} | {"hf-inference": hf_inference_base}
         self._helpers = {name: _built(families, bases[name]) for name, families in PROVIDERS.items()}
         self._chat = router.RouterChat(router_base)
+        self._conversation = router.RouterChatCompletion(router_base)
 
     @classmethod
     def from_settings(cls, settings) -> "Providers":
@@ -73,6 +74,8 @@ class Providers:
 
     def helper_for(self, target: ModelTarget, task_type: str) -> ProviderHelper | None:
         """Return the helper that serves `task_type` for `target`, None when none can."""
+        if task_type == CHAT_COMPLETION.name:
+            return self._conversation if target.protocol == CHAT_PROTOCOL else None
         if target.protocol == CHAT_PROTOCOL:
             helper = self._chat
         else:
@@ -117,7 +120,11 @@ class Providers:
         """Check every configured model, and that each chain's targets can serve their task."""
         for target in catalog.models.values():
             self.check_model(target)
-        for label, targets in catalog.all_routes():
+        other_chains = (
+            (CHAT_COMPLETION.name, catalog.chat_targets),
+            (FEATURE_EXTRACTION.name, catalog.embedding_targets),
+        )
+        for label, targets in (*catalog.all_routes(), *other_chains):
             task_type = label.split(":")[0]
             for target in targets:
                 if self.helper_for(target, task_type) is None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from service.catalog import CatalogError, LanguagePair, ModelTarget
-from service.catalog.tasks import TASKS
+from service.catalog.tasks import PIPELINE_TASKS
 from service.errors import UpstreamError
 from service.hub.messages import HUB_TOKEN, UpstreamReply, UpstreamRequest
 
@@ -36,7 +36,7 @@ class InferenceCall:
     @property
     def sampling(self) -> bool:
         """Tell whether results are sampled (and so differ between calls)."""
-        return TASKS[self.task_type].makes_images or bool(self.args.get("do_sample", True))
+        return PIPELINE_TASKS[self.task_type].makes_images or bool(self.args.get("do_sample", True))
 
     def fill(self, template: str) -> str:
         """Fill {text}, {source_language}, {target_language}, {src} and {tgt} in a template."""

@@ -2,6 +2,7 @@
 OpenAI-style completions on it. The same classic payloads reach a dedicated Inference
 Endpoint or a self-hosted TGI through a model's `url`."""
 
+from service.catalog.tasks import FEATURE_EXTRACTION
 from service.errors import UpstreamError
 from service.hub.images import image_from_reply
 from service.hub.messages import UpstreamReply
@@ -15,6 +16,7 @@ from service.hub.providers.helper import (
 )
 from service.hub.providers.openai_style import CompletionsHelper
 
+MODELS_ROUTE = "/models"
 _IMAGE_PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "width", "height", "seed")
 
 
@@ -106,6 +108,46 @@ class TextToImage(HfInferenceTask):
         return [image_from_reply(reply)]
 
 
+class FeatureExtraction(HfInferenceTask):
+    """feature-extraction on hf-inference's pipeline route (a sentence-similarity model's own
+    route would run that pipeline instead): one vector per text, all texts in one call."""
+
+    tasks = (FEATURE_EXTRACTION.name,)
+
+    def url(self, call: InferenceCall) -> str:
+        """The model's own server, else the pipeline route beside the hosted models' route."""
+        if call.target.url:
+            return call.target.url
+        root = self.base_url.removesuffix(MODELS_ROUTE)
+        if root == self.base_url:  # a base of another form: the model's own route
+            return super().url(call)
+        return f"{root}/pipeline/{FEATURE_EXTRACTION.name}/{call.target.id}"
+
+    def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
+        """One text as a string (answered with one vector), several as a list (a vector each)."""
+        texts = list(call.inputs)
+        return {"inputs": texts[0] if len(texts) == 1 else texts}
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
+        """Read one vector of numbers per text sent."""
+        vectors = json_answer(reply)
+        if len(call.inputs) == 1 and isinstance(vectors, list) and vectors and all(map(_is_number, vectors)):
+            vectors = [vectors]  # one text's vector, as the route answers a string
+        if not isinstance(vectors, list) or len(vectors) != len(call.inputs):
+            raise UpstreamError("the upstream answer is not one vector per text")
+        for vector in vectors:
+            if not isinstance(vector, list) or not all(_is_number(value) for value in vector):
+                raise UpstreamError(
+                    "the upstream answer is not one vector of numbers per text (a model that answers a "
+                    "vector per token is no sentence-embedding model)"
+                )
+        return [{"embeddings": vectors}]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Completions(CompletionsHelper):
     """vLLM's OpenAI-style completions on the hosted route of one model."""
 
@@ -121,6 +163,7 @@ HELPERS = {
         "text-completion": TextGeneration,
         "text-to-text": TextGeneration,
         "text-to-image": TextToImage,
+        FEATURE_EXTRACTION.name: FeatureExtraction,
     },
     "openai-completions": {"text-completion": Completions},
 }

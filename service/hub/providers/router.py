@@ -6,10 +6,31 @@ account's settings). Without `provider` the router uses its default. A model wit
 is reached at `<url>/v1/chat/completions` instead.
 """
 
+from service.catalog.tasks import CHAT_COMPLETION
+from service.errors import UpstreamError
+from service.hub.messages import UpstreamReply
 from service.hub.providers.helper import InferenceCall
-from service.hub.providers.openai_style import ChatHelper
+from service.hub.providers.openai_style import ChatHelper, choices
 
 POLICIES = ("fastest", "cheapest", "preferred")
+# The OpenAI chat parameters a caller's conversation carries to the router, as it takes them.
+CHAT_PARAMETERS = frozenset(
+    {
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "response_format",
+        "tools",
+        "tool_choice",
+    }
+)
 
 
 def policy_of(provider: str | None) -> str | None:
@@ -35,3 +56,35 @@ class RouterChat(ChatHelper):
             return target.provider_model or target.id
         suffix = policy_of(target.provider) or target.provider
         return f"{target.id}:{suffix}" if suffix else target.id
+
+
+class RouterChatCompletion(RouterChat):
+    """A caller's own conversation on the router's chat route: its messages and its OpenAI
+    parameters sent as given, its choices answered whole (message and finish_reason)."""
+
+    tasks = (CHAT_COMPLETION.name,)
+
+    def serves(self, target, task_type: str) -> bool:
+        return task_type == CHAT_COMPLETION.name
+
+    def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
+        """The messages, `n` and the seed of this call, and the caller's other parameters."""
+        parameters = {name: value for name, value in call.args.items() if name in CHAT_PARAMETERS}
+        if not call.sampling:
+            parameters.pop("seed", None)  # one greedy answer, repeated: the seed changes nothing
+        elif seed is not None:
+            parameters["seed"] = seed
+        return {"model": self.model_name(call), "messages": list(call.inputs), **parameters, "n": n}
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int) -> list:
+        """Read up to `n` choices: each its message (role, content and whatever else it holds) and finish_reason."""
+        results = []
+        for choice in choices(reply, n):
+            message = choice.get("message")
+            if not isinstance(message, dict) or not isinstance(message.get("content", ""), (str, type(None))):
+                raise UpstreamError("the upstream answer has no message at choices[].message")
+            result = {"message": message, "finish_reason": choice.get("finish_reason")}
+            if choice.get("logprobs") is not None:
+                result["logprobs"] = choice["logprobs"]
+            results.append(result)
+        return results

@@ -1,0 +1,88 @@
+"""POST /v1/chat/completions: a conversation through the pipeline's chat task."""
+
+from flask import Blueprint
+
+from service.api.openai_api.request_bodies import ChatRequestSchema
+from service.api.openai_api.surface import (
+    answered,
+    begin,
+    check_length,
+    created,
+    model_name_for,
+    read_body,
+    run,
+    usage_of,
+)
+from service.catalog.tasks import CHAT_COMPLETION
+from service.errors import InvalidRequest
+from service.pipeline.entry import Ask, input_chars
+
+bp = Blueprint("openai_chat", __name__)
+_SCHEMA = ChatRequestSchema()
+# Sent to the router as given (max_completion_tokens as max_tokens, the name it takes).
+_PASSED = (
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "response_format",
+    "tools",
+    "tool_choice",
+)
+
+
+@bp.post("/v1/chat/completions")
+def chat_completions():
+    """The model the body names (a key, alias, Hub id with its provider, or the chain)."""
+    return serve_chat(path_model=None)
+
+
+def serve_chat(path_model: str | None):
+    """Answer one chat completion; on a per-model route the path names the model, and the
+    body's `model` ("dummy", or the URL the Hugging Face clients put there) is ignored."""
+    context = begin(CHAT_COMPLETION)
+    body = read_body(_SCHEMA)
+    messages = tuple(body["messages"])
+    check_length(input_chars(messages), "messages")
+    model = body.get("model") if path_model is None else path_model
+    ask = Ask(CHAT_COMPLETION, messages, chat_args(body), model_name_for(CHAT_COMPLETION, model))
+    outcome = run(ask, context)
+    choices = [chat_choice(index, result) for index, result in enumerate(outcome.results)]
+    document = {
+        "id": f"chatcmpl-{context.request_id}",
+        "object": "chat.completion",
+        "created": created(),
+        "model": outcome.model,
+        "choices": choices,
+        "usage": usage_of(context),
+    }
+    return answered(document, context)
+
+
+def chat_args(body: dict) -> dict:
+    """The chat task's arguments: `n` results, greedy at temperature 0, the rest as given."""
+    limit = body.get("max_tokens")
+    other = body.get("max_completion_tokens")
+    if limit is not None and other is not None and limit != other:
+        raise InvalidRequest(
+            "max_completion_tokens: given beside max_tokens with another value",
+            errors={"max_completion_tokens": ["Disagrees with max_tokens."]},
+        )
+    args = {name: body[name] for name in _PASSED if body.get(name) is not None}
+    if limit is not None or other is not None:
+        args["max_tokens"] = limit if limit is not None else other
+    args["num_sentences"] = body["n"]
+    args["do_sample"] = body.get("temperature") != 0
+    return args
+
+
+def chat_choice(index: int, result: dict) -> dict:
+    """One choice as OpenAI answers it."""
+    choice = {"index": index, "message": result["message"], "finish_reason": result.get("finish_reason") or "stop"}
+    choice["logprobs"] = result.get("logprobs")
+    return choice
