@@ -5,7 +5,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.catalog.tasks import TASK_TYPES, TRANSLATION
+from service.catalog.tasks import FORWARDED_TASKS, TASK_TYPES, TRANSLATION
 from service.errors import InvalidRequest, UnknownTask
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
@@ -96,6 +96,8 @@ class Catalog:
 
     def route(self, task_type: str, model_name: str | None, model_type: str | None) -> Route:
         """Resolve a request's task, model_name and model_type to the models to try."""
+        if task_type in FORWARDED_TASKS:
+            return self.forwarded_route(task_type, model_name)
         if task_type not in TASK_TYPES:
             raise UnknownTask(task_type, TASK_TYPES)
         pair = self.pair(model_type) if task_type == TRANSLATION.name else None
@@ -103,6 +105,15 @@ class Catalog:
             return Route(task_type, (self.target(model_name),), pair, named=True)
         targets = self.pairs[pair.name] if pair else self.task_targets[task_type]
         return Route(task_type, targets, pair)
+
+    def forwarded_route(self, task_type: str, model_name: str | None) -> Route:
+        """A task the Hub's API forwards runs on the model the caller named: no chain serves it."""
+        if not model_name:
+            raise InvalidRequest(
+                "model: no chain serves a forwarded task; name its model in the path",
+                errors={"model": ["Name a model."]},
+            )
+        return Route(task_type, (self.target(model_name),), named=True)
 
     def pair(self, model_type: str | None) -> LanguagePair:
         """Return the configured translation pair for a model_type such as zh2en."""
