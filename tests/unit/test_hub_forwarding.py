@@ -189,6 +189,7 @@ def test_the_ledger_books_a_forwarded_call_as_one_result(keyed_client, mock_hub)
     usage = keyed_client.get("/api/usage", query_string={"key": "caller"}, headers={"X-API-Key": ADMIN_KEY})
     [row] = usage.get_json()["rows"]
     assert (row["model"], row["requests"], row["results"], row["upstream_attempts"]) == ("other", 1, 1, 1)
+    assert row["input_chars"] == len(json.dumps({"inputs": "x"}))  # the body's bytes
     assert row["errors"] == {}
 
 
@@ -259,6 +260,7 @@ def test_a_body_over_the_limit_is_413_and_never_sent(clock, tmp_path, mock_hub):
         (f"/pipeline/summarization/{BART}", b'{"inputs": "x",}', "application/json", 400, "invalid_request", "JSON"),
         (f"/pipeline/summarization/{BART}", b'["x"]', "application/json", 400, "invalid_request", "object"),
         (f"/pipeline/image-classification/{VIT}", b"", "image/jpeg", 400, "invalid_request", "empty"),
+        (f"/pipeline/image-classification/{VIT}", JPEG, "", 400, "invalid_request", "Content-Type"),
         ("/pipeline/summarization/default", b'{"inputs": "x"}', "application/json", 400, "invalid_request", "name"),
         ("/pipeline/summarization/chat-model", b'{"inputs": "x"}', "application/json", 400, "invalid_request", "serve"),
         ("/pipeline/summarization/../x", b'{"inputs": "x"}', "application/json", 400, "invalid_request", "model id"),
@@ -284,3 +286,10 @@ def test_the_upstreams_errors_keep_the_hubs_shape(client, mock_hub, clock, statu
     mock_hub.post(f"{API}/{VIT}", status=status, json=answer)
     response = forward(client, f"/pipeline/image-classification/{VIT}", JPEG, content_type="image/jpeg")
     assert answer["error"] in assert_hub_error(response, expected_status, error_type)
+
+
+def test_a_forwarded_models_completions_route_says_what_it_is_for(client, mock_hub):
+    describe(mock_hub, BART, "summarization")
+    response = forward(client, f"/models/{BART}/v1/completions", {"prompt": "x"})
+    assert "is for summarization" in assert_hub_error(response, 400, "invalid_request")
+    assert [call.request.method for call in mock_hub.calls] == ["GET"]

@@ -34,7 +34,7 @@ def read_forwarded_body(media_type: str, cache_control: str | None) -> Forwarded
     """Read the body: a JSON object with `inputs`, or a file's bytes under their media type."""
     data = raw_body()
     if is_json_type(media_type):
-        document = json_document(data)
+        document = json_body_of(data, media_type)
         if "inputs" not in document:
             raise InvalidRequest("inputs: Missing data for required field.", errors={"inputs": ["Missing data."]})
         options = document.get("options")
@@ -44,3 +44,13 @@ def read_forwarded_body(media_type: str, cache_control: str | None) -> Forwarded
     if not data:
         raise InvalidRequest(f"body: empty; send the {media_type} bytes, or a JSON object with `inputs`")
     return ForwardedBody(data, media_type.lower(), CacheDirectives.from_header(cache_control))
+
+
+def json_body_of(data: bytes, media_type: str) -> dict:
+    """The body as JSON; a body sent with no Content-Type that is no JSON was likely a file."""
+    try:
+        return json_document(data)
+    except InvalidRequest as exc:
+        if media_type:
+            raise
+        raise InvalidRequest(f"{exc.message}; a file's bytes go with their Content-Type (image/jpeg...)") from None
