@@ -1,6 +1,6 @@
 """The four tasks the service serves, declared once: every other place (views, schemas, the
 OpenAPI document, the catalog, provider helpers, the batch command, the try-it page) reads them
-from here.
+from here; and the Hub's other tasks, which only the Hub's API forwards.
 
 Plain data, importing nothing: the batch command reads it without loading the service.
 """
@@ -14,7 +14,7 @@ class Task:
 
     name: str
     summary: str
-    result: str  # "text" or "image": what each entry of `result` is
+    result: str  # "text" or "image": what each entry of `result` is ("as-answered": forwarded)
     max_results: int  # the most num_sentences allows
     language_pair: bool = False  # takes ?model_type=<src>2<tgt>
 
