@@ -10,6 +10,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from harness import recordings
+from service.hub.messages import RawBody
+from service.pipeline.cache import decode_results, encode_results
 from tests.support.app import API, TEST_CATALOG, TOKEN, make_app, make_settings
 
 HUB_API = "https://hub-api.test/api"
@@ -293,3 +295,28 @@ def test_a_forwarded_models_completions_route_says_what_it_is_for(client, mock_h
     response = forward(client, f"/models/{BART}/v1/completions", {"prompt": "x"})
     assert "is for summarization" in assert_hub_error(response, 400, "invalid_request")
     assert [call.request.method for call in mock_hub.calls] == ["GET"]
+
+
+def test_a_failing_target_opens_its_breaker_and_is_then_a_429_without_a_call(clock, tmp_path, mock_hub):
+    settings = make_settings(hf_hub_api_base=HUB_API, store="sqlite", data_dir=tmp_path / "data", breaker_failures=2)
+    client = make_app(settings, TEST_CATALOG, clock).test_client()
+    mock_hub.post(f"{API}/{BART}", status=501, json={"error": "Not implemented"})
+    path = f"/pipeline/summarization/{BART}"
+    for _ in range(2):
+        assert_hub_error(forward(client, path, {"inputs": "x"}), 502, "upstream_error")
+    skipped = forward(client, path, {"inputs": "x"})
+    assert_hub_error(skipped, 429, "model_unavailable")
+    assert int(skipped.headers["Retry-After"]) >= 1 and len(posts(mock_hub)) == 2
+
+
+def test_a_model_on_its_own_server_gets_the_body_and_never_the_hub_token(client, mock_hub):
+    mock_hub.post("https://tgi.internal.test", json=LABELS)
+    response = forward(client, "/pipeline/text-classification/tgi-server", {"inputs": "I love it"})
+    assert response.status_code == 200 and response.get_json() == LABELS
+    [sent] = posts(mock_hub)
+    assert "Authorization" not in sent.headers and sent.body == b'{"inputs": "I love it"}'
+
+
+def test_cached_forwarded_answers_keep_their_bytes_and_type():
+    results = [RawBody(FLAC, "audio/flac"), "text", RawBody(b"[1]", "application/json")]
+    assert decode_results(encode_results(results)) == results
