@@ -22,8 +22,17 @@ READ_CHUNK_BYTES = 64 * 1024
 def json_body() -> dict:
     """Return the body as a JSON object, or raise a 400/408/413/415 in the documented shape."""
     _check_content_type()
+    return json_document(raw_body())
+
+
+def raw_body() -> bytes:
+    """Return the body's bytes, read within MAX_BODY_BYTES and BODY_TIMEOUT_SECONDS (413, 408)."""
     settings = gateway().settings
-    raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout)
+    return read_body(request.environ, settings.max_body_bytes, settings.body_timeout)
+
+
+def json_document(raw: bytes) -> dict:
+    """Parse a body as one strict JSON object, or raise a 400 saying what is wrong with it."""
     try:
         document = strict_json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -184,9 +193,15 @@ def _too_slow() -> RequestTimeout:
     return RequestTimeout("the request body did not arrive in time; send it whole, then wait for the answer")
 
 
+def is_json_type(media_type: str) -> bool:
+    """Tell whether a body of this media type is read as JSON (curl's and scripts' defaults too)."""
+    media_type = media_type.lower()
+    return media_type in _ACCEPTED_TYPES or media_type.endswith("+json")
+
+
 def _check_content_type() -> None:
     """Refuse only media types that cannot be a JSON document."""
     media_type = (request.mimetype or "").lower()
-    if media_type in _ACCEPTED_TYPES or media_type.endswith("+json"):
+    if is_json_type(media_type):
         return
     raise UnsupportedMediaType(f"unsupported Content-Type {media_type!r}: send a JSON body (application/json)")

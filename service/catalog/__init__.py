@@ -5,7 +5,14 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPES, TEXT_TO_TEXT, TRANSLATION
+from service.catalog.tasks import (
+    CHAT_COMPLETION,
+    FEATURE_EXTRACTION,
+    FORWARDED_TASKS,
+    TASK_TYPES,
+    TEXT_TO_TEXT,
+    TRANSLATION,
+)
 from service.errors import InvalidRequest, UnknownTask
 
 # A Hub id is `name` or `org/name`. Anything that could change the host or the path
@@ -108,6 +115,8 @@ class Catalog:
 
     def route(self, task_type: str, model_name: str | None, model_type: str | None) -> Route:
         """Resolve a request's task, model_name and model_type to the models to try."""
+        if task_type in FORWARDED_TASKS:
+            return self.forwarded_route(task_type, model_name)
         if task_type == CHAT_COMPLETION.name:
             return self.chat_route(model_name)
         if task_type == FEATURE_EXTRACTION.name:
@@ -153,6 +162,15 @@ class Catalog:
             )
         target = _as_chat(self.target(name))
         return replace(target, key=f"{target.key}:{suffix}", provider=suffix) if colon else target
+
+    def forwarded_route(self, task_type: str, model_name: str | None) -> Route:
+        """A task the Hub's API forwards runs on the model the caller named: no chain serves it."""
+        if not model_name:
+            raise InvalidRequest(
+                "model: no chain serves a forwarded task; name its model in the path",
+                errors={"model": ["Name a model."]},
+            )
+        return Route(task_type, (self.target(model_name),), named=True)
 
     def pair(self, model_type: str | None) -> LanguagePair:
         """Return the configured translation pair for a model_type such as zh2en."""

@@ -65,6 +65,8 @@ class UpstreamRequest:
     # that is not set fails the request before anything is sent.
     credential: str | None = HUB_TOKEN
     credential_required: bool = True
+    # Bytes sent as they are, instead of `payload` as JSON (their Content-Type is in `headers`).
+    body: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,14 @@ class UpstreamReply:
             return json.loads(self.body)
         except (ValueError, RecursionError):
             return None
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body passed on as it is: an answer the Hub's API forwards back to its caller."""
+
+    data: bytes
+    content_type: str
 
 
 def error_message(reply: UpstreamReply) -> str:

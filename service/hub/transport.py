@@ -116,7 +116,7 @@ def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.Pr
     prepared.prepare_method(request.method)
     prepared.prepare_url(request.url, None)
     prepared.prepare_headers({**session.headers, **request.headers})
-    prepared.prepare_body(None, None, request.payload)
+    prepared.prepare_body(request.body, None, request.payload)
     prepared.connect_to = request.connect_to  # read by WatchedAdapter when it picks a pool
     return prepared
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import GatewayError, UpstreamTimeout
 from service.hub.images import Image
-from service.hub.messages import UpstreamRequest
+from service.hub.messages import RawBody, UpstreamRequest
 from service.hub.providers.helper import InferenceCall, ProviderHelper
 from service.pipeline.context import CacheDirectives, RequestContext
 from service.store import FAILED, NullStore, StoreGuard
@@ -78,6 +78,8 @@ def call_key(call: InferenceCall, request: UpstreamRequest, n: int) -> str:
         "n": n,
         "image": request.wants_image,
     }
+    if request.body is not None:  # a body forwarded as it came: its exact bytes
+        identity["body"] = hashlib.sha256(request.body).hexdigest()
     canonical = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -92,6 +94,9 @@ def encode_results(results: list) -> bytes:
             blobs.append(data)
         elif isinstance(result, dict):  # a chat choice: its message and finish_reason
             items.append({"json": result})
+        elif isinstance(result, RawBody):
+            items.append({"raw": result.content_type, "bytes": len(result.data)})
+            blobs.append(result.data)
         else:
             items.append({"text": result})
     head = json.dumps({"v": FORMAT_VERSION, "items": items}, ensure_ascii=False).encode("utf-8")
@@ -112,6 +117,10 @@ def decode_results(value: bytes) -> list:
             at += size
         elif "json" in item:
             results.append(item["json"])
+        elif "raw" in item:
+            size = int(item["bytes"])
+            results.append(RawBody(body[at : at + size], str(item["raw"])))
+            at += size
         else:
             results.append(str(item["text"]))
     if at != len(body):

@@ -9,7 +9,7 @@ errors of service/errors.py, and writes either in its own wire format.
 from dataclasses import dataclass
 
 from service.catalog import Catalog
-from service.catalog.tasks import Task
+from service.catalog.tasks import ForwardedTask, Task
 from service.clock import SYSTEM_CLOCK, Clock
 from service.errors import InvalidRequest
 from service.hub.deadline import Deadline
@@ -24,7 +24,8 @@ class Ask:
     """What a caller asks of the pipeline, whatever surface it came through."""
 
     task: Task
-    inputs: str | tuple  # the text; for chat, the conversation's messages; for embeddings, the texts
+    inputs: str | tuple | bytes  # the text; for chat, the conversation's messages; for embeddings,
+    # the texts; for a forwarded task, the body as it came
     args: dict  # validated against the task's argument schema (api/schemas.py)
     model_name: str | None = None  # a catalog key, alias or Hub id; None for the task's route
     model_type: str | None = None  # a translation pair such as zh2en
@@ -53,7 +54,7 @@ class Pipeline:
         self.runner.check_serves(route)
         context.model = route.targets[0].id
         context.input_chars = input_chars(ask.inputs)
-        deadline_seconds = self.settings.deadline_for(ask.task.name)
+        deadline_seconds = self.deadline_of(ask.task)
         results = ask.args["num_sentences"]
         model = model_label(context.model, self.catalog)
         context.ticket = self.admission.admit(context.client_key, ask.task, results, deadline_seconds, model)
@@ -63,15 +64,23 @@ class Pipeline:
         context.results = len(outcome.results)
         return outcome
 
+    def deadline_of(self, task: Task) -> float:
+        """The task's deadline; a forwarded task with a file in or out (an image to classify, speech
+        to transcribe or to make) waits as long as an image is drawn."""
+        if isinstance(task, ForwardedTask) and task.files:
+            return self.settings.image_deadline
+        return self.settings.deadline_for(task.name)
+
     def task_of(self, model_name: str) -> Task:
         """The task of a model named without one (the Hub's `POST /models/<id>`): see
         ModelTasks.task_of."""
         return self.runner.model_tasks.task_of(self.catalog.target(model_name))
 
 
-def input_chars(inputs: str | tuple) -> int:
-    """The characters a caller sent: the text, the texts, or the text of a conversation's messages."""
-    if isinstance(inputs, str):
+def input_chars(inputs: str | tuple | bytes) -> int:
+    """The characters a caller sent: the text, the texts, or the text of a conversation's messages;
+    a forwarded body's bytes."""
+    if isinstance(inputs, (str, bytes)):
         return len(inputs)
     return sum(_content_chars(item.get("content") if isinstance(item, dict) else item) for item in inputs)
 

@@ -26,7 +26,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from service.catalog import Catalog, ModelTarget
-from service.catalog.tasks import FEATURE_EXTRACTION, PIPELINE_TASKS, TASKS, TEXT_TASKS, Task
+from service.catalog.tasks import (
+    FEATURE_EXTRACTION,
+    FORWARDED_TASKS,
+    PIPELINE_TASKS,
+    TASKS,
+    TEXT_TASKS,
+    Task,
+    forwarded_task,
+)
 from service.errors import GatewayError, InvalidRequest, ModelNotFound, ModelUnavailable
 from service.hub.client import HubClient
 from service.hub.messages import HUB_TOKEN, UpstreamRequest
@@ -117,6 +125,8 @@ class ModelTasks:
     def check_configured(self, target: ModelTarget, task_type: str) -> bool:
         """Refuse a named model the configuration says cannot serve `task_type`, asking no one;
         say whether that settles it (False: only the Hub can tell)."""
+        if task_type in FORWARDED_TASKS:
+            return True  # what the model answers is forwarded as it is, whatever its task
         if target.url or target.protocol != HOSTED_PROTOCOL:
             return True  # its own server, or a protocol whose helpers say what it serves
         if self.settings.token(HUB_TOKEN) is None:
@@ -143,7 +153,7 @@ class ModelTasks:
     def task_of(self, target: ModelTarget) -> Task:
         """The task of a model named without one: the catalog's, where its chains place the model
         in exactly one task, else the one its `pipeline_tag` on the Hub names (asked once per id
-        and kept, as for the check above)."""
+        and kept, as for the check above): one of the four, else that Hub task forwarded."""
         placed = self.catalog.tasks_naming(target.id)
         if len(placed) == 1:
             return TASKS[next(iter(placed))]
@@ -157,13 +167,7 @@ class ModelTasks:
         if answer.pipeline_tag is None:
             raise ModelNotFound(f"model {target.id} is not on the Hub, or names no task there; name the task")
         task = TASK_OF_HUB_TASK.get(answer.pipeline_tag)
-        if task is None:
-            served = ", ".join(TASK_OF_HUB_TASK)
-            raise InvalidRequest(
-                f"model {target.id} is a {answer.pipeline_tag} model (on the Hub); the gateway serves {served}",
-                errors={"model": [f"Is for {answer.pipeline_tag}, not one of: {served}."]},
-            )
-        return TASKS[task]
+        return TASKS[task] if task is not None else forwarded_task(answer.pipeline_tag)
 
     def hub_tasks(self, model_id: str) -> HubTasks:
         """What the Hub says of a model: kept, or asked now (waiting only on an id's first lookup)."""

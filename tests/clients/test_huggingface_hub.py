@@ -7,6 +7,7 @@ The upstream answers with the client libraries' recorded exchanges (tests/record
 import io
 import warnings
 
+import numpy as np
 import pytest
 import requests
 from huggingface_hub import InferenceClient, constants
@@ -20,6 +21,9 @@ from harness.upstream import Step
 from tests.clients.conftest import CLIENT_KEY
 
 pytestmark = pytest.mark.integration
+
+BART = "sshleifer/distilbart-cnn-12-6"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.fixture(autouse=True)
@@ -163,3 +167,37 @@ def test_the_pipeline_route_with_a_pair_and_the_image_bytes(gateway, upstream):
     )
     assert drawn.headers["Content-Type"] == "image/jpeg"
     assert Image.open(io.BytesIO(drawn.content)).size == (512, 512)
+
+
+def recorded(uri_suffix: str):
+    """The recorded answer to the request whose URI ends with `uri_suffix`, parsed."""
+    entry = next(entry for entry in recordings.hosted() if entry["request"]["uri"].endswith(uri_suffix))
+    return recordings.json_body(entry)
+
+
+def test_summarization_is_forwarded_as_sent_and_answered_as_recorded(hub, gateway, upstream):
+    upstream.describe_model(BART, "summarization")
+    output = hub.summarization("The sky is blue, the tree is green.", model=model_url(gateway, BART))
+    assert output.summary_text == recorded(f"/models/{BART}")[0]["summary_text"]
+    [sent] = upstream.requests_for(f"/hf-inference/models/{BART}")
+    assert sent.json == {"inputs": "The sky is blue, the tree is green.", "parameters": {}}
+    only_the_gateways_token_went_upstream(upstream)
+
+
+@pytest.mark.parametrize("route", ["pipeline/feature-extraction", "models"])
+def test_feature_extraction_is_the_recorded_vector_as_a_numpy_array(hub, gateway, upstream, route):
+    upstream.describe_model(MINILM, "feature-extraction")
+    vector = hub.feature_extraction("Hi, who are you?", model=f"{gateway.url}/{route}/{MINILM}")
+    expected = np.array(recorded(f"/{MINILM}/pipeline/feature-extraction"), dtype="float32")
+    assert isinstance(vector, np.ndarray) and vector.dtype == np.float32 and vector.shape == (384,)
+    assert np.array_equal(vector, expected)
+    only_the_gateways_token_went_upstream(upstream)
+
+
+def test_a_forwarded_task_still_loading_is_the_clients_http_error_never_a_503(hub, gateway, upstream):
+    loading = {"error": f"Model {BART} is currently loading", "estimated_time": 30.0}
+    upstream.script(f"/hf-inference/models/{BART}", Step(status=503, json=loading, repeat=50))
+    with pytest.raises(HfHubHTTPError) as raised:
+        hub.summarization("The sky is blue.", model=f"{gateway.url}/pipeline/summarization/{BART}")
+    assert raised.value.response.status_code == 429 and "currently loading" in str(raised.value)
+    assert raised.value.response.headers["Retry-After"] == "30"

@@ -1,7 +1,8 @@
 """huggingface.js (@huggingface/inference), the version tests/clients/package-lock.json pins, run
 by node as a user's script runs it, with only its endpointUrl pointing at the gateway's
 `/models/<id>`: translation, text generation (which posts to `.../v1/completions`), text to image
-(a Blob), and errors as the client's own ProviderApiError with the gateway's message. The client
+(a Blob), summarization and feature extraction (forwarded to the hosted route as they came), and
+errors as the client's own ProviderApiError with the gateway's message. The client
 sends a request answered 503 again at once, forever: no gateway error may start that, so each
 error test counts the requests the gateway and the upstream saw.
 """
@@ -14,6 +15,7 @@ import pytest
 import requests
 from PIL import Image
 
+from harness import recordings
 from harness.upstream import Step
 from tests.clients.conftest import CLIENT_KEY
 from tests.support.node import CLIENTS, run_node
@@ -22,6 +24,8 @@ pytestmark = pytest.mark.integration
 
 PINNED = "4.13.30"
 OPUS = "Helsinki-NLP/opus-mt-zh-en"
+BART = "sshleifer/distilbart-cnn-12-6"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 # A bound for a call that would otherwise never end: the client's endless resending of a 503.
 ABORT_AFTER_MS = 20_000
 
@@ -128,3 +132,37 @@ def test_a_call_without_a_valid_key_is_refused_once(gateway, upstream):
     assert error["name"] == "ProviderApiError" and error["status"] == 401, error
     assert posts_to(gateway, f"/models/{OPUS}") == before + 1
     assert not upstream.requests
+
+
+def recorded(uri_suffix: str):
+    """The recorded answer to the request whose URI ends with `uri_suffix`, parsed."""
+    entry = next(entry for entry in recordings.hosted() if entry["request"]["uri"].endswith(uri_suffix))
+    return recordings.json_body(entry)
+
+
+def test_summarization_is_forwarded_and_its_recorded_answer_read(gateway, upstream):
+    upstream.describe_model(BART, "summarization")
+    called = call(gateway, BART, "summarization", {"inputs": "The sky is blue, the tree is green."})
+    assert called["ok"], called
+    assert called["value"] == recorded(f"/models/{BART}")[0]  # the first summary, as the client returns it
+    [sent] = upstream.requests_for(f"/hf-inference/models/{BART}")
+    assert sent.json == {"inputs": "The sky is blue, the tree is green."}
+
+
+def test_feature_extraction_is_the_recorded_vector(gateway, upstream):
+    upstream.describe_model(MINILM, "feature-extraction")
+    called = call(gateway, MINILM, "featureExtraction", {"inputs": "Hi, who are you?"})
+    assert called["ok"], called
+    assert called["value"] == recorded(f"/{MINILM}/pipeline/feature-extraction") and len(called["value"]) == 384
+
+
+def test_a_forwarded_task_loading_past_the_deadline_is_answered_once(gateway, upstream):
+    upstream.describe_model(BART, "summarization")
+    loading = {"error": f"Model {BART} is currently loading", "estimated_time": 30.0}
+    upstream.script(f"/hf-inference/models/{BART}", Step(status=503, json=loading, repeat=500))
+    before = posts_to(gateway, f"/models/{BART}")
+    called = call(gateway, BART, "summarization", {"inputs": "The sky is blue."})
+    assert posts_to(gateway, f"/models/{BART}") == before + 1  # a 503 would have been sent again at once
+    error = called["error"]
+    assert error["name"] == "ProviderApiError" and error["status"] == 429, error
+    assert "currently loading" in error["message"], error

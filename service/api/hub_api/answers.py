@@ -56,3 +56,12 @@ def completion_answer(outcome: InferenceResult, context: RequestContext):
     response = json_answer(document)
     response.headers["X-Cache"] = context.cache.outcome
     return response
+
+
+def forwarded_answer(outcome: InferenceResult, context: RequestContext):
+    """A forwarded task's answer as it came back: its bytes under its own Content-Type."""
+    answer = outcome.results[0]
+    response = current_app.response_class(answer.data, content_type=answer.content_type)
+    response.headers.update(limit_headers())
+    response.headers["X-Cache"] = context.cache.outcome
+    return response

@@ -3,6 +3,7 @@
 from service.api.hub_api.parameters import COMPLETION_BODY_NAMES, NAMES
 from service.api.hub_api.routes import DEFAULT_MODEL, HUB_TASKS
 from service.api.openapi_errors import LIMIT_HEADERS
+from service.catalog.tasks import FORWARDED_HUB_TASKS
 
 TAG = "hub"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -24,12 +25,18 @@ ERRORS = {
     504: "`upstream_timeout`: the deadline passed while waiting for the upstream.",
 }
 RETRY_AFTER = (429,)
+FORWARDED = (
+    " The Hub's other tasks are forwarded to the hosted route as they came (a JSON body, or a file's "
+    "bytes with their Content-Type) and answered as they came back."
+)
+ANY_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def add_hub_api(spec, catalog, keys_required: bool) -> None:
     """Add POST /models/{model}, /models/{model}/v1/completions and /pipeline/{task}/{model}."""
     spec.components.schema("HubError", component=_error_schema())
     spec.components.schema("HubRequest", component=_request_schema())
+    spec.components.schema("HubForwardedRequest", component=_forwarded_request_schema())
     spec.components.schema("HubAnswer", component=_answer_schema())
     spec.components.schema("HubCompletionRequest", component=_completion_request_schema())
     spec.components.schema("HubCompletion", component=_completion_schema())
@@ -42,21 +49,23 @@ def add_hub_api(spec, catalog, keys_required: bool) -> None:
             "hub_model",
             "Run a model on its own task, as the serverless Inference API does.",
             "The task is the catalog's where its chains place the model in one task, else the model's "
-            "`pipeline_tag` on the Hub (translation, text-generation, text2text-generation, text-to-image).",
+            "`pipeline_tag` on the Hub (translation, text-generation, text2text-generation, text-to-image)."
+            + FORWARDED,
             [model],
             "HubRequest",
             _answers(),
+            forwarded=True,
         ),
         "/pipeline/{task}/{model}": _operation(
             "hub_pipeline",
             "Run a task, naming it: a model, or the task's configured chain with its fallback.",
-            f"`{DEFAULT_MODEL}` names the task's chain; for translation a configured pair names its chain.",
+            f"`{DEFAULT_MODEL}` names the task's chain; for translation a configured pair names its chain." + FORWARDED,
             [
                 {
                     "name": "task",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "enum": list(HUB_TASKS)},
+                    "schema": {"type": "string", "enum": [*HUB_TASKS, *FORWARDED_HUB_TASKS]},
                 },
                 _model_parameter(
                     f"A Hub id, a configured key or alias, `{DEFAULT_MODEL}`, or for translation a pair: "
@@ -66,6 +75,7 @@ def add_hub_api(spec, catalog, keys_required: bool) -> None:
             ],
             "HubRequest",
             _answers(),
+            forwarded=True,
         ),
         "/models/{model}/v1/completions": _operation(
             "hub_model_completions",
@@ -82,7 +92,12 @@ def add_hub_api(spec, catalog, keys_required: bool) -> None:
         spec.path(path=path, operations={"post": operation})
 
 
-def _operation(operation_id, summary, description, parameters, request_schema, answers) -> dict:
+def _operation(operation_id, summary, description, parameters, request_schema, answers, forwarded=False) -> dict:
+    """One operation; a `forwarded` one also takes the forwarded tasks' bodies and answers."""
+    body = {"schema": {"$ref": f"#/components/schemas/{request_schema}"}}
+    if forwarded:
+        schemas = [body["schema"], {"$ref": "#/components/schemas/HubForwardedRequest"}]
+        body, answers = {"schema": {"anyOf": schemas}}, {**answers, **ANY_BYTES}
     return {
         "operationId": operation_id,
         "tags": [TAG],
@@ -91,7 +106,7 @@ def _operation(operation_id, summary, description, parameters, request_schema, a
         "parameters": parameters,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request_schema}"}}},
+            "content": {"application/json": body, **(ANY_BYTES if forwarded else {})},
         },
         "responses": {
             "200": {
@@ -169,6 +184,15 @@ def _request_schema() -> dict:
             "stream": {"type": "boolean", "enum": [False], "description": "Answers are not streamed."},
         },
         "additionalProperties": False,
+    }
+
+
+def _forwarded_request_schema() -> dict:
+    return {
+        "type": "object",
+        "required": ["inputs"],
+        "description": "A forwarded task's body, sent upstream byte for byte: `inputs` as that task takes it.",
+        "properties": {"inputs": {}, "parameters": {"type": "object"}, "options": {"type": "object"}},
     }
 
 

@@ -7,10 +7,11 @@ from flask import Blueprint, request
 
 from service.api.body import json_body
 from service.api.gateway import gateway
-from service.api.hub_api.answers import completion_answer, hub_answer
+from service.api.hub_api.answers import completion_answer, forwarded_answer, hub_answer
+from service.api.hub_api.forwarding import read_forwarded_body
 from service.api.hub_api.parameters import HubCall, read_completion_body, read_hub_body
 from service.api.lifecycle import current_context
-from service.catalog.tasks import TASKS, TEXT_TASKS, TRANSLATION, Task
+from service.catalog.tasks import FORWARDED_HUB_TASKS, TASKS, TEXT_TASKS, TRANSLATION, ForwardedTask, Task
 from service.errors import InvalidRequest, UnknownTask
 from service.pipeline.entry import Ask
 from service.pipeline.model_tasks import TASK_OF_HUB_TASK
@@ -31,8 +32,9 @@ def complete(model: str):
     model_name, pair = named_in_models_path(model)
     task = task_of(model_name, pair)
     if task.name not in TEXT_TASKS:
+        hub_name = task.hub_name if isinstance(task, ForwardedTask) else HUB_TASK_NAMES[task.name]
         raise InvalidRequest(
-            f"model: {model} is for {HUB_TASK_NAMES[task.name]}, which answers no text; POST /models/{model}",
+            f"model: {model} is for {hub_name or 'another task'}, which answers no completion; POST /models/{model}",
             errors={"model": ["Answers no text."]},
         )
     context = current_context()
@@ -46,16 +48,22 @@ def complete(model: str):
 def infer_model(model: str):
     """The serverless API's own path: the model's task from the catalog or the Hub."""
     model_name, pair = named_in_models_path(model)
-    return infer(task_of(model_name, pair), model_name, pair)
+    task = task_of(model_name, pair)
+    if isinstance(task, ForwardedTask):
+        return forward(task, model_name)
+    return infer(task, model_name, pair)
 
 
 @bp.post("/pipeline/<task_name>/<path:model>")
 def infer_pipeline(task_name: str, model: str):
     """The task named in the path; `default` is its configured chain, and for translation a
-    configured pair (zh2en) is that pair's chain."""
+    configured pair (zh2en) is that pair's chain. The Hub's other tasks are forwarded."""
+    forwarded = FORWARDED_HUB_TASKS.get(task_name)
+    if forwarded is not None:
+        return forward(forwarded, None if model == DEFAULT_MODEL else model)
     task = HUB_TASKS.get(task_name)
     if task is None:
-        raise UnknownTask(task_name, tuple(HUB_TASKS))
+        raise UnknownTask(task_name, (*HUB_TASKS, *FORWARDED_HUB_TASKS))
     if model == DEFAULT_MODEL:
         return infer(task, None, None)
     if task.name == TRANSLATION.name and model in gateway().catalog.pairs:
@@ -84,6 +92,17 @@ def infer(task: Task, model_name: str | None, pair: str | None):
     call = read_hub_body(task, json_body(), request.headers.get("Cache-Control"))
     outcome = run(task, call, model_name, pair)
     return hub_answer(task, outcome, context)
+
+
+def forward(task: ForwardedTask, model_name: str | None):
+    """Forward the body as it came, through the pipeline (keys, limits, ledger, cache, breakers,
+    deadline, the upstream's loading and rate limits), and answer what came back."""
+    context = current_context()
+    context.task = task
+    body = read_forwarded_body(request.mimetype or "", request.headers.get("Cache-Control"))
+    context.cache_directives = body.cache_directives
+    outcome = gateway().pipeline.infer(Ask(task, body.data, body.args(), model_name), context)
+    return forwarded_answer(outcome, context)
 
 
 def run(task: Task, call: HubCall, model_name: str | None, pair: str | None):

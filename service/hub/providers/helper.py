@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from service.catalog import CatalogError, LanguagePair, ModelTarget
-from service.catalog.tasks import PIPELINE_TASKS
+from service.catalog.tasks import FORWARDED_TASKS, PIPELINE_TASKS
 from service.errors import UpstreamError
 from service.hub.messages import HUB_TOKEN, UpstreamReply, UpstreamRequest
 
@@ -36,6 +36,9 @@ class InferenceCall:
     @property
     def sampling(self) -> bool:
         """Tell whether results are sampled (and so differ between calls)."""
+        forwarded = FORWARDED_TASKS.get(self.task_type)
+        if forwarded is not None:
+            return not forwarded.deterministic
         return PIPELINE_TASKS[self.task_type].makes_images or bool(self.args.get("do_sample", True))
 
     def fill(self, template: str) -> str:

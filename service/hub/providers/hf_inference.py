@@ -1,14 +1,15 @@
-"""hf-inference: the hosted route's classic `{"inputs", "parameters"}` tasks, and vLLM's
-OpenAI-style completions on it. The same classic payloads reach a dedicated Inference
-Endpoint or a self-hosted TGI through a model's `url`."""
+"""hf-inference: the hosted route's classic `{"inputs", "parameters"}` tasks, the Hub's other
+tasks forwarded as they came, and vLLM's OpenAI-style completions on it. The same classic
+payloads reach a dedicated Inference Endpoint or a self-hosted TGI through a model's `url`."""
 
-from service.catalog.tasks import FEATURE_EXTRACTION
+from service.catalog.tasks import FEATURE_EXTRACTION, FORWARDED_TASKS
 from service.errors import UpstreamError
 from service.hub.images import image_from_reply
-from service.hub.messages import UpstreamReply
+from service.hub.messages import RawBody, UpstreamReply, UpstreamRequest
 from service.hub.providers.helper import (
     InferenceCall,
     ProviderHelper,
+    credential_of,
     generation_parameters,
     json_answer,
     require_text,
@@ -17,6 +18,9 @@ from service.hub.providers.helper import (
 from service.hub.providers.openai_style import CompletionsHelper
 
 MODELS_ROUTE = "/models"
+# The tasks a model's hosted route runs by name rather than by the model's own pipeline tag.
+PIPELINE_ROUTED = ("feature-extraction", "sentence-similarity")
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _IMAGE_PARAMETERS = ("negative_prompt", "guidance_scale", "num_inference_steps", "width", "height", "seed")
 
 
@@ -157,8 +161,40 @@ class Completions(CompletionsHelper):
         return f"/{call.target.id}/v1/completions"
 
 
+class Forwarded(HfInferenceTask):
+    """A Hub task the gateway does not read, forwarded as it came: the caller's body (JSON or a
+    file's bytes) with its Content-Type, the answer kept whole with its own. Feature extraction
+    and sentence similarity go to the model's route of that pipeline, as huggingface_hub sends
+    them: a model of the one is often tagged the other, and its own route runs its own tag."""
+
+    tasks = tuple(FORWARDED_TASKS)
+    sends_seed = False
+
+    def route(self, call: InferenceCall) -> str:
+        hub_name = FORWARDED_TASKS[call.task_type].hub_name
+        if hub_name in PIPELINE_ROUTED:
+            return f"/{call.target.id}/pipeline/{hub_name}"
+        return f"/{call.target.id}"
+
+    def request(self, call: InferenceCall, seed: int | None, n: int) -> UpstreamRequest:
+        """The body as it came; any answer up to MAX_IMAGE_BYTES (audio, images, a long text's vectors)."""
+        headers = {**self.headers(call), "Content-Type": call.args["content_type"], "Accept": "*/*"}
+        return UpstreamRequest(
+            url=self.url(call),
+            payload=None,
+            body=call.inputs,
+            headers=headers,
+            wants_image=True,
+            credential=credential_of(call.target),
+        )
+
+    def parse(self, call: InferenceCall, reply: UpstreamReply, n: int = 1) -> list:
+        return [RawBody(reply.body, reply.headers.get("content-type") or DEFAULT_CONTENT_TYPE)]
+
+
 HELPERS = {
     "hf-inference": {
+        **{name: Forwarded for name in FORWARDED_TASKS},
         "text-translation": Translation,
         "text-completion": TextGeneration,
         "text-to-text": TextGeneration,
