@@ -12,8 +12,7 @@ from harness.paths import RECORDINGS_DIR
 # (see tests/recordings/README.md).
 HOSTED_FILE = "recordings.json"
 PROVIDERS_FILE = "providers.json"
-PIPELINES_FILE = "pipelines.json"
-RECORDING_FILES = (HOSTED_FILE, PROVIDERS_FILE, PIPELINES_FILE)
+RECORDING_FILES = (HOSTED_FILE, PROVIDERS_FILE)
 
 
 @cache

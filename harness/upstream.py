@@ -42,7 +42,7 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "content-enc
 CHAT_SUFFIX = "/v1/chat/completions"
 COMPLETIONS_SUFFIX = "/v1/completions"
 COMPLETION_SOURCE_PATH = "/hf-inference/models/gpt2"
-FEATURE_EXTRACTION_PREFIX = "/hf-inference/pipeline/feature-extraction/"
+FEATURE_EXTRACTION_SUFFIX = "/pipeline/feature-extraction"
 
 # The Hub's model API (`GET /api/models/<id>`), as the service asks it for a model's task and
 # providers: the pipeline tags of the models the tests and the shipped configuration name.
@@ -788,7 +788,7 @@ class LoopbackUpstream:
         if method == "POST" and path.endswith(COMPLETIONS_SUFFIX):
             return self._completion_answer(request_body)
         recording = self.recordings.find(method, path, request_body)
-        if recording is not None and path.startswith(FEATURE_EXTRACTION_PREFIX) and inputs_kind(request_body) == "list":
+        if recording is not None and path.endswith(FEATURE_EXTRACTION_SUFFIX) and inputs_kind(request_body) == "list":
             return self._vectors_answer(recording, len(request_body["inputs"]))
         if recording is None and aliased:
             # An alias may name a recording made with another method, e.g. an image a provider serves by GET.

@@ -18,7 +18,6 @@ from PIL import Image
 from harness import recordings
 from harness.gunicorn_server import GunicornServer
 from harness.paths import DOCS
-from harness.recordings import PIPELINES_FILE
 from harness.service import TOKEN, service_env
 from harness.upstream import Step
 from tests.support.documents import curl_lines
@@ -176,11 +175,11 @@ def test_the_documented_curl_examples_run(gateway, upstream):
 
 
 def test_embeddings_reach_the_sdk_as_floats_whatever_encoding_it_asked(sdk, upstream):
-    recorded = json.loads(recordings.recorded_body(EMBEDDER, PIPELINES_FILE, binary=False))
+    recorded = json.loads(recordings.recorded_body(f"{EMBEDDER}/pipeline/feature-extraction", binary=False))
     answer = sdk.embeddings.create(model="feature-extraction", input="Hi, who are you?")  # the SDK asks for base64
     assert answer.model == EMBEDDER and len(answer.data) == 1
     assert answer.data[0].embedding == recorded and len(recorded) == 384
-    (sent,) = upstream.requests_for(f"/hf-inference/pipeline/feature-extraction/{EMBEDDER}")
+    (sent,) = upstream.requests_for(f"/hf-inference/models/{EMBEDDER}/pipeline/feature-extraction")
     assert sent.json == {"inputs": "Hi, who are you?"}
     batch = sdk.embeddings.create(model=EMBEDDER, input=["Hi", "Bye"], encoding_format="float")
     assert [item.index for item in batch.data] == [0, 1] and all(len(item.embedding) == 384 for item in batch.data)

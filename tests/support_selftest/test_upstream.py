@@ -123,8 +123,8 @@ def test_chat_completion_repeats_a_recorded_choice_n_times(upstream):
 
 
 def test_feature_extraction_answers_a_list_with_the_recorded_vector_per_text(upstream):
-    path = "/hf-inference/pipeline/feature-extraction/sentence-transformers/all-MiniLM-L6-v2"
-    vector = json.loads(recordings.recorded_body("all-MiniLM-L6-v2", recordings.PIPELINES_FILE, binary=False))
+    path = "/hf-inference/models/sentence-transformers/all-MiniLM-L6-v2/pipeline/feature-extraction"
+    vector = json.loads(recordings.recorded_body("all-MiniLM-L6-v2/pipeline/feature-extraction", binary=False))
     one = requests.post(upstream.url + path, json={"inputs": "Hi, who are you?"}, timeout=5)
     several = requests.post(upstream.url + path, json={"inputs": ["Hi", "Bye"]}, timeout=5)
     assert one.json() == vector and len(vector) == 384

@@ -11,7 +11,7 @@ from tests.support.app import TEST_CATALOG, make_app, make_settings
 
 HUB_API = "https://hub.test/api"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-PIPELINE = f"https://hub.test/hf-inference/pipeline/feature-extraction/{MINILM}"
+PIPELINE = f"https://hub.test/hf-inference/models/{MINILM}/pipeline/feature-extraction"
 CATALOG = TEST_CATALOG + f'\n[tasks.feature-extraction]\ntargets = ["{MINILM}"]\n'
 
 
@@ -64,7 +64,7 @@ def test_a_model_the_hub_says_draws_images_is_refused_before_any_call(client, mo
 
 def test_token_vectors_are_no_sentence_embeddings(client, mock_hub):
     model_api(mock_hub, "facebook/bart-base", "feature-extraction")
-    pipeline = "https://hub.test/hf-inference/pipeline/feature-extraction/facebook/bart-base"
+    pipeline = "https://hub.test/hf-inference/models/facebook/bart-base/pipeline/feature-extraction"
     mock_hub.post(pipeline, json=[[[0.1, 0.2], [0.3, 0.4]]])
     answer = embed(client, {"model": "facebook/bart-base", "input": "Hi"})
     assert answer.status_code == 502

@@ -17,7 +17,6 @@ from service.hub.providers.helper import (
 )
 from service.hub.providers.openai_style import CompletionsHelper
 
-MODELS_ROUTE = "/models"
 # The tasks a model's hosted route runs by name rather than by the model's own pipeline tag.
 PIPELINE_ROUTED = ("feature-extraction", "sentence-similarity")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -113,19 +112,17 @@ class TextToImage(HfInferenceTask):
 
 
 class FeatureExtraction(HfInferenceTask):
-    """feature-extraction on hf-inference's pipeline route (a sentence-similarity model's own
-    route would run that pipeline instead): one vector per text, all texts in one call."""
+    """feature-extraction on the model's pipeline route, `<model>/pipeline/feature-extraction`, as
+    today's clients post it (a sentence-similarity model's own route would run that pipeline
+    instead): one vector per text, all texts in one call."""
 
     tasks = (FEATURE_EXTRACTION.name,)
 
     def url(self, call: InferenceCall) -> str:
-        """The model's own server, else the pipeline route beside the hosted models' route."""
+        """The model's own server, else the model's feature-extraction pipeline route."""
         if call.target.url:
             return call.target.url
-        root = self.base_url.removesuffix(MODELS_ROUTE)
-        if root == self.base_url:  # a base of another form: the model's own route
-            return super().url(call)
-        return f"{root}/pipeline/{FEATURE_EXTRACTION.name}/{call.target.id}"
+        return f"{self.base_url}/{call.target.id}/pipeline/{FEATURE_EXTRACTION.name}"
 
     def payload(self, call: InferenceCall, seed: int | None, n: int) -> dict:
         """One text as a string (answered with one vector), several as a list (a vector each)."""
