@@ -1,7 +1,7 @@
 """huggingface.js (@huggingface/inference), the version tests/clients/package-lock.json pins, run
 by node as a user's script runs it, with only its endpointUrl pointing at the gateway's
-`/models/<id>`: translation, text generation (which posts to `.../v1/completions`), text to image
-(a Blob), summarization and feature extraction (forwarded to the hosted route as they came), and
+`/models/<id>`: translation, text generation (which posts to `.../v1/completions`), chat completion
+(`.../v1/chat/completions`), text to image (a Blob), summarization and feature extraction (forwarded to the hosted route as they came), and
 errors as the client's own ProviderApiError with the gateway's message. The client
 sends a request answered 503 again at once, forever: no gateway error may start that, so each
 error test counts the requests the gateway and the upstream saw.
@@ -26,6 +26,7 @@ PINNED = "4.13.30"
 OPUS = "Helsinki-NLP/opus-mt-zh-en"
 BART = "sshleifer/distilbart-cnn-12-6"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+CHAT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 # A bound for a call that would otherwise never end: the client's endless resending of a 503.
 ABORT_AFTER_MS = 20_000
 
@@ -85,6 +86,18 @@ def test_text_generation_through_the_completions_route(gateway, upstream):
     expected = native(gateway, "text-completion", "openai-community/gpt2", args["inputs"], **args["parameters"])
     assert called["value"] == {"generated_text": expected} and expected
     assert len(upstream.requests_for("/hf-inference/models/openai-community/gpt2")) == 2  # it, and native()
+
+
+def test_chat_completion_through_the_models_chat_route(gateway, upstream):
+    messages = [{"role": "user", "content": "What is deep learning?"}]
+    called = call(gateway, CHAT_MODEL, "chatCompletion", {"messages": messages, "max_tokens": 20})
+    assert called["ok"], called
+    assert called["value"]["object"] == "chat.completion"
+    assert called["value"]["choices"][0]["message"]["content"].startswith("Deep learning is")
+    (sent,) = upstream.requests_for("/v1/chat/completions")
+    # The client puts its endpoint URL in the body's model; the path names the model sent upstream.
+    assert sent.json["model"] == CHAT_MODEL and sent.json["messages"] == messages
+    assert CLIENT_KEY not in str(dict(sent.headers))
 
 
 def test_text_to_image_is_a_blob_of_the_image(gateway, upstream):
