@@ -24,6 +24,8 @@ def upstream_answer(request):
     """Answer any upstream call well, in the shape its route expects."""
     payload = json.loads(request.body or b"{}")
     n = payload.get("n", 1)
+    if "/api/models/" in request.url:  # the Hub's model API: a model of the task it was asked for
+        return 200, {"Content-Type": "application/json"}, json.dumps({"pipeline_tag": "translation"})
     if request.url.endswith("/chat/completions"):
         choices = [{"index": i, "message": {"role": "assistant", "content": "ok"}} for i in range(n)]
         return 200, {"Content-Type": "application/json"}, json.dumps({"choices": choices})
@@ -46,6 +48,8 @@ def mocked_upstream():
 
 def build_app(**overrides):
     """An app on the mocked upstream with the unit tests' catalog."""
+    # The Hub's model API on the mocked host too, so that every call the service makes is seen.
+    overrides.setdefault("hf_hub_api_base", f"https://{UPSTREAM_HOST}/api")
     app = create_app(make_settings(**overrides), Catalog(tomllib.loads(TEST_CATALOG)))
     app.config["TESTING"] = False  # errors go through the handlers, as in production
     return app

@@ -38,7 +38,7 @@ DOCUMENTED_ERRORS = {
 }
 ERROR_KEYS = {"code", "error_type", "message", "request_id"}
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-UPSTREAM_PATHS = ("/hf-inference/models/", "/v1/")
+UPSTREAM_PATHS = ("/hf-inference/models/", "/v1/", "/api/models/")
 
 huge_integers = st.one_of(st.integers(), st.integers(min_value=2**63 - 10, max_value=2**70), st.just(10**400))
 special_floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e308, -0.0, 5e-324]))
