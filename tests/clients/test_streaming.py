@@ -129,3 +129,22 @@ def test_a_stream_holds_its_keys_slot_until_it_ends_and_a_hang_up_frees_it(gatew
         timeout=5.0,
         poll=0.1,
     )
+
+
+def test_under_the_gthread_worker_a_stream_comes_whole_and_a_hang_up_closes_upstream(loopback, upstream, tmp_path):
+    env = service_env(loopback, API_KEYS=KEY, WEB_CONCURRENCY="1", WORKER_CLASS="gthread", GUNICORN_THREADS="4")
+    with GunicornServer(env=env, log_path=tmp_path / "service.log") as server:
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0) as client:
+            whole = client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+            stream = client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=True)
+            text = "".join(part.choices[0].delta.content or "" for part in stream if part.choices)
+        assert text == whole.choices[0].message.content
+        endless = tuple(chunk(".") for _ in range(400))
+        upstream.script(ROUTER_CHAT, Step(events=(*endless, "[DONE]"), trickle=0.05))
+        body = {"model": CHAT_MODEL, "messages": MESSAGES, "stream": True}
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with requests.post(
+            f"{server.url}/v1/chat/completions", json=body, headers=headers, stream=True, timeout=10
+        ) as r:
+            assert next(r.iter_lines()).startswith(b"data: ")
+        assert upstream.wait_idle(5.0)

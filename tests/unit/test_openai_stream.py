@@ -86,7 +86,7 @@ def test_a_stream_answers_openais_chunks_and_done_with_no_buffering(client, mock
     assert answer.status_code == 200
     assert answer.mimetype == "text/event-stream"
     assert answer.headers["Cache-Control"] == "no-cache" and answer.headers["X-Accel-Buffering"] == "no"
-    assert answer.headers["X-Request-ID"]
+    assert answer.headers["X-Request-ID"] and answer.headers["X-Cache"] == "MISS"
     events = events_of(answer)
     assert events[-1] == "[DONE]"
     chunks = events[:-1]
@@ -273,6 +273,7 @@ def test_a_stream_holds_its_keys_slot_until_its_body_closes(metered, mock_hub):
     mock_hub.post(CHAT, body=upstream_stream(), content_type="text/event-stream")
     open_stream = post(metered, stream_body(), buffered=False)
     assert open_stream.status_code == 200
+    assert '"concurrency";q=1' in open_stream.headers["RateLimit-Policy"]  # as on a whole answer
     busy = post(metered, stream_body())
     assert busy.status_code == 429 and busy.get_json()["error"]["code"] == "rate_limited"
     assert b"[DONE]" in b"".join(open_stream.response)

@@ -12,6 +12,7 @@ import logging
 
 from flask import Response, request
 
+from service.api.answer import limit_headers
 from service.api.error_handlers import MAX_MESSAGE_CHARS, ErrorAnswer, shape_for
 from service.api.gateway import gateway
 from service.errors import GatewayError
@@ -60,7 +61,8 @@ def streamed_chat(outcome: InferenceResult, context: RequestContext, created: in
         finally:
             chunks.close()
 
-    return Response(events(), status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
+    headers = {**STREAM_HEADERS, **limit_headers()}
+    return Response(events(), status=200, mimetype="text/event-stream", headers=headers)
 
 
 def event(document: dict) -> bytes:
