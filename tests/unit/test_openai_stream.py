@@ -4,6 +4,7 @@ and the stream's time bounds and hang-ups against the loopback upstream's real s
 
 import hashlib
 import json
+import socket
 import threading
 
 import pytest
@@ -11,6 +12,10 @@ import pytest
 from harness.upstream import Step, chat_stream, sse_event
 from service.app import create_app
 from service.catalog import Catalog
+from service.errors import UpstreamTimeout
+from service.hub import transport
+from service.hub.deadline import Deadline
+from service.hub.messages import UpstreamRequest
 from tests.support.app import ROUTER, TEST_CATALOG, make_app, make_settings
 
 CHAT = f"{ROUTER}/chat/completions"
@@ -346,3 +351,48 @@ def test_a_caller_who_hangs_up_closes_the_upstream_stream(live, upstream):
     assert upstream.wait_idle(5.0)
     (logged,) = upstream.requests_for("/v1/chat/completions")
     assert logged.ended is not None
+
+
+def test_an_upstream_trickling_a_byte_at_a_time_is_cut_at_the_idle_bound():
+    """Each byte comes well within the socket's timeout, but no event completes: the watchdog
+    ends the read when the next event is due."""
+    first_event = sse(chunk("Hi"))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    prefix = head + b"%x\r\n%s\r\n" % (len(first_event), first_event)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(prefix)
+            while not stop.wait(0.05):
+                try:
+                    connection.sendall(b"0")  # a chunk-size line that never ends
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    request = UpstreamRequest(url=f"http://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions", payload={})
+    outcome = {}
+
+    def read():
+        opened = transport.open_stream(transport.SessionPool(1).get(), request, Deadline(5.0), 1.0, 0.5, Deadline(60.0))
+        events = opened.events()
+        outcome["first"] = next(events)
+        try:
+            next(events)
+        except UpstreamTimeout as exc:
+            outcome["error"] = exc
+        finally:
+            opened.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10.0)  # a bound on the test, not a measure: without the watchdog it reads for ever
+    stop.set()
+    listener.close()
+    assert not reader.is_alive()
+    assert json.loads(outcome["first"])["choices"][0]["delta"]["content"] == "Hi"
+    assert "STREAM_IDLE_SECONDS" in outcome["error"].message
