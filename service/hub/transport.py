@@ -20,6 +20,8 @@ from service.hub.watchdog import WATCHED_POOL_CLASSES, begin_attempt, end_attemp
 READ_CHUNK_BYTES = 256 * 1024
 # Text answers are a few kilobytes; anything this large is a broken upstream.
 MAX_TEXT_ANSWER_BYTES = 8 * 1024 * 1024
+# After [DONE], what the connection is read for before it goes back to the pool.
+DRAIN_READS, DRAIN_SECONDS = 4, 0.2
 _READ_FAILURES = (
     urllib3.exceptions.HTTPError,
     requests.RequestException,
@@ -273,10 +275,23 @@ class UpstreamStream:
         if self._closed:
             return
         self._closed = True
+        if self.done and not self._ended:
+            self._drain()
         if self._ended:
             self._response.raw.release_conn()
         else:
             self._response.close()
+
+    def _drain(self) -> None:
+        """Read the little a server sends after [DONE] (the body's last chunk), so that the
+        connection can serve the next request; one that sends more, or nothing, is dropped."""
+        try:
+            for _ in range(DRAIN_READS):
+                if not self._read_within(DRAIN_SECONDS):
+                    self._ended = True
+                    return
+        except (UpstreamError, UpstreamTimeout):
+            return
 
     def _read_events(self) -> list[str]:
         """Read until at least one event is complete, or the body ends."""

@@ -396,3 +396,11 @@ def test_an_upstream_trickling_a_byte_at_a_time_is_cut_at_the_idle_bound():
     assert not reader.is_alive()
     assert json.loads(outcome["first"])["choices"][0]["delta"]["content"] == "Hi"
     assert "STREAM_IDLE_SECONDS" in outcome["error"].message
+
+
+def test_a_whole_stream_leaves_its_connection_to_the_next_call(live, upstream):
+    for _ in range(2):
+        assert events_of(post(live, stream_body()))[-1] == "[DONE]"
+    upstream.wait_idle()
+    first, second = upstream.requests_for("/v1/chat/completions")
+    assert first.client_port == second.client_port  # one kept-alive connection, no new handshake
