@@ -404,3 +404,13 @@ def test_a_whole_stream_leaves_its_connection_to_the_next_call(live, upstream):
     upstream.wait_idle()
     first, second = upstream.requests_for("/v1/chat/completions")
     assert first.client_port == second.client_port  # one kept-alive connection, no new handshake
+
+
+def test_the_end_of_a_stream_is_logged_with_how_it_ended(client, mock_hub, captured_logs):
+    first = {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}
+    mock_hub.post(
+        CHAT, body=sse(first, {"error": "boom", "error_type": "generation"}), content_type="text/event-stream"
+    )
+    request_id = post(client, stream_body()).headers["X-Request-ID"]
+    (line,) = [record.getMessage() for record in captured_logs.records if "stream ended" in record.getMessage()]
+    assert f"request_id={request_id} chunks=1 outcome=upstream_error" in line

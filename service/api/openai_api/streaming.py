@@ -35,8 +35,10 @@ def streamed_chat(outcome: InferenceResult, context: RequestContext, created: in
     chunks = outcome.results
 
     def events():
+        sent = 0
         try:
             for chunk in chunks:
+                sent += 1
                 document = {**head, "choices": [_choice(choice) for choice in chunk["choices"]]}
                 if include_usage:
                     document["usage"] = None  # as OpenAI: only the last chunk has it
@@ -60,6 +62,14 @@ def streamed_chat(outcome: InferenceResult, context: RequestContext, created: in
             )
         finally:
             chunks.close()
+            # The access line went out with the headers: this one says how the stream ended.
+            log.info(
+                "stream ended request_id=%s chunks=%d outcome=%s duration_ms=%.1f",
+                context.request_id,
+                sent,
+                context.error_type or "done",
+                context.seconds * 1000,
+            )
 
     headers = {**STREAM_HEADERS, **limit_headers()}
     return Response(events(), status=200, mimetype="text/event-stream", headers=headers)
