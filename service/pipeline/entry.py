@@ -11,9 +11,8 @@ only) gets its result once the first chunk has come: its `results` are the chunk
 from dataclasses import dataclass
 
 from service.catalog import Catalog
-from service.catalog.tasks import CHAT_COMPLETION, Task
+from service.catalog.tasks import Task
 from service.clock import SYSTEM_CLOCK, Clock
-from service.errors import InvalidRequest
 from service.hub.deadline import Deadline
 from service.keys.admission import Admission
 from service.pipeline.context import RequestContext
@@ -46,13 +45,17 @@ class Pipeline:
         self.admission = admission
         self.runner = runner
 
+    def _stream_end(self, context: RequestContext) -> Deadline:
+        """When a streamed answer must have ended: STREAM_MAX_SECONDS from the request's start.
+        The context is marked streamed, so that its ledger row waits for the stream's end."""
+        context.streamed = True
+        return Deadline(max(0.0, self.settings.stream_max_seconds - context.seconds), clock=self.clock.monotonic)
+
     def infer(self, ask: Ask, context: RequestContext) -> InferenceResult:
         """Answer `ask` for the caller `context.client_key`; the context records what it took."""
-        if ask.stream and ask.task is not CHAT_COMPLETION:
-            raise InvalidRequest(f"stream: {ask.task.name} answers are not streamed; leave stream out or false")
         context.task = ask.task
         route = self.catalog.route(ask.task.name, ask.model_name, ask.model_type)
-        self.runner.check_serves(route)
+        self.runner.check_serves(route, stream=ask.stream)
         context.model = route.targets[0].id
         context.input_chars = input_chars(ask.inputs)
         deadline_seconds = self.settings.deadline_for(ask.task.name)
@@ -63,14 +66,8 @@ class Pipeline:
         stream_end = self._stream_end(context) if ask.stream else None
         outcome = self.runner.run(route, ask.inputs, ask.args, context, stream_end=stream_end)
         context.model = outcome.model
-        context.results = 1 if ask.stream else len(outcome.results)
+        context.results = len(outcome.results)
         return outcome
-
-    def _stream_end(self, context: RequestContext) -> Deadline:
-        """When a streamed answer must have ended: STREAM_MAX_SECONDS from the request's start.
-        The context is marked streamed, so that its ledger row waits for the stream's end."""
-        context.streamed = True
-        return Deadline(max(0.0, self.settings.stream_max_seconds - context.seconds), clock=self.clock.monotonic)
 
     def task_of(self, model_name: str) -> Task:
         """The task of a model named without one (the Hub's `POST /models/<id>`): see

@@ -68,6 +68,10 @@ class ChunkStream:
         """Read up to the first chunk, so that a failure before it is an ordinary error."""
         self._first = next(self._chunks, None)
 
+    def __len__(self) -> int:
+        """A stream answers one choice."""
+        return 1
+
     def __iter__(self):
         if self._first is not None:
             first, self._first = self._first, None
@@ -139,13 +143,20 @@ class InferenceRunner:
         self.pool = FanOutPool(settings.fanout_workers)
         self.model_tasks = ModelTasks(settings, catalog, client, clock.monotonic)
 
-    def check_serves(self, route: Route) -> None:
-        """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
+    def check_serves(self, route: Route, stream: bool = False) -> None:
+        """Refuse, before any upstream call, a model a caller named for a task it cannot serve,
+        and a streamed answer of a task whose answers are not streamed."""
         for target in route.targets:
-            if self.providers.helper_for(target, route.task_type) is None:
+            helper = self.providers.helper_for(target, route.task_type)
+            if helper is None:
                 raise InvalidRequest(
                     f"model_name: {self.providers.cannot_serve(target, route.task_type)}",
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
+                )
+            if stream and not hasattr(helper, "stream_request"):
+                raise InvalidRequest(
+                    f"stream: {route.task_type} answers are not streamed; leave stream out or false",
+                    errors={"stream": ["Not streamed for this task."]},
                 )
         if route.named:
             self.model_tasks.check_configured(route.targets[0], route.task_type)
