@@ -7,7 +7,8 @@ Before the view:
                        asked, no ticket taken and nothing counted (service/api/cors.py);
   3. identify_caller   the caller's key; a call to a surface (API_PREFIXES) without a valid one
                        is refused here;
-  4. count_in_flight   a call to a surface counts as in flight until its teardown.
+  4. count_in_flight   a call to a surface counts as in flight until its teardown (a
+                       streamed answer until its body closes).
 After the view (or the error handler), on every answer:
   5. record_metrics    the request by task, model and status, and its duration;
   6. settle_ledger     an inference's admission settled and its ledger row written (a
@@ -119,12 +120,23 @@ def settle_ledger(response):
         return response
     objects = gateway()
     if context.streamed and response.status_code == 200:
-        # A stream holds its slot until it ends, and its tokens are known only then.
-        response.call_on_close(lambda: settle_stream(objects, context)())
+        # A stream holds its slot until it ends, and its tokens are known only then. Its body
+        # outlives the request's teardown: it stays counted in flight until the body closes.
+        counted = g.pop("counted_in_flight", False)
+        response.call_on_close(lambda: end_stream(objects, context, counted))
         return response
     confirm = _settle(objects, context, response.status_code)
     response.call_on_close(confirm)  # the store's reply is awaited once the answer has gone
     return response
+
+
+def end_stream(objects, context: RequestContext, counted_in_flight: bool) -> None:
+    """What a streamed answer's end settles: its ledger row and slot, and the in-flight count."""
+    try:
+        settle_stream(objects, context)()
+    finally:
+        if counted_in_flight:
+            metrics.request_finished()
 
 
 def settle_stream(objects, context: RequestContext):

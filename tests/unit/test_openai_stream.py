@@ -414,3 +414,22 @@ def test_the_end_of_a_stream_is_logged_with_how_it_ended(client, mock_hub, captu
     request_id = post(client, stream_body()).headers["X-Request-ID"]
     (line,) = [record.getMessage() for record in captured_logs.records if "stream ended" in record.getMessage()]
     assert f"request_id={request_id} chunks=1 outcome=upstream_error" in line
+
+
+def in_flight(client) -> float:
+    (line,) = [
+        line
+        for line in client.get("/metrics").get_data(as_text=True).splitlines()
+        if line.startswith("hf_gateway_requests_in_flight ")
+    ]
+    return float(line.split()[1])
+
+
+def test_a_stream_counts_as_in_flight_until_its_body_closes(client, mock_hub):
+    mock_hub.post(CHAT, body=upstream_stream(), content_type="text/event-stream")
+    before = in_flight(client)
+    open_stream = post(client, stream_body(), buffered=False)
+    assert in_flight(client) == before + 1
+    b"".join(open_stream.response)
+    open_stream.close()
+    assert in_flight(client) == before
