@@ -11,6 +11,7 @@ import openai
 import pytest
 import requests
 from huggingface_hub import InferenceClient
+from huggingface_hub.errors import TextGenerationError
 
 from harness.gunicorn_server import GunicornServer
 from harness.service import TOKEN, service_env
@@ -148,3 +149,13 @@ def test_under_the_gthread_worker_a_stream_comes_whole_and_a_hang_up_closes_upst
         ) as r:
             assert next(r.iter_lines()).startswith(b"data: ")
         assert upstream.wait_idle(5.0)
+
+
+def test_huggingface_hub_raises_an_error_after_the_first_chunk_on_the_per_model_route(gateway, upstream):
+    failure = {"error": "Request failed during generation: out of memory", "error_type": "generation"}
+    upstream.script(ROUTER_CHAT, Step(events=(chunk("Deep"), failure)))
+    client = InferenceClient(model=f"{gateway.url}/models/{CHAT_MODEL}", api_key=KEY)
+    stream = client.chat_completion(MESSAGES, stream=True)
+    assert next(stream).choices[0].delta.content == "Deep"
+    with pytest.raises(TextGenerationError, match="out of memory"):
+        list(stream)
