@@ -119,15 +119,42 @@ class HeaderDict(dict):
         return super().get(name.lower(), default)
 
 
+def sse_event(item: Any) -> bytes:
+    """One server-sent event: a string as it is (`[DONE]`), anything else as JSON."""
+    data = item.encode("utf-8") if isinstance(item, str) else compact_json(item)
+    return b"data: " + data + b"\n\n"
+
+
+def chat_stream(completion: dict, include_usage: bool) -> tuple:
+    """A chat completion as an OpenAI-style server streams it: the role, the content a word at a
+    time, the finish_reason, the usage chunk when asked, then [DONE]."""
+    choice = completion["choices"][0]
+    content = choice["message"].get("content") or ""
+    head = {"id": completion.get("id", ""), "object": "chat.completion.chunk", "model": completion.get("model")}
+    pieces = [piece for piece in content.replace(" ", "\0 ").split("\0") if piece]
+
+    def chunk(delta: dict, finish_reason=None) -> dict:
+        return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in pieces]
+    events.append(chunk({}, choice.get("finish_reason") or "stop"))
+    if include_usage and completion.get("usage"):
+        events.append({**head, "choices": [], "usage": completion["usage"]})
+    return (*events, "[DONE]")
+
+
 @dataclass
 class Answer:
-    """A response ready to send: status, headers and a body given as bytes or a filler size."""
+    """A response ready to send: status, headers and a body given as bytes or a filler size,
+    or a stream of server-sent `events`."""
 
     status: int
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     filler_size: int | None = None
+    events: tuple = ()
 
     @classmethod
     def of_json(cls, status: int, value: Any) -> Answer:
@@ -161,6 +188,9 @@ class Step:
     `chunk_size` bytes (1 when trickling), `endless` keeps sending filler until the client
     leaves, `reset_after` resets the connection after that many body bytes,
     `never_respond` reads the request and stays silent. `repeat` uses the step n times.
+    Streams: `events` (dicts, or strings such as "[DONE]") are sent as server-sent events in
+    chunked framing, one write each, `trickle` seconds apart; `gate` (a threading.Event) is
+    waited for before the second event; `cut_after` resets the connection after that many.
     """
 
     status: int = 200
@@ -177,6 +207,9 @@ class Step:
     never_respond: bool = False
     size: int | None = None
     repeat: int = 1
+    events: tuple = ()
+    gate: Any = None
+    cut_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.json is not None and self.body is not None:
@@ -189,7 +222,7 @@ class Step:
         if self.replay is not None:
             return self.replay
         has_body = self.json is not None or self.body is not None or self.size is not None
-        return not has_body and self.status == 200 and not self.endless
+        return not has_body and self.status == 200 and not self.endless and not self.events
 
     def scripted_answer(self) -> Answer:
         """Build the answer this step describes without looking at any recording."""
@@ -582,7 +615,11 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
         if not self._pause(step.delay):
             return
         entry.status = answer.status
-        if step.endless:
+        if step.events:
+            self._send_events(step)
+        elif answer.events:
+            self._send_events(dataclasses.replace(step, events=answer.events))
+        elif step.endless:
             self._send_endless(answer, step)
         elif step.reset_after is not None:
             self._send_then_reset(answer, step)
@@ -620,6 +657,31 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
                 return False
             self.wfile.write(chunk)
         return True
+
+    def _send_events(self, step: Step) -> None:
+        """Stream server-sent events in chunked framing, each its own write, as they are made."""
+        self.send_response(step.status)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for number, item in enumerate(step.events):
+            if number == step.cut_after:
+                self._reset_connection()
+                return
+            if number == 1 and step.gate is not None:
+                while not step.gate.wait(POLL_SECONDS):
+                    if self.server.stopping.is_set() or self._client_gone():
+                        self.close_connection = True
+                        return
+            if number and not self._pause(step.trickle):
+                return
+            self._write_chunk(sse_event(item))
+        self._write_chunk(b"")
+
+    def _write_chunk(self, data: bytes) -> None:
+        """Write one chunk of a chunked body (the empty one ends it)."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
 
     def _send_endless(self, answer: Answer, step: Step) -> None:
         """Send headers and any scripted body, then filler until the client or server gives up."""
@@ -799,6 +861,11 @@ class LoopbackUpstream:
             template = self.recordings.chat_completion(
                 request_body.get("model") if isinstance(request_body, dict) else None
             )
+            if template is not None and wants_stream(request_body):
+                options = request_body.get("stream_options") or {}
+                return Answer(
+                    200, "text/event-stream", events=chat_stream(template, bool(options.get("include_usage")))
+                )
             if template is not None:
                 return self._chat_answer(template, requested_n(request_body))
         return self._model_not_found(path)

@@ -240,6 +240,20 @@ class Settings:
     image_deadline: float = _variable(
         "IMAGE_DEADLINE_SECONDS", 90.0, _positive_float, "deadline of text-to-image", DEADLINES
     )
+    stream_idle_seconds: float = _variable(
+        "STREAM_IDLE_SECONDS",
+        30.0,
+        _positive_float,
+        "longest gap between two chunks of a streamed answer; longer ends the stream with an error event",
+        DEADLINES,
+    )
+    stream_max_seconds: float = _variable(
+        "STREAM_MAX_SECONDS",
+        600.0,
+        _positive_float,
+        "longest a streamed answer may run, from the request's start; longer ends it with an error event",
+        DEADLINES,
+    )
     connect_timeout: float = _variable(
         "UPSTREAM_CONNECT_TIMEOUT", 5.0, _positive_float, "connect timeout of one upstream attempt", DEADLINES
     )

@@ -7,10 +7,12 @@ Before the view:
                        asked, no ticket taken and nothing counted (service/api/cors.py);
   3. identify_caller   the caller's key; a call to a surface (API_PREFIXES) without a valid one
                        is refused here;
-  4. count_in_flight   a call to a surface counts as in flight until its teardown.
+  4. count_in_flight   a call to a surface counts as in flight until its teardown (a
+                       streamed answer until its body closes).
 After the view (or the error handler), on every answer:
   5. record_metrics    the request by task, model and status, and its duration;
-  6. settle_ledger     an inference's admission settled and its ledger row written;
+  6. settle_ledger     an inference's admission settled and its ledger row written (a
+                       streamed answer's when its body closes: its slot held until then);
   7. log_access        the one access line;
   8. allow_origin      a surface's answer names an origin of CORS_ORIGINS that asked, errors
                        included;
@@ -43,6 +45,8 @@ API_PREFIXES = ("/api/", "/models/", "/pipeline/", "/v1/")
 UNKNOWN_TASK_BLUEPRINT = "unknown_task"
 TASKS_BY_PATH = {task.path: name for name, task in TASKS.items()}
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The status a stream that began (200) and then failed is booked under.
+STREAM_FAILED = 502
 
 
 def current_context() -> RequestContext | None:
@@ -115,11 +119,36 @@ def settle_ledger(response):
     if context is None or context.task is None:
         return response
     objects = gateway()
-    ticket = context.ticket or Ticket((context.client_key or OPEN_ACCESS).name, utc_day(objects.admission.clock.time()))
-    entry = context.usage_entry(response.status_code, ticket.day, objects.catalog)
-    confirm = objects.admission.settle(ticket, delivered=response.status_code == 200, usage=entry)
+    if context.streamed and response.status_code == 200:
+        # A stream holds its slot until it ends, and its tokens are known only then. Its body
+        # outlives the request's teardown: it stays counted in flight until the body closes.
+        counted = g.pop("counted_in_flight", False)
+        response.call_on_close(lambda: end_stream(objects, context, counted))
+        return response
+    confirm = _settle(objects, context, response.status_code)
     response.call_on_close(confirm)  # the store's reply is awaited once the answer has gone
     return response
+
+
+def end_stream(objects, context: RequestContext, counted_in_flight: bool) -> None:
+    """What a streamed answer's end settles: its ledger row and slot, and the in-flight count."""
+    try:
+        settle_stream(objects, context)()
+    finally:
+        if counted_in_flight:
+            metrics.request_finished()
+
+
+def settle_stream(objects, context: RequestContext):
+    """Settle a streamed answer once its body has closed: whole, cut by an error event, or left
+    by its caller (booked under the error the stream ended with)."""
+    return _settle(objects, context, 200 if context.error_type is None else STREAM_FAILED, delivered=True)
+
+
+def _settle(objects, context: RequestContext, status: int, delivered: bool | None = None):
+    ticket = context.ticket or Ticket((context.client_key or OPEN_ACCESS).name, utc_day(objects.admission.clock.time()))
+    entry = context.usage_entry(status, ticket.day, objects.catalog)
+    return objects.admission.settle(ticket, delivered=status == 200 if delivered is None else delivered, usage=entry)
 
 
 def log_access(response):

@@ -6,13 +6,14 @@ import time
 from dataclasses import replace
 
 from service.clock import SYSTEM_CLOCK, Clock
-from service.errors import UpstreamAuthError
+from service.errors import UpstreamAuthError, UpstreamError
 from service.hub import transport
+from service.hub.deadline import Deadline
 from service.hub.downloads import ImageLink, check_download
 from service.hub.images import Image, image_from_reply
 from service.hub.messages import CallContext, UpstreamReply, UpstreamRequest
 from service.hub.retry import upstream_retrying
-from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_status
+from service.hub.status import missing_token_hint, raise_for_download_status, raise_for_event, raise_for_status
 from service.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,28 @@ class HubClient:
             raise
         metrics.count_upstream_outcome(metrics.SUCCESS)
         return reply
+
+    def open_stream(
+        self, request: UpstreamRequest, context: CallContext, idle_seconds: float, end: Deadline
+    ) -> transport.UpstreamStream:
+        """Send `request` for a streamed answer and read up to its first event, retrying as
+        `call` does: until then a stream is an ordinary call (loading, rate limits, an error
+        status, an error event first). The caller closes the stream it gets."""
+        request = self._with_service_headers(request, context.request_id)
+        try:
+            stream = self._retrying(
+                self._attempt_stream,
+                request=request,
+                context=context,
+                deadline=context.deadline,
+                idle_seconds=idle_seconds,
+                end=end,
+            )
+        except Exception as exc:
+            metrics.count_upstream_outcome(metrics.GIVE_UP, metrics.upstream_failure_reason(exc))
+            raise
+        metrics.count_upstream_outcome(metrics.SUCCESS)
+        return stream
 
     def ask_once(self, request: UpstreamRequest, context: CallContext) -> UpstreamReply:
         """Send `request` once, without retries and outside the upstream attempt metrics: for
@@ -82,6 +105,32 @@ class HubClient:
         started = time.monotonic()
         try:
             return self._exchange(request, deadline)
+        finally:
+            seconds = time.monotonic() - started
+            context.usage.record_attempt(seconds)
+            metrics.record_upstream_attempt(seconds)
+
+    def _attempt_stream(
+        self, request: UpstreamRequest, context: CallContext, deadline, idle_seconds: float, end: Deadline
+    ) -> transport.UpstreamStream:
+        """Open one streamed exchange, raising for an error status or an error as its first event."""
+        started = time.monotonic()
+        try:
+            opened = transport.open_stream(
+                self.sessions.get(), request, deadline, self.settings.connect_timeout, idle_seconds, end
+            )
+            if isinstance(opened, UpstreamReply):
+                raise_for_status(opened, has_token="Authorization" in request.headers)
+                raise UpstreamError(f"the upstream answered HTTP {opened.status} without a stream")
+            try:
+                first = opened.peek()
+                if first is None:
+                    raise UpstreamError("the upstream ended its stream before the first chunk", retryable=True)
+                raise_for_event(first)
+            except BaseException:
+                opened.close()
+                raise
+            return opened
         finally:
             seconds = time.monotonic() - started
             context.usage.record_attempt(seconds)

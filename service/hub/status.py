@@ -1,5 +1,6 @@
 """Turn an upstream HTTP status into the service's error, marked retryable or not."""
 
+import json
 import re
 
 from service.errors import (
@@ -129,3 +130,27 @@ def _auth_message(status: int, message: str, has_token: bool) -> str:
         f"the upstream rejected the service's token (HTTP {status}: {message}); set a valid HF_API_TOKEN "
         "with the 'Make calls to Inference Providers' permission in .env and restart the service"
     )
+
+
+def raise_for_event(data: str) -> None:
+    """Raise the service error an event of a streamed answer carries (`{"error": ...}`), which a
+    server sends after its 200 when generation fails."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return
+    if not isinstance(document, dict) or document.get("error") in (None, ""):
+        return
+    reply = UpstreamReply(status=_event_status(document), headers={}, body=data.encode("utf-8"))
+    raise classify(reply, has_token=True)
+
+
+def _event_status(document: dict) -> int:
+    """The HTTP status an error event stands for: its own code when it gives one, else what
+    its error_type says (a refused input, an overloaded model), else a server error."""
+    error = document.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    kind = document.get("error_type") or (error.get("type") if isinstance(error, dict) else None)
+    return {"validation": 422, "overloaded": 503}.get(kind, 500)

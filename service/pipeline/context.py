@@ -75,6 +75,8 @@ class RequestContext:
     # What the caller's Cache-Control asks, and how its upstream calls were answered.
     cache_directives: CacheDirectives = field(default_factory=lambda: CacheDirectives())
     cache: CacheTally = field(default_factory=lambda: CacheTally())
+    # A streamed answer: its ledger row is written when the stream ends, not when it starts.
+    streamed: bool = False
 
     def for_target(self, deadline: Deadline) -> RequestContext:
         """The same request as one target of its chain sees it: that target's share of the

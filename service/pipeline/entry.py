@@ -3,7 +3,9 @@
 A surface reads its wire format into an `Ask` (the task, the model or route the caller named,
 the validated inputs and arguments, whether the answer is streamed) and hands it in with the
 request's context, which names the caller. It gets back an `InferenceResult` or one of the
-errors of service/errors.py, and writes either in its own wire format.
+errors of service/errors.py, and writes either in its own wire format. A streamed ask (chat
+only) gets its result once the first chunk has come: its `results` are the chunks
+(inference.ChunkStream), which the surface iterates and closes.
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,6 @@ from dataclasses import dataclass
 from service.catalog import Catalog
 from service.catalog.tasks import ForwardedTask, Task
 from service.clock import SYSTEM_CLOCK, Clock
-from service.errors import InvalidRequest
 from service.hub.deadline import Deadline
 from service.keys.admission import Admission
 from service.pipeline.context import RequestContext
@@ -45,13 +46,17 @@ class Pipeline:
         self.admission = admission
         self.runner = runner
 
+    def _stream_end(self, context: RequestContext) -> Deadline:
+        """When a streamed answer must have ended: STREAM_MAX_SECONDS from the request's start.
+        The context is marked streamed, so that its ledger row waits for the stream's end."""
+        context.streamed = True
+        return Deadline(max(0.0, self.settings.stream_max_seconds - context.seconds), clock=self.clock.monotonic)
+
     def infer(self, ask: Ask, context: RequestContext) -> InferenceResult:
         """Answer `ask` for the caller `context.client_key`; the context records what it took."""
-        if ask.stream:
-            raise InvalidRequest("stream: answers are not streamed; leave stream out or false")
         context.task = ask.task
         route = self.catalog.route(ask.task.name, ask.model_name, ask.model_type)
-        self.runner.check_serves(route)
+        self.runner.check_serves(route, stream=ask.stream)
         context.model = route.targets[0].id
         context.input_chars = input_chars(ask.inputs)
         deadline_seconds = self.deadline_of(ask.task)
@@ -59,7 +64,8 @@ class Pipeline:
         model = model_label(context.model, self.catalog)
         context.ticket = self.admission.admit(context.client_key, ask.task, results, deadline_seconds, model)
         context.deadline = Deadline(deadline_seconds, clock=self.clock.monotonic)
-        outcome = self.runner.run(route, ask.inputs, ask.args, context)
+        stream_end = self._stream_end(context) if ask.stream else None
+        outcome = self.runner.run(route, ask.inputs, ask.args, context, stream_end=stream_end)
         context.model = outcome.model
         context.results = len(outcome.results)
         return outcome

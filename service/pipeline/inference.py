@@ -43,6 +43,63 @@ class InferenceResult:
     results: list
 
 
+class ChunkStream:
+    """A streamed answer's chunks (`{"choices": [...]}`, as the provider streams them), read
+    from upstream as the caller takes them. Closing it closes the upstream stream and books
+    the tokens the upstream's usage chunk reported; an upstream that stops without saying it
+    has finished raises, so a cut is never taken for a whole answer."""
+
+    def __init__(self, helper: ProviderHelper, upstream, context: RequestContext):
+        self._helper = helper
+        self._upstream = upstream
+        self._usage = context.usage
+        self._tokens: tuple[int, int] | None = None
+        self._finished = False  # a choice said its finish_reason
+        self._chunks = self._read()
+        self._first = None
+        self._closed = False
+
+    @property
+    def tokens(self) -> tuple[int, int] | None:
+        """The (prompt, completion) tokens the upstream reported so far, None when it has not."""
+        return self._tokens
+
+    def start(self) -> None:
+        """Read up to the first chunk, so that a failure before it is an ordinary error."""
+        self._first = next(self._chunks, None)
+
+    def __len__(self) -> int:
+        """A stream answers one choice."""
+        return 1
+
+    def __iter__(self):
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._chunks
+
+    def close(self) -> None:
+        """Close the upstream stream (at once, when the caller left), and book its tokens once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._chunks.close()
+        self._upstream.close()
+        if self._tokens is not None:
+            self._usage.record_tokens(*self._tokens)
+
+    def _read(self):
+        for data in self._upstream.events():
+            chunk, tokens = self._helper.stream_chunk(data)
+            if tokens is not None:
+                self._tokens = tokens  # the last report is the whole stream's
+            if chunk is not None:
+                self._finished = self._finished or any(choice.get("finish_reason") for choice in chunk["choices"])
+                yield chunk
+        if not (self._upstream.done or self._finished):
+            raise UpstreamError("the upstream stream ended before the answer did")
+
+
 class FanOutPool:
     """A per-process thread pool for concurrent upstream calls, rebuilt after a fork."""
 
@@ -86,21 +143,32 @@ class InferenceRunner:
         self.pool = FanOutPool(settings.fanout_workers)
         self.model_tasks = ModelTasks(settings, catalog, client, clock.monotonic)
 
-    def check_serves(self, route: Route) -> None:
-        """Refuse, before any upstream call, a model a caller named for a task it cannot serve."""
+    def check_serves(self, route: Route, stream: bool = False) -> None:
+        """Refuse, before any upstream call, a model a caller named for a task it cannot serve,
+        and a streamed answer of a task whose answers are not streamed."""
         for target in route.targets:
-            if self.providers.helper_for(target, route.task_type) is None:
+            helper = self.providers.helper_for(target, route.task_type)
+            if helper is None:
                 raise InvalidRequest(
                     f"model_name: {self.providers.cannot_serve(target, route.task_type)}",
                     errors={"model_name": [f"Cannot serve {route.task_type}."]},
                 )
+            if stream and not hasattr(helper, "stream_request"):
+                raise InvalidRequest(
+                    f"stream: {route.task_type} answers are not streamed; leave stream out or false",
+                    errors={"stream": ["Not streamed for this task."]},
+                )
         if route.named:
             self.model_tasks.check_configured(route.targets[0], route.task_type)
 
-    def run(self, route: Route, inputs: str, args: dict, context: RequestContext) -> InferenceResult:
+    def run(
+        self, route: Route, inputs: str, args: dict, context: RequestContext, stream_end: Deadline | None = None
+    ) -> InferenceResult:
         """Try the route's targets in order until one answers, each within its share of the time;
         a target whose breaker is open is skipped at once. A model the caller named is checked
-        against the Hub's word first: after admission, so a key's limits bound the lookups too."""
+        against the Hub's word first: after admission, so a key's limits bound the lookups too.
+        With `stream_end` the answer is streamed (ending by then): a target answers once its
+        first chunk has come, and the results are a ChunkStream."""
         if route.named:
             self.model_tasks.check(route.targets[0], route.task_type)
         skipped, caller = [], self._caller(context)
@@ -115,7 +183,7 @@ class InferenceRunner:
             call = self._call(route, target, inputs, args)
             share = context.for_target(self._share(context, targets_left, gate.probe))
             try:
-                results = self._run_target(call, share)
+                results = self._run_target(call, share) if stream_end is None else self._stream(call, share, stream_end)
             except GatewayError as exc:
                 self.breakers.judge(target, gate, exc, share.cache.waited, caller, named_by_caller=route.named)
                 if not isinstance(exc, _FALL_BACK_ON) or targets_left == 1 or context.deadline.expired():
@@ -179,6 +247,21 @@ class InferenceRunner:
         if count == 1:
             return self._ask(helper, call, call.args.get("seed"), 1, context)
         return self._fan_out(helper, call, _seeds(call.args.get("seed"), count), context)
+
+    def _stream(self, call: InferenceCall, context: RequestContext, end: Deadline) -> "ChunkStream":
+        """One streamed choice from one model, neither cached nor joined to another call: open
+        once its first chunk has come."""
+        helper = self.providers.helper_for(call.target, call.task_type)
+        context.cache.count(hit=False)
+        request = helper.stream_request(call)
+        upstream = self.client.open_stream(request, context, self.settings.stream_idle_seconds, end)
+        chunks = ChunkStream(helper, upstream, context)
+        try:
+            chunks.start()
+        except BaseException:
+            chunks.close()
+            raise
+        return chunks
 
     def _ask(self, helper: ProviderHelper, call: InferenceCall, seed, n: int, context: RequestContext) -> list:
         """One upstream call's results: from the cache when the call is deterministic, else asked."""

@@ -1,7 +1,7 @@
 // One call of @huggingface/inference's InferenceClient, written as a user writes it, with only the
 // endpoint changed: node hf_inference.mjs <endpointUrl> <method> [<args JSON>] [<options JSON>].
 // The key comes from GATEWAY_KEY. Prints one JSON line: {ok: true, value} (a Blob as its type,
-// size and bytes in base64) or {ok: false, error: {name, message, status, requestId, body}}.
+// size and bytes in base64; a stream as its chunks) or {ok: false, error: {name, message, status, requestId, body}}.
 // Option `abort_after_ms` aborts the call then (a client that would resend forever ends).
 import { InferenceClient } from "@huggingface/inference";
 
@@ -13,6 +13,13 @@ if (abortAfterMs) {
 const client = new InferenceClient(process.env.GATEWAY_KEY ?? "", { endpointUrl });
 
 async function described(value) {
+  if (value && typeof value[Symbol.asyncIterator] === "function") {
+    const chunks = [];
+    for await (const chunk of value) {
+      chunks.push(chunk);
+    }
+    return { chunks };
+  }
   if (value instanceof Blob) {
     const bytes = Buffer.from(await value.arrayBuffer());
     return { blob: { type: value.type, size: value.size, base64: bytes.toString("base64") } };

@@ -79,6 +79,19 @@ def test_translation(gateway, upstream):
     assert called["value"] == {"translation_text": native(gateway, "text-translation", OPUS, "连衣裙")}
 
 
+def test_chat_completion_stream_has_the_text_of_the_whole_answer(gateway, upstream):
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    messages = [{"role": "user", "content": "What is deep learning?"}]
+    whole = call(gateway, model, "chatCompletion", {"messages": messages, "max_tokens": 20})
+    streamed = call(gateway, model, "chatCompletionStream", {"messages": messages, "max_tokens": 20})
+    assert streamed["ok"], streamed
+    text = "".join(
+        chunk["choices"][0]["delta"].get("content") or "" for chunk in streamed["chunks"] if chunk["choices"]
+    )
+    assert text == whole["value"]["choices"][0]["message"]["content"] and len(streamed["chunks"]) > 5
+    assert upstream.requests_for("/v1/chat/completions")[-1].json["stream"] is True
+
+
 def test_text_generation_through_the_completions_route(gateway, upstream):
     args = {"inputs": "The answer to the universe is", "parameters": {"max_new_tokens": 12, "temperature": 0.5}}
     called = call(gateway, "openai-community/gpt2", "textGeneration", args)

@@ -1,11 +1,13 @@
 """The shipped nginx site in front of the real gunicorn process: README calls, request ids, body limit."""
 
 import re
+import threading
 
 import pytest
 import requests
 
 from harness.nginx_server import NginxServer
+from harness.upstream import Step
 from tests.support.readme_curl import (
     README_EXAMPLES,
     assert_documented_success,
@@ -110,3 +112,26 @@ def test_metrics_are_served_to_the_local_host(nginx):
     response = requests.get(nginx.url + "/metrics", timeout=5)
     assert response.status_code == 200
     assert "hf_gateway_requests_total" in response.text
+
+
+def test_a_streamed_chunk_reaches_the_caller_before_the_upstream_sends_the_next(nginx, upstream):
+    gate = threading.Event()  # the upstream sends its second chunk only once the caller has the first
+    first = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Deep"}, "finish_reason": None}]}
+    second = {"choices": [{"index": 0, "delta": {"content": " learning"}, "finish_reason": "stop"}]}
+    upstream.script("/v1/chat/completions", Step(events=(first, second, "[DONE]"), gate=gate))
+    body = {
+        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+    }
+    try:
+        with requests.post(nginx.url + "/v1/chat/completions", json=body, stream=True, timeout=10) as answer:
+            assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/event-stream")
+            assert answer.headers["Cache-Control"] == "no-cache"
+            lines = (line for line in answer.iter_lines() if line)
+            assert b'"content":"Deep"' in next(lines)  # read while the upstream still holds the second chunk
+            gate.set()
+            rest = list(lines)
+    finally:
+        gate.set()
+    assert b'"content":" learning"' in rest[0] and rest[-1] == b"data: [DONE]"

@@ -162,9 +162,9 @@ def test_sampled_chat_asks_for_n_in_one_call(client, mock_hub):
     assert len(answer.get_json()["choices"]) == 3 and sent(mock_hub)["n"] == 3 and len(mock_hub.calls) == 1
 
 
-def test_streaming_is_refused_before_any_call(client, mock_hub):
-    answer = call(client, "/v1/chat/completions", {"model": "chat-model", "messages": HELLO, "stream": True})
-    assert "stream" in openai_error(answer, 400, "invalid_request", "stream")["message"]
+def test_a_stream_of_several_choices_is_refused_before_any_call(client, mock_hub):
+    answer = call(client, "/v1/chat/completions", {"model": "chat-model", "messages": HELLO, "stream": True, "n": 2})
+    assert "stream" in openai_error(answer, 400, "invalid_request", "n")["message"]
     assert len(mock_hub.calls) == 0
 
 
@@ -225,7 +225,7 @@ def test_the_per_model_route_takes_the_model_from_the_path(client, mock_hub, bod
 
 
 def test_the_per_model_route_answers_errors_in_the_shape_of_models_routes_not_openais(client, mock_hub):
-    answer = call(client, "/models/org/id/v1/chat/completions", {"messages": HELLO, "stream": True})
+    answer = call(client, "/models/org/id/v1/chat/completions", {"messages": HELLO, "temperature": 3.5})
     assert answer.status_code == 400 and answer.headers["X-Request-ID"]
     assert not isinstance(answer.get_json().get("error"), dict)  # the Hub's {"error": "..."} where it is registered
     assert len(mock_hub.calls) == 0

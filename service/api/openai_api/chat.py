@@ -1,8 +1,10 @@
-"""POST /v1/chat/completions: a conversation through the pipeline's chat task."""
+"""POST /v1/chat/completions: a conversation through the pipeline's chat task, answered whole
+or, with `stream: true`, streamed (streaming.py)."""
 
 from flask import Blueprint
 
 from service.api.openai_api.request_bodies import ChatRequestSchema
+from service.api.openai_api.streaming import streamed_chat
 from service.api.openai_api.surface import (
     answered,
     begin,
@@ -46,12 +48,20 @@ def serve_chat(path_model: str | None):
     """Answer one chat completion; on a per-model route the path names the model, and the
     body's `model` ("dummy", or the URL the Hugging Face clients put there) is ignored."""
     context = begin(CHAT_COMPLETION)
-    body = read_body(_SCHEMA)
+    body = read_body(_SCHEMA, streams=True)
     messages = tuple(body["messages"])
     check_length(input_chars(messages), "messages")
     model = body.get("model") if path_model is None else path_model
-    ask = Ask(CHAT_COMPLETION, messages, chat_args(body), model_name_for(CHAT_COMPLETION, model))
+    stream = body["stream"]
+    if stream and body["n"] != 1:
+        raise InvalidRequest(
+            "n: a streamed answer has one choice; leave n out or 1", errors={"n": ["Must be 1 with stream."]}
+        )
+    ask = Ask(CHAT_COMPLETION, messages, chat_args(body), model_name_for(CHAT_COMPLETION, model), stream=stream)
     outcome = run(ask, context)
+    if stream:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return streamed_chat(outcome, context, created(), include_usage)
     choices = [chat_choice(index, result) for index, result in enumerate(outcome.results)]
     document = {
         "id": f"chatcmpl-{context.request_id}",

@@ -68,6 +68,15 @@ class _Body(ma.Schema):
     user = ma.fields.String(metadata={"description": "Taken and unused."})
 
 
+class StreamOptionsSchema(ma.Schema):
+    """`stream_options`: whether a usage chunk ends the stream."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    include_usage = StrictBoolean(load_default=False)
+
+
 class ChatRequestSchema(_Body):
     """POST /v1/chat/completions."""
 
@@ -80,6 +89,7 @@ class ChatRequestSchema(_Body):
     seed = _int(0, MAX_SEED)
     n = _int(1, MAX_CHAT_CHOICES, load_default=1)
     stream = StrictBoolean(load_default=False)
+    stream_options = ma.fields.Nested(StreamOptionsSchema, allow_none=True)
     frequency_penalty = _float(-2.0, 2.0)
     presence_penalty = _float(-2.0, 2.0)
     logprobs = StrictBoolean()

@@ -26,13 +26,19 @@ def begin(task: Task) -> RequestContext:
     return context
 
 
-def read_body(schema: ma.Schema) -> dict:
-    """The JSON body, validated: a 400 names the first field at fault."""
+def read_body(schema: ma.Schema, streams: bool = False) -> dict:
+    """The JSON body, validated: a 400 names the first field at fault. `stream: true` is
+    taken where the route `streams`, refused elsewhere."""
     body = load_or_raise(schema, json_body())
-    if body.get("stream"):
+    if body.get("stream") and not streams:
         raise InvalidRequest(
-            "stream: answers are not streamed yet; leave stream out or false",
-            errors={"stream": ["Streaming is not supported yet."]},
+            "stream: answers of this route are not streamed; leave stream out or false",
+            errors={"stream": ["Streaming is not supported here."]},
+        )
+    if body.get("stream_options") is not None and not body.get("stream"):
+        raise InvalidRequest(
+            "stream_options: taken only with stream: true",
+            errors={"stream_options": ["Only with stream: true."]},
         )
     return body
 

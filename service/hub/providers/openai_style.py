@@ -47,8 +47,11 @@ def reported_tokens(reply: UpstreamReply) -> tuple[int, int]:
     """The `usage` an OpenAI-style answer reports: (prompt_tokens, completion_tokens), 0 for what it lacks."""
     document = reply.json()
     usage = document.get("usage") if isinstance(document, dict) else None
-    if not isinstance(usage, dict):
-        return (0, 0)
+    return counted_tokens(usage) if isinstance(usage, dict) else (0, 0)
+
+
+def counted_tokens(usage: dict) -> tuple[int, int]:
+    """(prompt_tokens, completion_tokens) of a `usage` object, 0 for what it lacks."""
     counts = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
     return tuple(n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0 for n in counts)
 

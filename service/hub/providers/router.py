@@ -6,11 +6,15 @@ account's settings). Without `provider` the router uses its default. A model wit
 is reached at `<url>/v1/chat/completions` instead.
 """
 
+import json
+from dataclasses import replace
+
 from service.catalog.tasks import CHAT_COMPLETION
-from service.errors import UpstreamError
-from service.hub.messages import UpstreamReply
+from service.errors import UnreadableAnswer, UpstreamError
+from service.hub.messages import UpstreamReply, UpstreamRequest
 from service.hub.providers.helper import InferenceCall
-from service.hub.providers.openai_style import ChatHelper, choices
+from service.hub.providers.openai_style import ChatHelper, choices, counted_tokens
+from service.hub.status import raise_for_event
 
 POLICIES = ("fastest", "cheapest", "preferred")
 # The OpenAI chat parameters a caller's conversation carries to the router, as it takes them.
@@ -88,3 +92,25 @@ class RouterChatCompletion(RouterChat):
                 result["logprobs"] = choice["logprobs"]
             results.append(result)
         return results
+
+    def stream_request(self, call: InferenceCall) -> UpstreamRequest:
+        """The request for one streamed choice, its usage asked for whatever the caller asked:
+        the ledger books a stream's tokens from it."""
+        request = self.request(call, call.args.get("seed"), 1)
+        payload = {**request.payload, "stream": True, "stream_options": {"include_usage": True}}
+        return replace(request, payload=payload, headers={**request.headers, "Accept": "text/event-stream"})
+
+    def stream_chunk(self, data: str) -> tuple[dict | None, tuple[int, int] | None]:
+        """Read one event of the stream: its chunk's choices (None for a chunk without any, such
+        as the usage chunk) and the usage it reports (None when it reports none)."""
+        raise_for_event(data)
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise UnreadableAnswer("the upstream sent a stream event that is not JSON") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("choices", []), list):
+            raise UnreadableAnswer("the upstream sent a stream event that is not a chat.completion.chunk")
+        usage = document.get("usage")
+        tokens = counted_tokens(usage) if isinstance(usage, dict) else None
+        found = [choice for choice in document.get("choices") or [] if isinstance(choice, dict)]
+        return ({"choices": found} if found else None), tokens
