@@ -8,6 +8,7 @@ import socket
 import threading
 
 import pytest
+from prometheus_client import REGISTRY
 
 from harness.upstream import Step, chat_stream, sse_event
 from service.app import create_app
@@ -417,12 +418,8 @@ def test_the_end_of_a_stream_is_logged_with_how_it_ended(client, mock_hub, captu
 
 
 def in_flight(client) -> float:
-    (line,) = [
-        line
-        for line in client.get("/metrics").get_data(as_text=True).splitlines()
-        if line.startswith("hf_gateway_requests_in_flight ")
-    ]
-    return float(line.split()[1])
+    """The process's in-flight gauge, read from its registry (what /metrics renders from)."""
+    return REGISTRY.get_sample_value("hf_gateway_requests_in_flight") or 0.0
 
 
 def test_a_stream_counts_as_in_flight_until_its_body_closes(client, mock_hub):
