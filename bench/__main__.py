@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, cache, capacity, key_limits, phases, report
+from bench import baseline, cache, capacity, key_limits, phases, report, surfaces
 from bench.report import machine
 from bench.service import start_service
 from bench.throughput import ensure_wrk
@@ -58,6 +58,7 @@ def measure(arguments: argparse.Namespace, log_dir: Path) -> dict:
         for repeat in repeats:
             repeat.update(baseline.added_latency(fast, log_dir, sizes))
             repeat.update(baseline.throughput(slow, log_dir, sizes))
+            repeat.update(surfaces.added_latency(fast, log_dir, sizes))
             repeat.update(key_limits.added_latency(fast, log_dir, sizes))
             repeat.update(key_limits.throughput(slow, log_dir, sizes))
             repeat.update(cache.hit_latency(fast, log_dir, cache_sizes))

@@ -27,15 +27,16 @@ def start_minimal_app(upstream: UpstreamProcess, log_dir: Path) -> GunicornServe
 
 
 def interleaved_latencies(targets: dict[str, tuple[int, workload.Call]], count: int) -> dict[str, list[float]]:
-    """Time `count` calls to each target at concurrency 1, in turn, so that drift hits all alike."""
-    clients = {name: KeepAliveClient(port) for name, (port, _) in targets.items()}
+    """Time `count` calls to each target at concurrency 1, in turn, so that drift hits all alike.
+    Targets on one port share one connection, so that they are served by the same worker."""
+    clients = {port: KeepAliveClient(port) for port, _ in targets.values()}
     try:
-        for name, (_, call) in targets.items():
-            clients[name].send(call)  # connect and warm up outside the timing
+        for port, call in targets.values():
+            clients[port].send(call)  # connect and warm up outside the timing
         times: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(count):
-            for name, (_, call) in targets.items():
-                times[name].append(clients[name].send(call))
+            for name, (port, call) in targets.items():
+                times[name].append(clients[port].send(call))
         return times
     finally:
         for client in clients.values():

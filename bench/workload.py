@@ -11,6 +11,11 @@ INPUTS = "连衣裙"
 TRANSLATION_MODEL_PATH = "/hf-inference/models/google/madlad400-3b-mt"  # first choice for zh2en
 IMAGE_MODEL_PATH = "/hf-inference/models/stabilityai/stable-diffusion-3-medium-diffusers"
 COMPLETION_MODEL_PATH = "/hf-inference/models/openai-community/gpt2"  # what ?model_name=gpt2 calls
+TRANSLATION_MODEL = "madlad400"  # the catalog key behind TRANSLATION_MODEL_PATH, with its `<2en>` template
+CHAT_MODEL = "llama-3.1-8b-chat"  # the shipped chat model, on the router's chat route
+CHAT_MODEL_ID = "meta-llama/Llama-3.1-8B-Instruct"
+CHAT_PATH = "/v1/chat/completions"
+CHAT_MAX_TOKENS = 128  # what the native API asks for by default, so both surfaces ask the same
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -106,9 +111,42 @@ def completion_direct(sample: bool = False) -> Call:
     )
 
 
-def text_to_text() -> Call:
-    """An instruction, answered by the shipped chat model through the router."""
-    return _json_call("/api/infer/text-to-text", {"inputs": INPUTS})
+def text_to_text(model_name: str | None = None) -> Call:
+    """An instruction, answered by the shipped chat model (or `model_name`) through the router."""
+    query = f"?model_name={model_name}" if model_name else ""
+    return _json_call(f"/api/infer/text-to-text{query}", {"inputs": INPUTS})
+
+
+def translation_of_model() -> Call:
+    """Translate zh to en on one named model through the native API: no chain, no fallback."""
+    return _json_call(f"/api/infer/text-translation?model_name={TRANSLATION_MODEL}", {"inputs": INPUTS})
+
+
+def hub_translation() -> Call:
+    """The same translation through the Hub's API: `POST /models/<id>`, answered in the Hub's shape."""
+    return _json_call(f"/models/{TRANSLATION_MODEL}", {"inputs": INPUTS})
+
+
+def chat_of_model() -> Call:
+    """A chat instruction on the shipped chat model through the native API."""
+    return text_to_text(CHAT_MODEL)
+
+
+def openai_chat() -> Call:
+    """The same instruction through the OpenAI API's chat completion."""
+    return _json_call(CHAT_PATH, {"model": CHAT_MODEL, "messages": _chat_messages(), "max_tokens": CHAT_MAX_TOKENS})
+
+
+def chat_direct() -> Call:
+    """The router call the service makes for `chat_of_model()` and for `openai_chat()`."""
+    return _json_call(
+        CHAT_PATH, {"model": CHAT_MODEL_ID, "messages": _chat_messages(), "max_tokens": CHAT_MAX_TOKENS, "n": 1}
+    )
+
+
+def _chat_messages() -> list[dict]:
+    """The one user message both chat calls carry."""
+    return [{"role": "user", "content": INPUTS}]
 
 
 def invalid_request() -> Call:
