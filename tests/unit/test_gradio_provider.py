@@ -214,3 +214,16 @@ def test_the_names_a_task_gives_are_its_documented_args():
         args = set(ARGS_SCHEMAS[task].fields) - {"num_sentences"}
         assert args <= set(names), task
         assert set(names) - args <= {"text", "source_language", "target_language", "src", "tgt"}
+
+
+def test_a_space_is_listed_by_its_host_and_not_looked_up_as_a_model():
+    from types import SimpleNamespace
+
+    from service.pipeline.liveness import LivenessChecker
+
+    catalog, _ = load()
+    checker = LivenessChecker(SimpleNamespace(liveness_cache_seconds=1), catalog, client=None)
+    assert "picture" not in checker._looked_up_ids() and "echo" not in checker._looked_up_ids()
+    described = checker._describe(catalog.models["picture"], None)
+    assert described["status"] == "space"
+    assert described["url"] == "https://some-owner-my-space.hf.space"
