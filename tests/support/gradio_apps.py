@@ -26,7 +26,14 @@ def gradio_app(name: str, log_folder: Path):
     """Serve one app at `http://127.0.0.1:<port>` until the block ends; no share link, no analytics."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        # The files it answers with stay in the test's own folder (the tests read nothing beside the clone).
+        "GRADIO_TEMP_DIR": str(log_folder / f"gradio-{name}-files"),
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     log_path = log_folder / f"gradio-{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
