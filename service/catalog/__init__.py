@@ -49,6 +49,7 @@ class ModelTarget:
     token_env: str | None = None  # with `url`: the variable holding that server's token
     keep_thinking: bool = False  # keep a reasoning model's <think> block in its answers
     keys: frozenset = frozenset()  # the keys its table set, for the provider helper to check
+    options: dict = field(default_factory=dict)  # keys only its helper reads (a Gradio app's `api_name`)
 
     def __hash__(self):
         return hash(self.key)
@@ -267,8 +268,10 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
     if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
         raise CatalogError(f"models.{key}.url must be an http(s) URL")
     token_env = raw.get("token_env")
-    if token_env is not None and (not url or not isinstance(token_env, str) or not _VARIABLE.fullmatch(token_env)):
-        raise CatalogError(f"models.{key}.token_env must name an environment variable (A_TOKEN), with a url")
+    if token_env is not None and (
+        not (url or raw.get("space")) or not isinstance(token_env, str) or not _VARIABLE.fullmatch(token_env)
+    ):
+        raise CatalogError(f"models.{key}.token_env must name an environment variable (A_TOKEN), with a url or a space")
     for name, kind in _TYPED_KEYS.items():
         if name in raw and not isinstance(raw[name], kind):
             raise CatalogError(f"models.{key}.{name} must be a {_KIND_NAMES[kind]}")
@@ -286,7 +289,11 @@ def _model_entry(key: str, raw: dict) -> ModelTarget:
         token_env=token_env,
         keep_thinking=raw.get("keep_thinking", False),
         keys=frozenset(raw),
+        options={name: value for name, value in raw.items() if name not in _FIELDS},
     )
+
+
+_FIELDS = frozenset(ModelTarget.__dataclass_fields__)
 
 
 _TYPED_KEYS = {

@@ -38,6 +38,8 @@ class ImageLink:
 
     url: str
     provider: str
+    # The hosts it may come from, when the answering app says so (its own); else the provider's.
+    hosts: tuple = ()
 
 
 @dataclass(frozen=True)

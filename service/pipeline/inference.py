@@ -294,7 +294,7 @@ class InferenceRunner:
         """Download an image a provider answered with a link; pass other results through."""
         if not isinstance(result, ImageLink):
             return result
-        allowed = self.catalog.download_hosts.get(result.provider, ())
+        allowed = result.hosts or self.catalog.download_hosts.get(result.provider, ())
         return self.client.download_image(result, allowed, context)
 
     def _fan_out(self, helper: ProviderHelper, call: InferenceCall, seeds: list, context: RequestContext) -> list:

@@ -14,6 +14,8 @@ from service.errors import GatewayError, ModelNotFound
 from service.hub.client import HubClient
 from service.hub.messages import UpstreamRequest
 from service.hub.providers import provider_of
+from service.hub.providers.gradio import PROTOCOL as GRADIO
+from service.hub.providers.gradio import app_base
 from service.pipeline.context import outside_request
 
 LOOKUP_SECONDS = 5.0
@@ -52,7 +54,12 @@ class LivenessChecker:
 
     def _looked_up_ids(self) -> set:
         """Return the Hub ids worth asking about (self-hosted models are not on the Hub's providers)."""
-        return {target.id for _, targets in self.catalog.all_routes() for target in targets if not target.url}
+        return {
+            target.id
+            for _, targets in self.catalog.all_routes()
+            for target in targets
+            if not target.url and target.protocol != GRADIO
+        }
 
     def _lookup_all(self, model_ids: set) -> dict:
         """Look up every stale model concurrently; serve the rest from the cache."""
@@ -91,6 +98,8 @@ class LivenessChecker:
         entry = {"key": target.key, "model": target.id, "protocol": target.protocol, "provider": provider or "auto"}
         if target.url:
             return {**entry, "status": "self-hosted", "url": target.url}
+        if target.protocol == GRADIO:  # a Space: not a model the Hub's providers serve
+            return {**entry, "status": "space", "url": app_base(target)}
         if lookup is None or lookup.error:
             return {**entry, "status": (lookup.error if lookup else None) or "unknown", "providers": {}}
         return {**entry, "status": target_status(provider, lookup.providers), "providers": lookup.providers}

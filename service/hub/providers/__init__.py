@@ -11,6 +11,7 @@ from service.catalog.tasks import CHAT_COMPLETION, FEATURE_EXTRACTION, TASK_TYPE
 from service.hub.providers import (
     fal_ai,
     featherless_ai,
+    gradio,
     hf_inference,
     novita,
     nscale,
@@ -33,6 +34,7 @@ PROVIDERS = {
     "featherless-ai": featherless_ai.HELPERS,
     "wavespeed": wavespeed.HELPERS,
     "zai-org": zai_org.HELPERS,
+    "gradio": gradio.HELPERS,
 }
 # Chat goes through the router whoever serves it: `provider` only follows the model id.
 CHAT_PROTOCOL = "openai-chat"
@@ -44,6 +46,7 @@ DEFAULT_PROVIDERS = {
     "replicate": "replicate",
     "wavespeed": "wavespeed",
     "zai-org": "zai-org",
+    "gradio": "gradio",
 }
 PROTOCOLS = (*DEFAULT_PROVIDERS, "openai-images", CHAT_PROTOCOL)
 # Providers the Hugging Face router stopped serving on 2026-07-01.

@@ -109,12 +109,20 @@ class ProviderHelper:
             payload=self.payload(call, seed, n),
             headers=self.headers(call),
             wants_image=self.makes_images,
-            credential=credential_of(call.target),
+            credential=self.credential(call),
         )
+
+    def credential(self, call: InferenceCall) -> str | None:
+        """Name the variable whose token the call is sent with (None: no token)."""
+        return credential_of(call.target)
 
     def url(self, call: InferenceCall) -> str:
         """Return where the request goes: the route under the base URL."""
-        return f"{self.base_url}{self.route(call)}"
+        return f"{self.base_of(call)}{self.route(call)}"
+
+    def base_of(self, call: InferenceCall) -> str:
+        """Return where the call's routes start: the provider's base URL, or the target's own app."""
+        return self.base_url
 
     def route(self, call: InferenceCall) -> str:
         """Return the request's path under the base URL (`/v1/images/generations`)."""
@@ -144,11 +152,11 @@ class ProviderHelper:
         """Ask, after `after_seconds`, with a GET of `route` under the base URL, sent with the
         call's own credential (the Hub token on the router's routes)."""
         request = UpstreamRequest(
-            url=f"{self.base_url}{route}",
+            url=f"{self.base_of(call)}{route}",
             payload=None,
             method="GET",
             headers=headers or {},
-            credential=credential_of(call.target),
+            credential=self.credential(call),
         )
         return Poll(request, after_seconds)
 
