@@ -90,25 +90,38 @@ def send(
     max_bytes: int,
 ) -> UpstreamReply:
     """Send `request` and return the complete answer, or raise a retryable error."""
+    remaining = _time_left(deadline)
+    begin_attempt(remaining)
+    try:
+        return _read_reply(_answer_head(session, request, deadline, connect_timeout, remaining), deadline, max_bytes)
+    finally:
+        end_attempt()
+
+
+def _time_left(deadline: Deadline) -> float:
+    """The attempt's time, or a retryable timeout when none is left."""
     remaining = deadline.remaining()
     if remaining <= 0:
         raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
-    begin_attempt(remaining)
+    return remaining
+
+
+def _answer_head(
+    session: requests.Session, request: UpstreamRequest, deadline: Deadline, connect_timeout: float, remaining: float
+) -> requests.Response:
+    """Send `request` and read the answer's head within `remaining` seconds (its body left
+    unread), or raise a retryable error."""
     try:
-        try:
-            prepared = _prepare(session, request)
-            response = session.get_adapter(prepared.url).send(
-                prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={}
-            )
-        except urllib3.exceptions.EmptyPoolError as exc:
-            raise ConnectionsBusy("no upstream connection became free before the deadline", retryable=True) from exc
-        except _READ_FAILURES as exc:
-            if isinstance(exc, requests.Timeout) or deadline.expired():
-                raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
-            raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
-        return _read_reply(response, deadline, max_bytes)
-    finally:
-        end_attempt()
+        prepared = _prepare(session, request)
+        return session.get_adapter(prepared.url).send(
+            prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={}
+        )
+    except urllib3.exceptions.EmptyPoolError as exc:
+        raise ConnectionsBusy("no upstream connection became free before the deadline", retryable=True) from exc
+    except _READ_FAILURES as exc:
+        if isinstance(exc, requests.Timeout) or deadline.expired():
+            raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
+        raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
 
 
 def _prepare(session: requests.Session, request: UpstreamRequest) -> requests.PreparedRequest:
@@ -209,22 +222,10 @@ def open_stream(
 ) -> "UpstreamReply | UpstreamStream":
     """Send `request` for a streamed answer: an error status is read whole (an UpstreamReply),
     a success left open, its events read as they come (an UpstreamStream)."""
-    remaining = deadline.remaining()
-    if remaining <= 0:
-        raise UpstreamTimeout("the deadline passed before the upstream answered", retryable=True)
+    remaining = _time_left(deadline)
     begin_attempt(remaining)
     try:
-        try:
-            prepared = _prepare(session, request)
-            response = session.get_adapter(prepared.url).send(
-                prepared, stream=True, timeout=(min(connect_timeout, remaining), remaining), verify=True, proxies={}
-            )
-        except urllib3.exceptions.EmptyPoolError as exc:
-            raise ConnectionsBusy("no upstream connection became free before the deadline", retryable=True) from exc
-        except _READ_FAILURES as exc:
-            if isinstance(exc, requests.Timeout) or deadline.expired():
-                raise UpstreamTimeout("the upstream did not answer within the deadline", retryable=True) from exc
-            raise UpstreamError(f"could not reach the upstream ({type(exc).__name__})", retryable=True) from exc
+        response = _answer_head(session, request, deadline, connect_timeout, remaining)
         if not 200 <= response.status_code < 300:
             return _read_reply(response, deadline, MAX_TEXT_ANSWER_BYTES)
     finally:

@@ -17,25 +17,13 @@ from service.api.openai_api.surface import (
 )
 from service.catalog.tasks import CHAT_COMPLETION
 from service.errors import InvalidRequest
+from service.hub.providers.router import CHAT_PARAMETERS
 from service.pipeline.entry import Ask, input_chars
 
 bp = Blueprint("openai_chat", __name__)
 _SCHEMA = ChatRequestSchema()
-# Sent to the router as given (max_completion_tokens as max_tokens, the name it takes).
-_PASSED = (
-    "temperature",
-    "top_p",
-    "stop",
-    "seed",
-    "frequency_penalty",
-    "presence_penalty",
-    "logprobs",
-    "top_logprobs",
-    "logit_bias",
-    "response_format",
-    "tools",
-    "tool_choice",
-)
+# Sent to the router as given; max_completion_tokens goes as max_tokens, the name it takes.
+_PASSED = CHAT_PARAMETERS - {"max_tokens"}
 
 
 @bp.post("/v1/chat/completions")
@@ -83,7 +71,7 @@ def chat_args(body: dict) -> dict:
             "max_completion_tokens: given beside max_tokens with another value",
             errors={"max_completion_tokens": ["Disagrees with max_tokens."]},
         )
-    args = {name: body[name] for name in _PASSED if body.get(name) is not None}
+    args = {name: body[name] for name in sorted(_PASSED) if body.get(name) is not None}
     if limit is not None or other is not None:
         args["max_tokens"] = limit if limit is not None else other
     args["num_sentences"] = body["n"]
