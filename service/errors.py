@@ -98,15 +98,16 @@ class UnsupportedMediaType(GatewayError):
 
 
 class UnknownTask(GatewayError):
-    """The task_type in the path is not one the service serves."""
+    """The task in the path is not one the service serves; `field` names the path's part as
+    the surface calls it (`task_type` on /api/infer/, `task` on the Hub's /pipeline/)."""
 
     status_code = 404
     error_type = "unknown_task"
 
-    def __init__(self, task_type: str, valid: tuple):
+    def __init__(self, task_type: str, valid: tuple, field: str = "task_type"):
         super().__init__(
-            f"unknown task_type {task_type!r}; valid task types: {', '.join(valid)}",
-            errors={"task_type": [f"Must be one of: {', '.join(valid)}."]},
+            f"unknown {field} {task_type!r}; valid {field.replace('_', ' ')}s: {', '.join(valid)}",
+            errors={field: [f"Must be one of: {', '.join(valid)}."]},
         )
 
 

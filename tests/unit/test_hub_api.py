@@ -174,6 +174,8 @@ def test_an_unknown_task_is_404_naming_the_hubs_task_names(client, mock_hub):
         hub_post(client, "/pipeline/summarisation/org/model", {"inputs": "x"}), 404, "unknown_task"
     )
     assert "text2text-generation" in message
+    # The path's part is named as this surface calls it.
+    assert message.startswith("unknown task 'summarisation'; valid tasks: ") and "task_type" not in message
     assert not mock_hub.calls
 
 

@@ -63,7 +63,7 @@ def infer_pipeline(task_name: str, model: str):
         return forward(forwarded, None if model == DEFAULT_MODEL else model)
     task = HUB_TASKS.get(task_name)
     if task is None:
-        raise UnknownTask(task_name, (*HUB_TASKS, *FORWARDED_HUB_TASKS))
+        raise UnknownTask(task_name, (*HUB_TASKS, *FORWARDED_HUB_TASKS), field="task")
     if model == DEFAULT_MODEL:
         return infer(task, None, None)
     if task.name == TRANSLATION.name and model in gateway().catalog.pairs:
