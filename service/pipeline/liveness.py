@@ -1,4 +1,5 @@
-"""Model liveness: which providers serve each configured model, from the Hub's model API.
+"""Model liveness: which providers serve each configured model, from the Hub's model API, and
+what state each Space target is in (running, sleeping, building, error), from its Spaces API.
 
 Looked up for `GET /api/models` and the operator command only, with a short cache; the
 inference path never waits on it.
@@ -23,6 +24,23 @@ _LOOKUP_THREADS = 8
 # What the Hub's inferenceProviderMapping says of a provider, as /api/models shows it: an
 # entry whose latest health check failed is degraded, not live.
 _SHOWN_STATUS = {"live": "live", "staging": "staging", "error": "degraded"}
+# A Space's runtime stage, as the Hub's Spaces API names it, and as /api/models shows it.
+_SPACE_STATUS = {
+    "RUNNING": "running",
+    "SLEEPING": "sleeping",
+    "PAUSED": "paused",
+    "STOPPED": "stopped",
+    "BUILDING": "building",
+    "RUNNING_BUILDING": "building",
+    "APP_STARTING": "building",
+    "RUNNING_APP_STARTING": "building",
+    "BUILD_ERROR": "error",
+    "RUNTIME_ERROR": "error",
+    "CONFIG_ERROR": "error",
+    "NO_APP_FILE": "error",
+}
+# Cache keys of Spaces, apart from models' ids.
+_SPACE_KEY = "space:"
 
 
 @dataclass(frozen=True)
@@ -46,9 +64,9 @@ class LivenessChecker:
 
     def report(self) -> list:
         """Describe every task and pair with its targets and their live status."""
-        lookups = self._lookup_all(self._looked_up_ids())
+        lookups = self._lookup_all(self._looked_up_ids() | self._looked_up_spaces())
         return [
-            {"route": label, "targets": [self._describe(target, lookups.get(target.id)) for target in targets]}
+            {"route": label, "targets": [self._describe(target, lookups.get(lookup_key(target))) for target in targets]}
             for label, targets in self.catalog.all_routes()
         ]
 
@@ -59,6 +77,15 @@ class LivenessChecker:
             for _, targets in self.catalog.all_routes()
             for target in targets
             if not target.url and target.protocol != GRADIO
+        }
+
+    def _looked_up_spaces(self) -> set:
+        """Return the cache keys of the Spaces the routes name (a Gradio app of one's own has no state on the Hub)."""
+        return {
+            lookup_key(target)
+            for _, targets in self.catalog.all_routes()
+            for target in targets
+            if target.protocol == GRADIO and not target.url
         }
 
     def _lookup_all(self, model_ids: set) -> dict:
@@ -77,7 +104,9 @@ class LivenessChecker:
         return fresh
 
     def _lookup(self, model_id: str) -> ModelProviders:
-        """Ask the Hub which providers serve one model."""
+        """Ask the Hub which providers serve one model, or what stage one Space is in."""
+        if model_id.startswith(_SPACE_KEY):
+            return self._lookup_space(model_id.removeprefix(_SPACE_KEY))
         url = f"{self.settings.hf_hub_api_base}/models/{model_id}?expand[]=inferenceProviderMapping"
         # Public models are listed without a token; gated ones need it when it is set.
         request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
@@ -92,6 +121,22 @@ class LivenessChecker:
             return ModelProviders({}, error="upstream_error")
         return ModelProviders(parse_provider_mapping(document.get("inferenceProviderMapping")))
 
+    def _lookup_space(self, space: str) -> ModelProviders:
+        """Ask the Hub's Spaces API for one Space's runtime stage (kept in `providers` as `stage`)."""
+        url = f"{self.settings.hf_hub_api_base}/spaces/{space}/runtime"
+        request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
+        try:
+            reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS, self.clock.monotonic))
+        except ModelNotFound:
+            return ModelProviders({}, error="not_found")
+        except GatewayError as exc:
+            return ModelProviders({}, error=exc.error_type)
+        document = reply.json()
+        stage = document.get("stage") if isinstance(document, dict) else None
+        if not isinstance(stage, str):
+            return ModelProviders({}, error="upstream_error")
+        return ModelProviders({"stage": stage})
+
     def _describe(self, target: ModelTarget, lookup: ModelProviders | None) -> dict:
         """Describe one target and its status."""
         provider = provider_of(target)
@@ -99,10 +144,26 @@ class LivenessChecker:
         if target.url:
             return {**entry, "status": "self-hosted", "url": target.url}
         if target.protocol == GRADIO:  # a Space: not a model the Hub's providers serve
-            return {**entry, "status": "space", "url": app_base(target)}
+            return {**entry, **space_status(lookup), "url": app_base(target)}
         if lookup is None or lookup.error:
             return {**entry, "status": (lookup.error if lookup else None) or "unknown", "providers": {}}
         return {**entry, "status": target_status(provider, lookup.providers), "providers": lookup.providers}
+
+
+def lookup_key(target: ModelTarget) -> str:
+    """What a target's state is looked up and kept under: its Space, else its model id."""
+    if target.protocol == GRADIO and not target.url:
+        return _SPACE_KEY + target.options["space"]
+    return target.id
+
+
+def space_status(lookup: ModelProviders | None) -> dict:
+    """A Space's state as /api/models shows it: running, sleeping, building, error, ..., with the
+    Hub's own stage name; why not, when the Hub could not say."""
+    if lookup is None or lookup.error:
+        return {"status": (lookup.error if lookup else None) or "unknown"}
+    stage = lookup.providers["stage"]
+    return {"status": _SPACE_STATUS.get(stage, stage.lower()), "stage": stage}
 
 
 def target_status(provider: str | None, providers: dict) -> str:

@@ -216,14 +216,44 @@ def test_the_names_a_task_gives_are_its_documented_args():
         assert set(names) - args <= {"text", "source_language", "target_language", "src", "tgt"}
 
 
-def test_a_space_is_listed_by_its_host_and_not_looked_up_as_a_model():
-    from types import SimpleNamespace
+HUB_API = "https://hub-api.test/api"
+RUNTIME = f"{HUB_API}/spaces/Some_Owner/My.Space/runtime"
 
-    from service.pipeline.liveness import LivenessChecker
 
-    catalog, _ = load()
-    checker = LivenessChecker(SimpleNamespace(liveness_cache_seconds=1), catalog, client=None)
-    assert "picture" not in checker._looked_up_ids() and "echo" not in checker._looked_up_ids()
-    described = checker._describe(catalog.models["picture"], None)
-    assert described["status"] == "space"
-    assert described["url"] == "https://some-owner-my-space.hf.space"
+def space_report(clock) -> list:
+    """The Gradio targets of /api/models asked twice, for an app whose chains are this module's."""
+    from tests.support.app import make_app, make_settings
+
+    catalog_toml = ROUTES.format(zh2en='["echo"]', image='["picture"]') + MODELS
+    app = make_app(make_settings(hf_hub_api_base=HUB_API), catalog_toml, clock)
+    client = app.test_client()
+    client.get("/api/models")  # the second report is served from what the first one kept
+    routes = client.get("/api/models").get_json()["routes"]
+    return [target for route in routes for target in route["targets"] if target["protocol"] == "gradio"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "shown"),
+    [
+        (
+            {"json": {"stage": "SLEEPING", "hardware": {"current": None}}},
+            200,
+            {"status": "sleeping", "stage": "SLEEPING"},
+        ),
+        ({"json": {"stage": "RUNNING_BUILDING"}}, 200, {"status": "building", "stage": "RUNNING_BUILDING"}),
+        ({"json": {"stage": "RUNTIME_ERROR"}}, 200, {"status": "error", "stage": "RUNTIME_ERROR"}),
+        ({"json": {"error": "Repository not found"}}, 404, {"status": "not_found"}),
+        ({"json": ["not", "a", "runtime"]}, 200, {"status": "upstream_error"}),
+    ],
+)
+def test_a_space_shows_the_state_the_hubs_spaces_api_gives(mock_hub, clock, answer, status, shown):
+    mock_hub.get(RUNTIME, status=status, **answer)
+    targets = space_report(clock)
+    (space,) = [target for target in targets if target["key"] == "picture"]
+    assert {name: space.get(name) for name in shown} == shown and ("stage" in space) == ("stage" in shown)
+    assert space["url"] == "https://some-owner-my-space.hf.space"
+    (echo,) = [target for target in targets if target["key"] == "echo"]
+    assert echo["status"] == "self-hosted"  # an app of one's own has no state on the Hub
+    # The Space was asked once for both reports, and never looked up as a model.
+    asked = [call.request.url for call in mock_hub.calls]
+    assert asked.count(RUNTIME) == 1 and not any("/models/" in url and "Space" in url for url in asked)
