@@ -55,10 +55,12 @@ class TargetStatusSchema(ma.Schema):
     status = ma.fields.String(
         required=True,
         metadata={
-            "description": "live, staging, error, not_served, not_found, self-hosted, or why the Hub could not say."
+            "description": "live, staging, error, not_served, not_found, self-hosted; for a Space running, "
+            "sleeping, building, error, paused or stopped; or why the Hub could not say."
         },
     )
-    url = ma.fields.String(metadata={"description": "Self-hosted models: their server."})
+    url = ma.fields.String(metadata={"description": "Self-hosted models: their server; Spaces: their host."})
+    stage = ma.fields.String(metadata={"description": "Spaces: the runtime stage the Hub's Spaces API names."})
     providers = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.String(),
