@@ -107,23 +107,25 @@ class LivenessChecker:
         """Ask the Hub which providers serve one model, or what stage one Space is in."""
         if model_id.startswith(_SPACE_KEY):
             return self._lookup_space(model_id.removeprefix(_SPACE_KEY))
-        url = f"{self.settings.hf_hub_api_base}/models/{model_id}?expand[]=inferenceProviderMapping"
-        # Public models are listed without a token; gated ones need it when it is set.
-        request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
-        try:
-            reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS, self.clock.monotonic))
-        except ModelNotFound:
-            return ModelProviders({}, error="not_found")
-        except GatewayError as exc:
-            return ModelProviders({}, error=exc.error_type)
-        document = reply.json()
-        if not isinstance(document, dict):
-            return ModelProviders({}, error="upstream_error")
+        document = self._ask_hub(f"models/{model_id}?expand[]=inferenceProviderMapping")
+        if isinstance(document, ModelProviders):
+            return document
         return ModelProviders(parse_provider_mapping(document.get("inferenceProviderMapping")))
 
     def _lookup_space(self, space: str) -> ModelProviders:
         """Ask the Hub's Spaces API for one Space's runtime stage (kept in `providers` as `stage`)."""
-        url = f"{self.settings.hf_hub_api_base}/spaces/{space}/runtime"
+        document = self._ask_hub(f"spaces/{space}/runtime")
+        if isinstance(document, ModelProviders):
+            return document
+        stage = document.get("stage")
+        if not isinstance(stage, str):
+            return ModelProviders({}, error="upstream_error")
+        return ModelProviders({"stage": stage})
+
+    def _ask_hub(self, path: str) -> dict | ModelProviders:
+        """GET one document of the Hub's API: a JSON object, or why the Hub could not say."""
+        # Public models and Spaces are listed without a token; gated ones need it when it is set.
+        url = f"{self.settings.hf_hub_api_base}/{path}"
         request = UpstreamRequest(url=url, payload=None, method="GET", credential_required=False)
         try:
             reply = self.client.call(request, outside_request("liveness", LOOKUP_SECONDS, self.clock.monotonic))
@@ -132,10 +134,7 @@ class LivenessChecker:
         except GatewayError as exc:
             return ModelProviders({}, error=exc.error_type)
         document = reply.json()
-        stage = document.get("stage") if isinstance(document, dict) else None
-        if not isinstance(stage, str):
-            return ModelProviders({}, error="upstream_error")
-        return ModelProviders({"stage": stage})
+        return document if isinstance(document, dict) else ModelProviders({}, error="upstream_error")
 
     def _describe(self, target: ModelTarget, lookup: ModelProviders | None) -> dict:
         """Describe one target and its status."""

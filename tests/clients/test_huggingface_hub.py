@@ -144,7 +144,7 @@ def test_a_call_without_a_key_is_the_clients_http_error(gateway, upstream):
 
 def test_the_serverless_apis_requests_snippet(gateway, upstream):
     # The snippet the serverless API's model pages gave, with only the base URL swapped.
-    API_URL = f"{gateway.url}/models/Helsinki-NLP/opus-mt-zh-en"  # was https://api-inference.huggingface.co
+    API_URL = f"{gateway.url}/models/Helsinki-NLP/opus-mt-zh-en"  # was https://router.huggingface.co/hf-inference
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
 
     def query(payload):

@@ -1,7 +1,6 @@
 """The pipeline's results written in the Hub's shapes, and in OpenAI's completion shape."""
 
 import binascii
-import time
 
 from flask import current_app
 
@@ -11,7 +10,6 @@ from service.pipeline.context import RequestContext
 from service.pipeline.inference import InferenceResult
 
 # Why a completion stopped is not something the gateway learns from every provider.
-FINISH_REASON = "stop"
 
 
 def hub_answer(task: Task, outcome: InferenceResult, context: RequestContext):
@@ -32,29 +30,6 @@ def image_answer(image):
     data = binascii.a2b_base64(b"".join(image.base64_pieces))
     response = current_app.response_class(data, mimetype=image.content_type)
     response.headers.update(limit_headers())
-    return response
-
-
-def completion_answer(outcome: InferenceResult, context: RequestContext):
-    """OpenAI's `text_completion`, as huggingface.js's textGeneration reads it (`choices[0].text`)."""
-    usage = context.usage
-    document = {
-        "id": f"cmpl-{context.request_id}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": outcome.model,
-        "choices": [
-            {"index": index, "text": text, "logprobs": None, "finish_reason": FINISH_REASON}
-            for index, text in enumerate(outcome.results)
-        ],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        },
-    }
-    response = json_answer(document)
-    response.headers["X-Cache"] = context.cache.outcome
     return response
 
 

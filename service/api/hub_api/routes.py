@@ -7,10 +7,11 @@ from flask import Blueprint, request
 
 from service.api.body import json_body
 from service.api.gateway import gateway
-from service.api.hub_api.answers import completion_answer, forwarded_answer, hub_answer
+from service.api.hub_api.answers import forwarded_answer, hub_answer
 from service.api.hub_api.forwarding import read_forwarded_body
 from service.api.hub_api.parameters import HubCall, read_completion_body, read_hub_body
 from service.api.lifecycle import current_context
+from service.api.openai_api.surface import completion_answer
 from service.catalog.tasks import FORWARDED_HUB_TASKS, TASKS, TEXT_TASKS, TRANSLATION, ForwardedTask, Task
 from service.errors import InvalidRequest, UnknownTask
 from service.pipeline.entry import Ask

@@ -11,9 +11,9 @@ from service.api.openai_api.surface import (
     check_length,
     created,
     model_name_for,
+    openai_document,
     read_body,
     run,
-    usage_of,
 )
 from service.catalog.tasks import CHAT_COMPLETION
 from service.errors import InvalidRequest
@@ -51,15 +51,7 @@ def serve_chat(path_model: str | None):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return streamed_chat(outcome, context, created(), include_usage)
     choices = [chat_choice(index, result) for index, result in enumerate(outcome.results)]
-    document = {
-        "id": f"chatcmpl-{context.request_id}",
-        "object": "chat.completion",
-        "created": created(),
-        "model": outcome.model,
-        "choices": choices,
-        "usage": usage_of(context),
-    }
-    return answered(document, context)
+    return answered(openai_document("chat.completion", "chatcmpl", outcome, context, choices), context)
 
 
 def chat_args(body: dict) -> dict:

@@ -4,14 +4,12 @@ from flask import Blueprint
 
 from service.api.openai_api.request_bodies import CompletionRequestSchema
 from service.api.openai_api.surface import (
-    answered,
     begin,
     check_length,
-    created,
+    completion_answer,
     model_name_for,
     read_body,
     run,
-    usage_of,
 )
 from service.api.schemas import ARGS_SCHEMAS, load_or_raise
 from service.catalog.tasks import COMPLETION
@@ -37,20 +35,7 @@ def completions():
     body = read_body(_SCHEMA)
     check_length(len(body["prompt"]), "prompt")
     ask = Ask(COMPLETION, body["prompt"], completion_args(body), model_name_for(COMPLETION, body.get("model")))
-    outcome = run(ask, context)
-    choices = [
-        {"index": index, "text": text, "logprobs": None, "finish_reason": "stop"}
-        for index, text in enumerate(outcome.results)
-    ]
-    document = {
-        "id": f"cmpl-{context.request_id}",
-        "object": "text_completion",
-        "created": created(),
-        "model": outcome.model,
-        "choices": choices,
-        "usage": usage_of(context),
-    }
-    return answered(document, context)
+    return completion_answer(run(ask, context), context)
 
 
 def completion_args(body: dict) -> dict:

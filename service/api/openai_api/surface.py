@@ -90,6 +90,29 @@ def created() -> int:
     return int(time.time())
 
 
+def openai_document(kind: str, id_prefix: str, outcome, context: RequestContext, choices: list) -> dict:
+    """An OpenAI answer of `kind` (`chat.completion`, `text_completion`): its id, time, model,
+    choices and the tokens used."""
+    return {
+        "id": f"{id_prefix}-{context.request_id}",
+        "object": kind,
+        "created": created(),
+        "model": outcome.model,
+        "choices": choices,
+        "usage": usage_of(context),
+    }
+
+
+def completion_answer(outcome, context: RequestContext):
+    """OpenAI's `text_completion`, one choice per result (`finish_reason` is always `stop`: not
+    every provider says why a model stopped)."""
+    choices = [
+        {"index": index, "text": text, "logprobs": None, "finish_reason": "stop"}
+        for index, text in enumerate(outcome.results)
+    ]
+    return answered(openai_document("text_completion", "cmpl", outcome, context, choices), context)
+
+
 def answered(document: dict, context: RequestContext, spliced: bool = False):
     """The answer as JSON, with the key's limit headers and X-Cache."""
     answer = json_answer(document, spliced=spliced)
